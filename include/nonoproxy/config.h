@@ -1,0 +1,95 @@
+/* nonoproxy — proxy configuration (SPEC §1). */
+#ifndef NONOPROXY_CONFIG_H
+#define NONOPROXY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "audit.h"
+#include "error.h"
+#include "export.h"
+
+/** Severity of a log line given to the log callback. */
+enum nonoproxy_log_level {
+    NONOPROXY_LOG_ERROR = 0,
+    NONOPROXY_LOG_WARN = 1,
+    NONOPROXY_LOG_INFO = 2,
+    NONOPROXY_LOG_DEBUG = 3,
+};
+
+/** Receives the library's log lines (one line, no newline, never a secret). Runs on any of the
+ * proxy's threads, concurrently: it must be thread-safe. Without it the library prints nothing. */
+typedef void nonoproxy_log_fn(void *userdata, enum nonoproxy_log_level level, const char *line);
+
+/**
+ * Resolves host (a normalised name, never an IP literal and never a denied name) for port into
+ * at most max socket addresses, written to addrs, their number to *count.
+ * \return 0 on success (a *count of 0 means "no address"), non-zero on failure.
+ * Runs on connection threads, concurrently. The default uses getaddrinfo().
+ */
+typedef int nonoproxy_resolve_fn(void *userdata, const char *host, uint16_t port,
+                                 struct sockaddr_storage *addrs, size_t max, size_t *count);
+
+/**
+ * Proxy configuration. Caller-allocated; set it up with nonoproxy_config_init(), change scalar
+ * fields directly, grow the lists only through the nonoproxy_config_* functions, release it with
+ * nonoproxy_config_free(). nonoproxy_start() copies everything it needs, so the config may be
+ * freed as soon as it returns.
+ *
+ * String scalars (bind_addr, ca_file) are borrowed: they must stay valid until nonoproxy_start()
+ * returns. List fields are owned by the config and read-only for the caller.
+ *
+ * Thread-safety: [one thread per object]
+ */
+struct nonoproxy_config {
+    const char *bind_addr;         /**< IPv4 or IPv6 literal; default "127.0.0.1" */
+    uint16_t bind_port;            /**< 0 = OS-assigned (default) */
+    unsigned max_connections;      /**< concurrent client connections; 256; 0 = unlimited */
+    bool require_auth;             /**< CONNECT and absolute-form need Proxy-Authorization; true */
+    size_t audit_capacity;         /**< audit ring size in events; 4096; 0 = no ring */
+    const char *ca_file;           /**< extra PEM roots for upstream TLS; NULL */
+
+    /* Timeouts in milliseconds; 0 disables one. */
+    uint32_t header_timeout_ms;    /**< complete request head; 30000 */
+    uint32_t connect_timeout_ms;   /**< upstream TCP connect, per address; 10000 */
+    uint32_t tls_timeout_ms;       /**< upstream TLS handshake; 10000 */
+    uint32_t idle_timeout_ms;      /**< tunnel with no byte either way; 600000 */
+    uint32_t response_timeout_ms;  /**< forward/reverse response idle; 300000 */
+
+    nonoproxy_log_fn *log_cb;      /**< NULL = no logging */
+    void *log_userdata;
+    enum nonoproxy_log_level log_level; /**< lines above this level are not produced; INFO */
+
+    nonoproxy_audit_fn *audit_cb;  /**< NULL = ring only */
+    void *audit_userdata;
+
+    nonoproxy_resolve_fn *resolver; /**< NULL = getaddrinfo() */
+    void *resolver_userdata;
+
+    /* Owned lists: change only through the functions below. */
+    char **allowed_hosts;          /**< normalised copies of the allowlist entries */
+    size_t allowed_hosts_len;
+};
+
+/** Set every field to its default (SPEC §1). Cannot fail; allocates nothing.
+ * Thread-safety: [one thread per object] */
+NONOPROXY_API void nonoproxy_config_init(struct nonoproxy_config *cfg);
+
+/**
+ * Append one allowlist entry: `host`, `*.domain`, `host:port`, `*.domain:port`, an IPv4 or IPv6
+ * literal, `[v6]:port`. The entry is validated and copied; on error the config is unchanged
+ * and diag (may be NULL) names the value.
+ * \return NONOPROXY_OK, NONOPROXY_ERR_INVALID_ARG (malformed: empty, bare `*`, `*foo` without
+ *         the dot, control characters, spaces, `@`, `/`, `\`, bad port) or NONOPROXY_ERR_NOMEM.
+ * Thread-safety: [one thread per object]
+ */
+NONOPROXY_API enum nonoproxy_err nonoproxy_config_allow_host(struct nonoproxy_config *cfg,
+                                                             const char *host,
+                                                             struct nonoproxy_diag *diag);
+
+/** Release the owned lists and re-initialise cfg. NULL-safe. [one thread per object] */
+NONOPROXY_API void nonoproxy_config_free(struct nonoproxy_config *cfg);
+
+#endif /* NONOPROXY_CONFIG_H */

@@ -1,0 +1,57 @@
+/* Clocks and small string helpers (L0). */
+#include "common.h"
+
+#include <time.h>
+
+uint64_t
+np_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t
+np_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec < 0) {
+        return 0;
+    }
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t
+np_deadline(uint32_t ms)
+{
+    if (ms == 0) {
+        return 0;
+    }
+    return np_now_ms() + ms;
+}
+
+char *
+np_copy_printable(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t n = len;
+    size_t i;
+
+    if (cap == 0) {
+        return dst;
+    }
+    if (n > cap - 1) {
+        n = cap - 1;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        dst[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    dst[n] = '\0';
+    if (n < len && cap > 4) {
+        dst[cap - 4] = '.';
+        dst[cap - 3] = '.';
+        dst[cap - 2] = '.';
+    }
+    return dst;
+}

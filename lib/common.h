@@ -1,0 +1,30 @@
+/* Shared compile-time limits and small helpers (L0). */
+#ifndef NP_COMMON_H
+#define NP_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define NP_UNUSED(x)    ((void)(x))
+
+#define NP_MAX_HOST          253   /* longest DNS name */
+#define NP_HOST_BUF          (NP_MAX_HOST + 3)
+#define NP_MAX_REQUEST_LINE  8192  /* over ⇒ 414 (SPEC §1.2) */
+#define NP_MAX_HEADER_BLOCK  65536 /* over ⇒ 431 */
+#define NP_MAX_HEADERS       100   /* header lines; over ⇒ 431 */
+#define NP_MAX_ADDRS         16    /* resolved addresses tried per destination */
+#define NP_THREAD_STACK      (256 * 1024)
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t np_now_ms(void);
+/* Milliseconds since the epoch, CLOCK_REALTIME, clamped at 0. */
+uint64_t np_wall_ms(void);
+/* Deadline now + ms, or 0 ("never") when ms is 0. */
+uint64_t np_deadline(uint32_t ms);
+
+/* Copy src[0..len) into dst (capacity cap, cap > 0) NUL-terminated, truncating with "..."
+ * when it does not fit; control characters become '?'. Returns dst. */
+char *np_copy_printable(char *dst, size_t cap, const char *src, size_t len);
+
+#endif /* NP_COMMON_H */

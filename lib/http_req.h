@@ -1,0 +1,74 @@
+/* HTTP/1.x request heads (SPEC §1.2), L1. The caps are enforced by np_head_scan on the raw
+ * bytes before http-parser sees them; np_http_req_parse then parses a complete head with
+ * http-parser. This is the only module that includes http_parser.h for requests. */
+#ifndef NP_HTTP_REQ_H
+#define NP_HTTP_REQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+enum np_head_scan {
+    NP_HEAD_NEED_MORE = 0, /* no complete head yet, no cap exceeded */
+    NP_HEAD_COMPLETE,      /* *head_len = bytes up to and including the blank line */
+    NP_HEAD_URI_TOO_LONG,  /* request line over NP_MAX_REQUEST_LINE ⇒ 414 */
+    NP_HEAD_TOO_LARGE,     /* header block over NP_MAX_HEADER_BLOCK or NP_MAX_HEADERS lines ⇒ 431 */
+    NP_HEAD_MALFORMED,     /* NUL, bare CR, obsolete line folding, empty request line ⇒ 400 */
+};
+
+/* Scan buf[0..len), the bytes received so far (len may grow between calls; the result only
+ * depends on the bytes), for the end of the head. Lines end in CRLF or LF. Caps are checked
+ * as soon as the bytes prove them exceeded, even before the line ends. */
+enum np_head_scan np_head_scan(const char *buf, size_t len, size_t *head_len);
+
+enum np_method {
+    NP_METHOD_OTHER = 0,
+    NP_METHOD_CONNECT,
+    NP_METHOD_GET,
+    NP_METHOD_HEAD,
+    NP_METHOD_POST,
+};
+
+struct np_header {
+    const char *name; /* points into the head buffer; not NUL-terminated */
+    size_t name_len;
+    const char *value; /* leading and trailing whitespace removed */
+    size_t value_len;
+};
+
+/* A parsed request head. Pointers refer to the buffer given to np_http_req_parse. */
+struct np_http_req {
+    enum np_method method;
+    char method_name[24];        /* NUL-terminated */
+    const char *target;          /* request-target as sent */
+    size_t target_len;
+    unsigned short http_major;
+    unsigned short http_minor;
+    struct np_header headers[NP_MAX_HEADERS];
+    size_t n_headers;
+    bool has_content_length;
+    uint64_t content_length;
+    bool chunked;                /* Transfer-Encoding: chunked (final coding) */
+    bool keep_alive;             /* per HTTP version and Connection header */
+};
+
+/* Parse a complete head (as delimited by np_head_scan) with http-parser. Rejects, with a
+ * static one-line reason in *why: bad request line, unsupported version, both Content-Length
+ * and Transfer-Encoding, differing duplicate Content-Length, invalid Content-Length, a
+ * Transfer-Encoding other than chunked as final coding, invalid header names.
+ * Returns 0 or -1. */
+int np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req,
+                      const char **why);
+
+/* First header named name (case-insensitive), or NULL. */
+const struct np_header *np_http_req_header(const struct np_http_req *req, const char *name);
+
+/* Split a CONNECT authority `host:port` / `[v6]:port` (SPEC §4): the port is required and
+ * must be 1..65535; userinfo, percent-escapes, empty host ⇒ -1. host/host_len point into
+ * target (brackets removed). */
+int np_split_authority(const char *target, size_t len, const char **host, size_t *host_len,
+                       uint16_t *port);
+
+#endif /* NP_HTTP_REQ_H */

@@ -1,0 +1,313 @@
+/* Sockets (L2). */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+socklen_t
+np_sockaddr_len(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                                     : (socklen_t)sizeof(struct sockaddr_in);
+}
+
+uint16_t
+np_sockaddr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6) {
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    }
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+void
+np_sockaddr_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    } else {
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    }
+}
+
+const char *
+np_sockaddr_ntop(const struct sockaddr_storage *ss, char *buf, size_t cap)
+{
+    const void *a = ss->ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+    if (inet_ntop(ss->ss_family, a, buf, (socklen_t)cap) == NULL) {
+        (void)snprintf(buf, cap, "?");
+    }
+    return buf;
+}
+
+void
+np_net_nodelay(int fd)
+{
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+void
+np_net_close(int fd)
+{
+    if (fd >= 0) {
+        (void)close(fd);
+    }
+}
+
+int
+np_net_listen(struct sockaddr_storage *ss, int backlog, int *fd)
+{
+    int s = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    socklen_t len = np_sockaddr_len(ss);
+    int e;
+
+    if (s < 0) {
+        return -1;
+    }
+    (void)setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    np_net_nodelay(s); /* inherited by every accepted socket */
+    if (ss->ss_family == AF_INET6) {
+        (void)setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(s, (const struct sockaddr *)ss, len) != 0 || listen(s, backlog) != 0 ||
+        getsockname(s, (struct sockaddr *)ss, &len) != 0) {
+        e = errno;
+        (void)close(s);
+        errno = e;
+        return -1;
+    }
+    *fd = s;
+    return 0;
+}
+
+/* Milliseconds left until deadline for poll(): -1 for none, 0 when passed. */
+static int
+poll_timeout(uint64_t deadline)
+{
+    uint64_t now;
+
+    if (deadline == 0) {
+        return -1;
+    }
+    now = np_now_ms();
+    if (now >= deadline) {
+        return 0;
+    }
+    if (deadline - now > 60000) {
+        return 60000; /* re-check periodically; the caller's loop re-waits */
+    }
+    return (int)(deadline - now);
+}
+
+enum np_io
+np_net_wait(int fd, short events, int stop_fd, uint64_t deadline)
+{
+    struct pollfd p[2];
+    nfds_t n = 1;
+    int r;
+
+    p[0].fd = fd;
+    p[0].events = events;
+    p[1].fd = stop_fd;
+    p[1].events = POLLIN;
+    if (stop_fd >= 0) {
+        n = 2;
+    }
+    for (;;) {
+        p[0].revents = 0;
+        p[1].revents = 0;
+        r = poll(p, n, poll_timeout(deadline));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return NP_IO_ERR;
+        }
+        if (n == 2 && p[1].revents != 0) {
+            return NP_IO_STOPPED;
+        }
+        if (p[0].revents != 0) {
+            return NP_IO_OK;
+        }
+        if (deadline != 0 && np_now_ms() >= deadline) {
+            return NP_IO_TIMEOUT;
+        }
+    }
+}
+
+enum np_io
+np_net_recv(int fd, void *buf, size_t cap, size_t *got, int stop_fd, uint64_t deadline)
+{
+    ssize_t r;
+    enum np_io w;
+
+    *got = 0;
+    for (;;) {
+        r = recv(fd, buf, cap, MSG_DONTWAIT);
+        if (r > 0) {
+            *got = (size_t)r;
+            return NP_IO_OK;
+        }
+        if (r == 0) {
+            return NP_IO_EOF;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            return NP_IO_ERR;
+        }
+        w = np_net_wait(fd, POLLIN, stop_fd, deadline);
+        if (w != NP_IO_OK) {
+            return w;
+        }
+    }
+}
+
+enum np_io
+np_net_send_all(int fd, const void *buf, size_t len, int stop_fd, uint64_t deadline)
+{
+    const char *p = buf;
+    ssize_t r;
+    enum np_io w;
+
+    while (len > 0) {
+        r = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r > 0) {
+            p += r;
+            len -= (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            return NP_IO_ERR;
+        }
+        w = np_net_wait(fd, POLLOUT, stop_fd, deadline);
+        if (w != NP_IO_OK) {
+            return w;
+        }
+    }
+    return NP_IO_OK;
+}
+
+/* Wait for a non-blocking connect on s to finish; returns the errno of the attempt or 0. */
+static int
+connect_finish(int s, uint32_t timeout_ms, int stop_fd, enum np_io *io)
+{
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+
+    struct pollfd p[2] = {{s, POLLOUT, 0}, {stop_fd, POLLIN, 0}};
+    uint64_t deadline = np_deadline(timeout_ms);
+    int r;
+
+    for (;;) {
+        r = poll(p, stop_fd >= 0 ? 2 : 1, poll_timeout(deadline));
+        if (r < 0 && errno != EINTR) {
+            *io = NP_IO_ERR;
+            return errno;
+        }
+        if (stop_fd >= 0 && p[1].revents != 0) {
+            *io = NP_IO_STOPPED;
+            return ECANCELED;
+        }
+        if (r > 0 && p[0].revents != 0) {
+            break;
+        }
+        if (deadline != 0 && np_now_ms() >= deadline) {
+            *io = NP_IO_TIMEOUT;
+            return ETIMEDOUT;
+        }
+    }
+    *io = NP_IO_OK;
+    if (p[0].revents == POLLOUT) {
+        return 0; /* writable without error or hang-up: connected */
+    }
+    if (getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) {
+        soerr = errno;
+    }
+    if (soerr != 0) {
+        *io = NP_IO_ERR;
+    }
+    return soerr;
+}
+
+enum np_io
+np_net_connect(const struct sockaddr_storage *ss, uint32_t timeout_ms, int stop_fd, int *fd,
+               int *err)
+{
+    enum np_io io = NP_IO_ERR;
+    int s = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    *err = 0;
+    if (s < 0) {
+        *err = errno;
+        return NP_IO_ERR;
+    }
+    if (connect(s, (const struct sockaddr *)ss, np_sockaddr_len(ss)) != 0) {
+        if (errno != EINPROGRESS && errno != EINTR) {
+            *err = errno;
+            goto out;
+        }
+        *err = connect_finish(s, timeout_ms, stop_fd, &io);
+        if (*err != 0) {
+            goto out;
+        }
+    }
+    np_net_nodelay(s);
+    *fd = s;
+    s = -1;
+    io = NP_IO_OK;
+out:
+    np_net_close(s);
+    return io;
+}
+
+int
+np_net_resolve(void *userdata, const char *host, uint16_t port, struct sockaddr_storage *addrs,
+               size_t max, size_t *count)
+{
+    struct addrinfo hints;
+    struct addrinfo *res = NULL;
+    struct addrinfo *ai;
+    char service[8];
+    size_t n = 0;
+
+    NP_UNUSED(userdata);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    (void)snprintf(service, sizeof(service), "%u", (unsigned)port);
+    *count = 0;
+    if (getaddrinfo(host, service, &hints, &res) != 0) {
+        return -1;
+    }
+    for (ai = res; ai != NULL && n < max; ai = ai->ai_next) {
+        if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+            ai->ai_addrlen <= sizeof(addrs[n])) {
+            memset(&addrs[n], 0, sizeof(addrs[n]));
+            memcpy(&addrs[n], ai->ai_addr, ai->ai_addrlen);
+            n++;
+        }
+    }
+    freeaddrinfo(res);
+    *count = n;
+    return 0;
+}

@@ -1,0 +1,109 @@
+/* Answers and audit helpers shared by the features (L2). */
+#include "session.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "http_resp.h"
+
+#define NP_REPLY_DEADLINE_MS 5000
+
+/* Whether field holds the token anywhere (a client may put it in a host name or a path). */
+static bool
+holds_token(const char *field, const char *token)
+{
+    return memmem(field, strlen(field), token, NP_TOKEN_HEX_LEN) != NULL;
+}
+
+void
+np_emit(const struct np_ctx *ctx, const struct nonoproxy_audit_event *ev)
+{
+    struct nonoproxy_audit_event clean;
+    char copy[NONOPROXY_AUDIT_PATH_LEN];
+
+    /* The token never reaches the audit log, whichever field a client smuggled it into. */
+    if (holds_token(ev->target, ctx->token) || holds_token(ev->path, ctx->token) ||
+        holds_token(ev->reason, ctx->token)) {
+        clean = *ev;
+        np_audit_set_path(&clean, ev->target, strlen(ev->target), ctx->token);
+        memcpy(copy, clean.path, sizeof(copy));
+        np_audit_set(clean.target, sizeof(clean.target), copy, strlen(copy));
+        np_audit_set_path(&clean, ev->reason, strlen(ev->reason), ctx->token);
+        memcpy(copy, clean.path, sizeof(copy));
+        np_audit_set(clean.reason, sizeof(clean.reason), copy, strlen(copy));
+        np_audit_set_path(&clean, ev->path, strlen(ev->path), ctx->token);
+        ev = &clean;
+    }
+    np_audit_ring_push(ctx->ring, ev);
+    if (ctx->s->audit_cb != NULL) {
+        ctx->s->audit_cb(ctx->s->audit_userdata, ev);
+    }
+}
+
+/* Send buf[0..len) to the client with the reply deadline. */
+static void
+send_reply(struct np_session *se, const char *buf, size_t len)
+{
+    se->linger = true;
+    if (len > 0) {
+        (void)np_net_send_all(se->fd, buf, len, se->ctx->stop_fd,
+                              np_deadline(NP_REPLY_DEADLINE_MS));
+    }
+}
+
+void
+np_session_reply_text(struct np_session *se, int status, const char *extra_headers,
+                      const char *line)
+{
+    char buf[1024];
+    size_t n = np_http_format_text_error(buf, sizeof(buf), status, extra_headers, line);
+
+    if (n == 0) {
+        n = np_http_format_text_error(buf, sizeof(buf), status, extra_headers,
+                                      np_http_reason(status));
+    }
+    send_reply(se, buf, n);
+}
+
+void
+np_session_reply_json(struct np_session *se, int status, const char *msg)
+{
+    char body[256];
+    char buf[1024];
+    size_t n;
+
+    (void)snprintf(body, sizeof(body), "{\"error\":\"%s\"}", msg);
+    n = np_http_format_response(buf, sizeof(buf), status, NULL, "application/json", body);
+    send_reply(se, buf, n);
+}
+
+bool
+np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_event *ev)
+{
+    enum np_auth a;
+    const char *reason;
+    char buf[256];
+    size_t n;
+
+    if (!se->ctx->s->require_auth) {
+        return true;
+    }
+    a = np_token_check_proxy_auth(&se->req, se->ctx->token);
+    ev->auth_mechanism = NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION;
+    if (a == NP_AUTH_OK) {
+        ev->auth_outcome = NONOPROXY_AUTH_OUTCOME_SUCCEEDED;
+        return true;
+    }
+    ev->auth_outcome = NONOPROXY_AUTH_OUTCOME_FAILED;
+    ev->decision = NONOPROXY_DECISION_DENY;
+    ev->denial_category = NONOPROXY_DENIAL_AUTHENTICATION_FAILED;
+    ev->status = 407;
+    reason = a == NP_AUTH_MISSING ? "proxy authentication missing" : "proxy authentication invalid";
+    np_audit_set(ev->reason, sizeof(ev->reason), reason, strlen(reason));
+    np_emit(se->ctx, ev);
+    /* SPEC §2: an empty 407 (Content-Length: 0) with the Basic challenge. */
+    n = np_http_format_response(buf, sizeof(buf), 407,
+                                "Proxy-Authenticate: Basic realm=\"nono\"\r\n", NULL, NULL);
+    send_reply(se, buf, n);
+    return false;
+}

@@ -1,0 +1,61 @@
+/* What one client connection carries through the proxy (L2): the shared per-proxy context,
+ * the connection's buffers and parsed head, and the helpers every feature uses to answer and
+ * to record audit events. */
+#ifndef NP_SESSION_H
+#define NP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <nonoproxy/audit.h>
+
+#include "audit.h"
+#include "config.h"
+#include "http_req.h"
+#include "net.h"
+#include "token.h"
+
+/* Per-proxy state that connection threads read. Immutable while connections are served. */
+struct np_ctx {
+    const struct np_settings *s;
+    struct np_audit_ring *ring;
+    const char *token;             /* session token, 64 hex */
+    int stop_fd;                   /* readable once shutdown starts */
+    struct sockaddr_storage self;  /* the listener's bound address and port */
+};
+
+#define NP_IN_CAP    (NP_MAX_REQUEST_LINE + NP_MAX_HEADER_BLOCK + 4096)
+#define NP_RELAY_CAP (256 * 1024) /* large reads halve the wake-ups of bulk tunnels */
+
+/* One client connection. Buffers belong to the worker and are reused between connections. */
+struct np_session {
+    const struct np_ctx *ctx;
+    int fd;                        /* client socket */
+    uint64_t start_ms;             /* monotonic */
+    char *in;                      /* NP_IN_CAP bytes: head, then early body/tunnel bytes */
+    size_t in_len;                 /* bytes received into in */
+    size_t head_len;               /* length of the current head in in */
+    char *relay_a;                 /* NP_RELAY_CAP each */
+    char *relay_b;
+    struct np_http_req req;        /* the current head, pointing into in */
+    bool linger;                   /* an error was answered: drain before closing */
+};
+
+/* Record ev: into the ring and to the embedder's audit callback. */
+void np_emit(const struct np_ctx *ctx, const struct nonoproxy_audit_event *ev);
+
+/* Send a complete plain-text error response (Content-Length, Connection: close) to the
+ * client, bounded in time; failures are ignored (the client may be gone). */
+void np_session_reply_text(struct np_session *se, int status, const char *extra_headers,
+                           const char *line);
+
+/* Same with a JSON body {"error":"<msg>"} (msg is a static literal without quotes). */
+void np_session_reply_json(struct np_session *se, int status, const char *msg);
+
+/* Check Proxy-Authorization when the proxy requires it; fills the auth fields of ev. Returns
+ * true when the request may go on; otherwise the 407 was sent and ev recorded as a deny. */
+bool np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_event *ev);
+
+#endif /* NP_SESSION_H */

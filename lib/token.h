@@ -1,0 +1,37 @@
+/* Session token and proxy authentication (SPEC §2), L1. */
+#ifndef NP_TOKEN_H
+#define NP_TOKEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http_req.h"
+
+#define NP_TOKEN_HEX_LEN 64
+
+/* Fill out with 64 lowercase hex characters from 32 getrandom() bytes, NUL-terminated.
+ * The raw bytes are wiped. Returns 0, or -1 when the OS generator fails. */
+int np_token_generate(char out[NP_TOKEN_HEX_LEN + 1]);
+
+/* Constant-time equality of a[0..alen) and b[0..blen) (the length comparison is not secret). */
+bool np_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Standard base64 (RFC 4648, with padding). encode returns the output length (no NUL written
+ * beyond it if cap is exact; NUL-terminated when room) or 0 when cap is too small. decode
+ * accepts canonical padded input only and returns 0 with *outlen, or -1. */
+size_t np_base64_encode(const void *in, size_t len, char *out, size_t cap);
+int np_base64_decode(const char *in, size_t len, void *out, size_t cap, size_t *outlen);
+
+enum np_auth {
+    NP_AUTH_MISSING = 0, /* no Proxy-Authorization header */
+    NP_AUTH_INVALID,     /* present but wrong or malformed */
+    NP_AUTH_OK,
+};
+
+/* Check the Proxy-Authorization headers of req against token (SPEC §2): `Basic
+ * base64(<any user>:<token>)` or `Bearer <token>`; name and scheme case-insensitive; any
+ * whitespace after the colon and between scheme and credentials. Constant-time compare.
+ * Every Proxy-Authorization header present must be valid. Decoded bytes are wiped. */
+enum np_auth np_token_check_proxy_auth(const struct np_http_req *req, const char *token);
+
+#endif /* NP_TOKEN_H */

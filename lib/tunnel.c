@@ -1,0 +1,186 @@
+/* CONNECT tunnels (L3). */
+#include "tunnel.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hostfilter.h"
+#include "pump.h"
+
+static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+
+/* Record a deny with category cat and reason, and answer status with the reason as body. */
+static void
+deny(struct np_session *se, struct nonoproxy_audit_event *ev, int status,
+     enum nonoproxy_denial_category cat, const char *reason)
+{
+    ev->decision = NONOPROXY_DECISION_DENY;
+    ev->denial_category = cat;
+    ev->status = (uint16_t)status;
+    np_audit_set(ev->reason, sizeof(ev->reason), reason, strlen(reason));
+    np_emit(se->ctx, ev);
+    np_session_reply_text(se, status, NULL, reason);
+}
+
+/* Map a host filter verdict to the answer and audit category. */
+static void
+deny_verdict(struct np_session *se, struct nonoproxy_audit_event *ev, enum np_host_verdict v,
+             const struct np_host_query *q)
+{
+    switch (v) {
+    case NP_HOST_DENY_SELF:
+        deny(se, ev, 403, NONOPROXY_DENIAL_SELF_REQUEST, q->reason);
+        break;
+    case NP_HOST_RESOLVE_FAILED:
+        deny(se, ev, 502, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED, q->reason);
+        break;
+    case NP_HOST_DENY_INVALID:
+        deny(se, ev, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, q->reason);
+        break;
+    case NP_HOST_ALLOW:
+    case NP_HOST_DENY_HARD:
+    case NP_HOST_DENY_NOT_ALLOWED:
+        deny(se, ev, 403, NONOPROXY_DENIAL_HOST_DENIED, q->reason);
+        break;
+    }
+}
+
+/* Connect to the checked addresses in turn; returns the socket or -1 with *err. */
+static int
+connect_any(struct np_session *se, const struct np_addrlist *al, int *err)
+{
+    const struct np_settings *s = se->ctx->s;
+    size_t i;
+    int fd = -1;
+
+    *err = EHOSTUNREACH;
+    for (i = 0; i < al->n; i++) {
+        enum np_io io = np_net_connect(&al->addr[i], s->connect_timeout_ms, se->ctx->stop_fd, &fd,
+                                       err);
+        if (io == NP_IO_OK) {
+            return fd;
+        }
+        if (io == NP_IO_STOPPED) {
+            break;
+        }
+    }
+    return -1;
+}
+
+/* Record the close event of an opened tunnel: bytes each way, duration, why it ended (NULL
+ * for an orderly end). */
+static void
+record_close(struct np_session *se, struct nonoproxy_audit_event *ev, uint64_t up,
+             uint64_t down, const char *why)
+{
+    ev->kind = NONOPROXY_EVENT_CLOSE;
+    ev->timestamp_unix_ms = np_wall_ms();
+    ev->bytes_up = up;
+    ev->bytes_down = down;
+    ev->duration_ms = np_now_ms() - se->start_ms;
+    np_audit_set(ev->reason, sizeof(ev->reason), why == NULL ? "" : why,
+                 why == NULL ? 0 : strlen(why));
+    np_emit(se->ctx, ev);
+}
+
+/* Relay between the client and up after the 200, then record the close event. */
+static void
+relay(struct np_session *se, struct nonoproxy_audit_event *ev, int up)
+{
+    struct np_pump p;
+    const char *why = NULL;
+    size_t early = se->in_len - se->head_len;
+
+    memset(&p, 0, sizeof(p));
+    p.a = se->fd;
+    p.b = up;
+    p.stop_fd = se->ctx->stop_fd;
+    p.idle_ms = se->ctx->s->idle_timeout_ms;
+    p.buf_ab = se->relay_a;
+    p.buf_ba = se->relay_b;
+    p.buf_cap = NP_RELAY_CAP;
+    if (early > 0) {
+        /* Bytes the client sent right after the head belong to the tunnel. */
+        if (np_net_send_all(up, se->in + se->head_len, early, se->ctx->stop_fd,
+                            np_deadline(p.idle_ms)) != NP_IO_OK) {
+            why = "upstream write failed";
+        } else {
+            p.bytes_ab = early;
+        }
+    }
+    if (why == NULL) {
+        switch (np_pump_run(&p)) {
+        case NP_PUMP_DONE:
+            break;
+        case NP_PUMP_IDLE:
+            why = "idle timeout";
+            break;
+        case NP_PUMP_STOPPED:
+            why = "proxy shutdown";
+            break;
+        case NP_PUMP_ERROR:
+            why = "connection reset";
+            break;
+        }
+    }
+    record_close(se, ev, p.bytes_ab, p.bytes_ba, why);
+}
+
+void
+np_tunnel_serve(struct np_session *se)
+{
+    struct nonoproxy_audit_event ev;
+    struct np_host_query q;
+    enum np_host_verdict v;
+    const char *host;
+    size_t host_len;
+    uint16_t port;
+    int up;
+    int err;
+    char msg[NP_HOST_BUF + 160];
+
+    np_audit_event_init(&ev, NONOPROXY_MODE_CONNECT, NONOPROXY_DECISION_ALLOW);
+    np_audit_set(ev.method, sizeof(ev.method), "CONNECT", 7);
+    if (np_split_authority(se->req.target, se->req.target_len, &host, &host_len, &port) != 0) {
+        np_audit_set(ev.target, sizeof(ev.target), se->req.target, se->req.target_len);
+        deny(se, &ev, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
+             "CONNECT needs host:port (no userinfo, no escapes, port 1-65535)");
+        return;
+    }
+    np_audit_set(ev.target, sizeof(ev.target), host, host_len);
+    ev.has_port = true;
+    ev.port = port;
+    if (!np_session_require_proxy_auth(se, &ev)) {
+        return;
+    }
+    memset(&q, 0, sizeof(q));
+    q.host = host;
+    q.host_len = host_len;
+    q.port = port;
+    q.self = &se->ctx->self;
+    v = np_hostfilter_decide(se->ctx->s->allow, &se->ctx->s->resolver, &q);
+    if (q.norm[0] != '\0') {
+        np_audit_set(ev.target, sizeof(ev.target), q.norm, strlen(q.norm));
+    }
+    if (v != NP_HOST_ALLOW) {
+        deny_verdict(se, &ev, v, &q);
+        return;
+    }
+    up = connect_any(se, &q.addrs, &err);
+    if (up < 0) {
+        (void)snprintf(msg, sizeof(msg), "upstream connect to %s:%u failed: %s", q.norm,
+                       (unsigned)port, strerror(err));
+        deny(se, &ev, 502, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED, msg);
+        return;
+    }
+    ev.status = 200;
+    np_emit(se->ctx, &ev);
+    if (np_net_send_all(se->fd, established, sizeof(established) - 1, se->ctx->stop_fd,
+                        np_deadline(5000)) == NP_IO_OK) {
+        relay(se, &ev, up);
+    } else {
+        record_close(se, &ev, 0, 0, "client gone before the tunnel opened");
+    }
+    np_net_close(up);
+}
