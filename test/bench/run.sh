@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Build the CONNECT benchmark in Release (build-bench/ at the repository root) and run it,
+# next to tinyproxy and squid when they are installed. Prints one table.
+#
+#   test/bench/run.sh [--no-others] [--asan] [bench_connect options...]
+#     --no-others   measure nonoproxy only (do not start tinyproxy / squid)
+#     --asan        build with ASan+UBSan in build-bench-asan/ and run a --quick pass, nonoproxy
+#                   only (a leak and memory-error check of the benchmark and the library)
+#   Other options go to bench_connect: --quick, --rounds N, --window-ms N, --case NAME, -v.
+#
+# Environment: BENCH_BUILD_DIR overrides the build directory.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+others=1
+asan=0
+args=()
+for a in "$@"; do
+    case "$a" in
+    --no-others) others=0 ;;
+    --asan) asan=1; others=0 ;;
+    *) args+=("$a") ;;
+    esac
+done
+
+if [ "$asan" = 1 ]; then
+    build=${BENCH_BUILD_DIR:-$root/build-bench-asan}
+    cfg=(-DCMAKE_BUILD_TYPE=Debug "-DNONOPROXY_SANITIZE=address,undefined")
+    args=(--quick "${args[@]}")
+else
+    build=${BENCH_BUILD_DIR:-$root/build-bench}
+    cfg=(-DCMAKE_BUILD_TYPE=Release)
+fi
+
+echo "== building $build" >&2
+mkdir -p "$build"
+timeout 600 cmake -S "$root" -B "$build" "${cfg[@]}" -DNONOPROXY_BUILD_TESTS=ON \
+    -DNONOPROXY_BUILD_BENCH=ON -DNONOPROXY_BUILD_CLI=OFF -DNONOPROXY_WERROR=ON \
+    >"$build/configure.log" 2>&1 || {
+    cat "$build/configure.log" >&2
+    exit 1
+}
+timeout 600 cmake --build "$build" --target bench_connect -j"$(nproc)" >&2
+bench="$build/test/bench/bench_connect"
+
+tmp=$(mktemp -d /tmp/nonoproxy-bench.XXXXXX)
+pids=()
+bench_pid=
+# shellcheck disable=SC2317  # called through the EXIT trap
+cleanup() {
+    local p
+    if [ -n "$bench_pid" ]; then
+        kill "$bench_pid" 2>/dev/null || true
+        wait "$bench_pid" 2>/dev/null || true
+    fi
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${pids[@]}"; do
+        # Bounded: a proxy that ignores SIGTERM for 5 s gets SIGKILL.
+        for _ in $(seq 50); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A loopback TCP port below the ephemeral range that nothing listens on.
+free_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 12000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Wait up to 10 s for 127.0.0.1:$1 to accept connections while process $2 lives.
+wait_listening() {
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+start_tinyproxy() {
+    local port conf="$tmp/tinyproxy.conf"
+    port=$(free_port) || return 1
+    # No ConnectPort line: tinyproxy then allows CONNECT to every port, the origin's included.
+    cat >"$conf" <<EOF
+Port $port
+Listen 127.0.0.1
+Timeout 600
+MaxClients 256
+LogFile "$tmp/tinyproxy.log"
+LogLevel Warning
+PidFile "$tmp/tinyproxy.pid"
+Allow 127.0.0.1
+DisableViaHeader Yes
+EOF
+    tinyproxy -d -c "$conf" >"$tmp/tinyproxy.out" 2>&1 &
+    pids+=($!)
+    if wait_listening "$port" "$!"; then
+        args+=(--upstream-proxy "tinyproxy=127.0.0.1:$port")
+    else
+        echo "tinyproxy did not start:" >&2
+        cat "$tmp/tinyproxy.out" >&2
+    fi
+}
+
+start_squid() {
+    local port dir="$tmp/squid" user_line=""
+    port=$(free_port) || return 1
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        # squid will not run as root: it switches to the packaged user, which must reach $dir.
+        chmod 711 "$tmp"
+        chown proxy: "$dir" 2>/dev/null || chown nobody: "$dir"
+        user_line="cache_effective_user $(stat -c %U "$dir")"
+    fi
+    cat >"$dir/squid.conf" <<EOF
+http_port 127.0.0.1:$port
+http_access allow localhost
+http_access deny all
+cache deny all
+cache_mem 8 MB
+access_log stdio:$dir/access.log
+cache_log $dir/cache.log
+cache_store_log none
+pid_filename $dir/squid.pid
+coredump_dir $dir
+pinger_enable off
+shutdown_lifetime 0 seconds
+max_filedescriptors 4096
+dns_nameservers 127.0.0.1
+$user_line
+EOF
+    squid -N -f "$dir/squid.conf" >"$dir/out" 2>&1 &
+    pids+=($!)
+    if wait_listening "$port" "$!"; then
+        args+=(--upstream-proxy "squid=127.0.0.1:$port")
+    else
+        echo "squid did not start:" >&2
+        cat "$dir/out" "$dir/cache.log" >&2 2>/dev/null || true
+    fi
+}
+
+if [ "$others" = 1 ]; then
+    if command -v tinyproxy >/dev/null; then
+        start_tinyproxy
+        echo "# $(tinyproxy -v 2>&1 | head -1) on loopback (thread per connection)"
+    fi
+    if command -v squid >/dev/null || [ -x /usr/sbin/squid ]; then
+        PATH=$PATH:/usr/sbin start_squid
+        echo "# $(PATH=$PATH:/usr/sbin squid -v | head -1) on loopback (1 worker, access log on)"
+    fi
+fi
+
+# In the background so that a signal to this script runs the traps at once (cleanup stops it).
+rc=0
+timeout 600 "$bench" "${args[@]}" &
+bench_pid=$!
+wait "$bench_pid" || rc=$?
+bench_pid=
+exit "$rc"

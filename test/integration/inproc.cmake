@@ -1,0 +1,14 @@
+# In-process C integration tests (test_inproc_*.c): start the proxy through the public API and
+# drive it with real sockets on 127.0.0.1 port 0.
+file(GLOB NP_INPROC_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/test_inproc_*.c)
+add_library(np_test_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/harness.c)
+target_link_libraries(np_test_harness PUBLIC nonoproxy::nonoproxy)
+target_compile_definitions(np_test_harness PRIVATE _GNU_SOURCE)
+foreach(src IN LISTS NP_INPROC_TESTS)
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
+  target_link_libraries(${name} PRIVATE np_test_harness PkgConfig::CMOCKA)
+  add_test(NAME integration.${name} COMMAND ${name})
+  set_tests_properties(integration.${name} PROPERTIES LABELS integration TIMEOUT 300)
+endforeach()
