@@ -1,0 +1,424 @@
+/* nonoproxy-run: command-line parsing, driven by one option table (SPEC §11). */
+#include "args.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLI_PROG       "nonoproxy-run"
+#define CLI_SYNOPSIS   "usage: " CLI_PROG " [OPTIONS] [--] COMMAND [ARG...]"
+#define ARRAY_LEN(a)   (sizeof(a) / sizeof((a)[0]))
+/* getopt value of an option without a short name: LONG_ONLY_BASE + its row, beyond any char. */
+#define LONG_ONLY_BASE 256
+/* How much of an offending value an error message shows. */
+#define SHOWN_LEN      80
+/* -v beyond this count changes nothing; the cap keeps the counter from wrapping. */
+#define MAX_VERBOSE    8u
+
+struct cli_opt;
+
+/* Applies one option (and its value, NULL for flags) to *a; false with err set on a bad value. */
+typedef bool cli_opt_fn(struct cli_args *a, const struct cli_opt *o, const char *value, char *err,
+                        size_t err_len);
+
+/* One row of the option table: getopt_long, the handler and the usage text all come from it. */
+struct cli_opt {
+    const char *name;       /* long name, without "--" */
+    int short_name;         /* 0 = long only */
+    const char *arg;        /* name of the value in the usage; NULL = takes no value */
+    cli_opt_fn *apply;      /* stores the value */
+    size_t field;           /* offsetof the target field in struct cli_args */
+    unsigned long long max; /* numeric options: largest accepted value */
+    const char *help;
+};
+
+static cli_opt_fn opt_list;
+static cli_opt_fn opt_string;
+static cli_opt_fn opt_uint;
+static cli_opt_fn opt_seconds;
+static cli_opt_fn opt_flag;
+static cli_opt_fn opt_count;
+static cli_opt_fn opt_help;
+static cli_opt_fn opt_version;
+
+/* Later options (--config, --route, --external-proxy, --bypass, --ca-file, ...) are new rows,
+ * with a new handler where no existing one fits. */
+static const struct cli_opt OPTS[] = {
+    {"allow", 0, "HOST", opt_list, offsetof(struct cli_args, allow), 0,
+     "allow HOST: name, *.domain or IP[:port]; repeatable"},
+    {"bind", 0, "ADDR", opt_string, offsetof(struct cli_args, bind_addr), 0,
+     "listen on IP address ADDR (default 127.0.0.1)"},
+    {"port", 0, "N", opt_uint, offsetof(struct cli_args, port), UINT16_MAX,
+     "listen on port N (default 0: any free port)"},
+    {"max-connections", 0, "N", opt_uint, offsetof(struct cli_args, max_connections), UINT_MAX,
+     "at most N clients at once (default 256; 0: any)"},
+    {"audit-log", 0, "FILE", opt_string, offsetof(struct cli_args, audit_log), 0,
+     "append audit events as JSON lines ('-': stderr)"},
+    {"header-timeout", 0, "SECS", opt_seconds, offsetof(struct cli_args, header_timeout_ms),
+     CLI_MAX_TIMEOUT_SECS, "limit for a request head (default 30; 0: none)"},
+    {"idle-timeout", 0, "SECS", opt_seconds, offsetof(struct cli_args, idle_timeout_ms),
+     CLI_MAX_TIMEOUT_SECS, "close tunnels idle for SECS (default 600; 0: never)"},
+    {"connect-timeout", 0, "SECS", opt_seconds, offsetof(struct cli_args, connect_timeout_ms),
+     CLI_MAX_TIMEOUT_SECS, "limit for an upstream connect (default 10; 0: none)"},
+    {"quiet", 'q', NULL, opt_flag, offsetof(struct cli_args, quiet), 0,
+     "print no summary and no warnings"},
+    {"verbose", 'v', NULL, opt_count, offsetof(struct cli_args, verbose), 0,
+     "log proxy activity to stderr (-vv: debug)"},
+    {"help", 0, NULL, opt_help, 0, 0, "print this help and exit"},
+    {"version", 0, NULL, opt_version, 0, 0, "print the version and exit"},
+};
+
+/* Returns the address of o's target field inside a. */
+static void *
+field_of(struct cli_args *a, const struct cli_opt *o)
+{
+    return (char *)a + o->field;
+}
+
+/* Returns the getopt value of row i: its short name, or LONG_ONLY_BASE + i. */
+static int
+opt_val(size_t i)
+{
+    if (OPTS[i].short_name != 0) {
+        return OPTS[i].short_name;
+    }
+    return LONG_ONLY_BASE + (int)i;
+}
+
+/* Returns the row whose getopt value is val, or NULL. */
+static const struct cli_opt *
+find_opt(int val)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(OPTS); i++) {
+        if (opt_val(i) == val) {
+            return &OPTS[i];
+        }
+    }
+    return NULL;
+}
+
+void
+cli_printable(char *dst, size_t cap, const char *s)
+{
+    size_t i = 0;
+    size_t len = strlen(s);
+
+    if (cap == 0) {
+        return;
+    }
+    for (i = 0; i < len && i < cap - 1; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        dst[i] = '?';
+        if (ch >= 0x20 && ch < 0x7f) {
+            dst[i] = s[i];
+        }
+    }
+    dst[i] = '\0';
+    if (i < len && cap > 4) {
+        memcpy(dst + cap - 4, "...", 4);
+    }
+}
+
+/* Parses s as a decimal integer in 0..max: digits only (no sign, space, suffix), no overflow. */
+static bool
+parse_decimal(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end = NULL;
+    unsigned long long v = 0;
+
+    if (s[0] < '0' || s[0] > '9') {
+        return false; /* empty, sign or leading space, all of which strtoull would take */
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Writes "--NAME: invalid value 'V' (expected an integer from 0 to MAX)" to err. */
+static void
+bad_number(const struct cli_opt *o, const char *value, char *err, size_t err_len)
+{
+    char shown[SHOWN_LEN];
+
+    cli_printable(shown, sizeof(shown), value);
+    (void)snprintf(err, err_len, "--%s: invalid value '%s' (expected an integer from 0 to %llu)",
+                   o->name, shown, o->max);
+}
+
+/* Appends value to the cli_list field of o (repeatable options). */
+static bool
+opt_list(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+{
+    struct cli_list *l = field_of(a, o);
+    const char **grown = NULL;
+    size_t cap = 0;
+
+    if (l->len == l->cap) {
+        if (l->cap > SIZE_MAX / 2 / sizeof(*l->items)) {
+            (void)snprintf(err, err_len, "--%s: too many values", o->name);
+            return false;
+        }
+        cap = l->cap == 0 ? 8 : l->cap * 2;
+        grown = realloc(l->items, cap * sizeof(*l->items));
+        if (grown == NULL) {
+            (void)snprintf(err, err_len, "out of memory");
+            return false;
+        }
+        l->items = grown;
+        l->cap = cap;
+    }
+    l->items[l->len] = value;
+    l->len++;
+    return true;
+}
+
+/* Stores a non-empty string value; the last occurrence wins. */
+static bool
+opt_string(struct cli_args *a, const struct cli_opt *o, const char *value, char *err,
+           size_t err_len)
+{
+    const char **dst = field_of(a, o);
+
+    if (value[0] == '\0') {
+        (void)snprintf(err, err_len, "--%s: empty value", o->name);
+        return false;
+    }
+    *dst = value;
+    return true;
+}
+
+/* Stores an integer in 0..o->max. */
+static bool
+opt_uint(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+{
+    struct cli_uint *dst = field_of(a, o);
+    unsigned long long v = 0;
+
+    if (!parse_decimal(value, o->max, &v)) {
+        bad_number(o, value, err, err_len);
+        return false;
+    }
+    dst->set = true;
+    dst->value = v;
+    return true;
+}
+
+/* Stores a number of seconds in 0..o->max, converted to milliseconds. */
+static bool
+opt_seconds(struct cli_args *a, const struct cli_opt *o, const char *value, char *err,
+            size_t err_len)
+{
+    struct cli_uint *dst = field_of(a, o);
+    unsigned long long v = 0;
+
+    if (!parse_decimal(value, o->max, &v)) {
+        bad_number(o, value, err, err_len);
+        return false;
+    }
+    dst->set = true;
+    dst->value = v * 1000u;
+    return true;
+}
+
+/* Sets a bool flag. */
+static bool
+opt_flag(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+{
+    bool *dst = field_of(a, o);
+
+    (void)value;
+    (void)err;
+    (void)err_len;
+    *dst = true;
+    return true;
+}
+
+/* Counts a repeatable flag (-v -v), saturating at MAX_VERBOSE. */
+static bool
+opt_count(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+{
+    unsigned *dst = field_of(a, o);
+
+    (void)value;
+    (void)err;
+    (void)err_len;
+    if (*dst < MAX_VERBOSE) {
+        (*dst)++;
+    }
+    return true;
+}
+
+/* Ends parsing: print the help. */
+static bool
+opt_help(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+{
+    (void)o;
+    (void)value;
+    (void)err;
+    (void)err_len;
+    a->action = CLI_ACTION_HELP;
+    return true;
+}
+
+/* Ends parsing: print the version. */
+static bool
+opt_version(struct cli_args *a, const struct cli_opt *o, const char *value, char *err,
+            size_t err_len)
+{
+    (void)o;
+    (void)value;
+    (void)err;
+    (void)err_len;
+    a->action = CLI_ACTION_VERSION;
+    return true;
+}
+
+/* Fills getopt_long's tables from OPTS: longopts (ARRAY_LEN(OPTS) + 1 rows) and shortopts,
+ * which starts with "+:" (stop at the first non-option; report a missing value as ':'). */
+static void
+build_getopt_tables(struct option *longopts, char *shortopts, size_t shortopts_cap)
+{
+    size_t i = 0;
+    size_t n = 0;
+
+    shortopts[n++] = '+';
+    shortopts[n++] = ':';
+    for (i = 0; i < ARRAY_LEN(OPTS); i++) {
+        longopts[i].name = OPTS[i].name;
+        longopts[i].has_arg = OPTS[i].arg != NULL ? required_argument : no_argument;
+        longopts[i].flag = NULL;
+        longopts[i].val = opt_val(i);
+        if (OPTS[i].short_name != 0 && n + 3 <= shortopts_cap) {
+            shortopts[n++] = (char)OPTS[i].short_name;
+            if (OPTS[i].arg != NULL) {
+                shortopts[n++] = ':';
+            }
+        }
+    }
+    memset(&longopts[i], 0, sizeof(longopts[i]));
+    shortopts[n] = '\0';
+}
+
+/* Writes the error for getopt's result c ('?' or ':') to err; optind and optopt are getopt's. */
+static void
+getopt_error(int c, int argc, char **argv, char *err, size_t err_len)
+{
+    const struct cli_opt *o = find_opt(optopt);
+    char shown[SHOWN_LEN];
+
+    if (c == ':' && o != NULL) {
+        (void)snprintf(err, err_len, "--%s: missing value %s", o->name, o->arg);
+    } else if (c == '?' && o != NULL) {
+        (void)snprintf(err, err_len, "--%s: takes no value", o->name);
+    } else if (optopt > 0 && optopt < LONG_ONLY_BASE) {
+        (void)snprintf(err, err_len, "unknown option '-%c'",
+                       optopt >= 0x20 && optopt < 0x7f ? optopt : '?');
+    } else if (optind > 0 && optind <= argc && argv[optind - 1] != NULL) {
+        cli_printable(shown, sizeof(shown), argv[optind - 1]);
+        (void)snprintf(err, err_len, "unknown or ambiguous option '%s'", shown);
+    } else {
+        (void)snprintf(err, err_len, "bad option");
+    }
+}
+
+enum cli_action
+cli_args_parse(struct cli_args *out, int argc, char **argv, char *err, size_t err_len)
+{
+    struct option longopts[ARRAY_LEN(OPTS) + 1];
+    char shortopts[3 + 2 * ARRAY_LEN(OPTS)];
+    enum cli_action act = CLI_ACTION_ERROR;
+    const struct cli_opt *o = NULL;
+    int c = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (err_len > 0) {
+        err[0] = '\0';
+    }
+    build_getopt_tables(longopts, shortopts, sizeof(shortopts));
+    optind = 0; /* glibc: full re-initialisation, so that parsing can run more than once */
+    opterr = 0; /* errors are reported through err */
+    out->action = CLI_ACTION_RUN;
+    for (;;) {
+        /* getopt keeps state in globals; the CLI parses once, on the main thread. */
+        c = getopt_long(argc, argv, shortopts, longopts, NULL); // NOLINT(concurrency-mt-unsafe)
+        if (c == -1) {
+            break;
+        }
+        o = find_opt(c);
+        if (c == '?' || c == ':' || o == NULL) {
+            getopt_error(c, argc, argv, err, err_len);
+            goto out;
+        }
+        if (!o->apply(out, o, optarg, err, err_len)) {
+            goto out;
+        }
+        if (out->action != CLI_ACTION_RUN) {
+            act = out->action; /* --help and --version end parsing */
+            goto out;
+        }
+    }
+    if (optind >= argc) {
+        (void)snprintf(err, err_len, "missing COMMAND");
+        goto out;
+    }
+    out->command = argv + optind;
+    out->command_argc = argc - optind;
+    act = CLI_ACTION_RUN;
+out:
+    out->action = act;
+    return act;
+}
+
+void
+cli_args_free(struct cli_args *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    free(a->allow.items);
+    memset(a, 0, sizeof(*a));
+}
+
+void
+cli_args_usage(FILE *out)
+{
+    char left[64];
+    size_t i = 0;
+
+    (void)fprintf(out, "%s\n\n", CLI_SYNOPSIS);
+    (void)fprintf(out, "Run COMMAND with its HTTP(S) traffic sent through a filtering proxy on "
+                       "loopback.\n\nOptions:\n");
+    for (i = 0; i < ARRAY_LEN(OPTS); i++) {
+        const struct cli_opt *o = &OPTS[i];
+        char shortpart[8] = "    ";
+
+        if (o->short_name != 0) {
+            (void)snprintf(shortpart, sizeof(shortpart), "-%c, ", o->short_name);
+        }
+        (void)snprintf(left, sizeof(left), "%s--%s%s%s", shortpart, o->name,
+                       o->arg != NULL ? " " : "", o->arg != NULL ? o->arg : "");
+        (void)fprintf(out, "  %-26s %s\n", left, o->help);
+    }
+    (void)fprintf(out, "\nWithout --allow, every host not on the built-in deny list is allowed.\n");
+    (void)fprintf(out,
+                  "\nExit status: that of COMMAND, or 128+N if signal N killed it; %d for an\n"
+                  "error of " CLI_PROG " itself, %d if COMMAND cannot be run, %d if it is\n"
+                  "not found.\n",
+                  CLI_EXIT_FAILURE, CLI_EXIT_CANNOT_INVOKE, CLI_EXIT_NOT_FOUND);
+}
+
+void
+cli_args_usage_hint(FILE *out)
+{
+    (void)fprintf(out, "%s\nTry '" CLI_PROG " --help' for more information.\n", CLI_SYNOPSIS);
+}

@@ -1,0 +1,86 @@
+/* nonoproxy-run: command-line parsing (SPEC §11). Pure: touches no proxy, no file, no signal. */
+#ifndef NONOPROXY_CLI_ARGS_H
+#define NONOPROXY_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/** Exit status for nonoproxy-run's own errors (bad option, start failure), as env(1). */
+#define CLI_EXIT_FAILURE       125
+/** Exit status when COMMAND was found but could not be executed. */
+#define CLI_EXIT_CANNOT_INVOKE 126
+/** Exit status when COMMAND was not found. */
+#define CLI_EXIT_NOT_FOUND     127
+
+/** Size of the error buffer that always holds a parse error. */
+#define CLI_ERR_LEN 512
+
+/** Upper bound of the --*-timeout options, in seconds (one day). */
+#define CLI_MAX_TIMEOUT_SECS 86400u
+
+/** What the command line asks for. */
+enum cli_action {
+    CLI_ACTION_ERROR = 0,   /**< bad command line; the error buffer says why */
+    CLI_ACTION_RUN = 1,     /**< start the proxy and run the command */
+    CLI_ACTION_HELP = 2,    /**< print the usage on stdout, exit 0 */
+    CLI_ACTION_VERSION = 3, /**< print the version on stdout, exit 0 */
+};
+
+/** An unsigned option value that may be absent (absent = keep the library's default). */
+struct cli_uint {
+    bool set;
+    unsigned long long value;
+};
+
+/** A repeatable option: pointers into argv, in command-line order. */
+struct cli_list {
+    const char **items; /**< owned array (not the strings); NULL while empty */
+    size_t len;
+    size_t cap;
+};
+
+/**
+ * The parsed command line. Strings point into argv and live as long as argv.
+ * Timeouts are already converted to milliseconds.
+ */
+struct cli_args {
+    struct cli_list allow;              /**< --allow HOST, repeatable */
+    const char *bind_addr;              /**< --bind ADDR; NULL = library default */
+    struct cli_uint port;               /**< --port N, 0..65535 */
+    struct cli_uint max_connections;    /**< --max-connections N */
+    const char *audit_log;              /**< --audit-log FILE; "-" = stderr; NULL = none */
+    struct cli_uint header_timeout_ms;  /**< --header-timeout SECS */
+    struct cli_uint idle_timeout_ms;    /**< --idle-timeout SECS */
+    struct cli_uint connect_timeout_ms; /**< --connect-timeout SECS */
+    bool quiet;                         /**< -q: no summary, no default warning lines */
+    unsigned verbose;                   /**< -v count: 1 = INFO, 2+ = DEBUG */
+    enum cli_action action;
+    char **command; /**< COMMAND [ARG...], NULL-terminated (argv's end) */
+    int command_argc;
+};
+
+/**
+ * Parse argv (getopt_long, stops at the first non-option or after "--") into *out.
+ * On CLI_ACTION_ERROR, err receives one line without the program name or a newline, e.g.
+ * "--port: invalid value '65536' (expected an integer from 0 to 65535)".
+ * Always release *out with cli_args_free(), whatever the result.
+ * Uses getopt's globals: not thread-safe.
+ */
+enum cli_action cli_args_parse(struct cli_args *out, int argc, char **argv, char *err,
+                               size_t err_len);
+
+/** Release what cli_args_parse() allocated and reset *a. NULL-safe. */
+void cli_args_free(struct cli_args *a);
+
+/** Write the full usage text (synopsis and one line per option) to out. */
+void cli_args_usage(FILE *out);
+
+/** Write the two-line hint printed after a command-line error. */
+void cli_args_usage_hint(FILE *out);
+
+/** Copy s into dst (cap > 0) with control and non-ASCII bytes replaced by '?', truncated with
+ * "..." when longer than the buffer: safe to print on a terminal. */
+void cli_printable(char *dst, size_t cap, const char *s);
+
+#endif /* NONOPROXY_CLI_ARGS_H */

@@ -1,0 +1,18 @@
+/* nonoproxy-run: start the proxy, run the command under it, forward signals, report. */
+#ifndef NONOPROXY_CLI_RUN_H
+#define NONOPROXY_CLI_RUN_H
+
+#include "args.h"
+
+/**
+ * Start the proxy configured by a, run a->command with the proxy's variables added to its
+ * environment, forward SIGINT/SIGTERM/SIGHUP to it until it ends, then stop the proxy and print
+ * the summary (unless -q).
+ * \return the exit status for nonoproxy-run: the command's status, 128+N if signal N killed
+ *         it, else CLI_EXIT_FAILURE, CLI_EXIT_CANNOT_INVOKE or CLI_EXIT_NOT_FOUND (the message
+ *         is already printed).
+ * Call from the main thread, before any other thread exists.
+ */
+int cli_run(const struct cli_args *a);
+
+#endif /* NONOPROXY_CLI_RUN_H */
