@@ -334,6 +334,49 @@ filter_decisions_through_the_listener(void **state)
     echo_stop(e);
 }
 
+/* A client that puts the token into the CONNECT host or an origin-form path must not get it
+ * into any audit field. */
+static void
+token_smuggled_into_requests_is_never_recorded(void **state)
+{
+    struct nonoproxy_config cfg;
+    struct nonoproxy_proxy *p;
+    struct nonoproxy_audit_event ev[16];
+    char host[128];
+    char req[512];
+    char head[1024];
+    char json[NONOPROXY_AUDIT_JSON_MAX];
+    const char *tok;
+    size_t n;
+    size_t i;
+    int st;
+    int fd;
+
+    (void)state;
+    nonoproxy_config_init(&cfg);
+    assert_int_equal(nonoproxy_config_allow_host(&cfg, "allowed.test", NULL), NONOPROXY_OK);
+    p = start_proxy(&cfg);
+    nonoproxy_config_free(&cfg);
+    tok = proxy_token(p);
+    snprintf(host, sizeof(host), "%s.example", tok);
+    assert_int_equal(open_tunnel(p, host, 443, &st), -1);
+    assert_int_equal(st, 403);
+    fd = tcp_connect(nonoproxy_port(p));
+    snprintf(req, sizeof(req), "GET /x/%s?k=%s HTTP/1.1\r\nHost: a\r\n\r\n", tok, tok);
+    assert_int_equal(send_str(fd, req), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 404);
+    close(fd);
+    nonoproxy_shutdown(p);
+    n = nonoproxy_drain_audit_events(p, ev, 16, NULL);
+    assert_int_equal(n, 2);
+    for (i = 0; i < n; i++) {
+        nonoproxy_audit_event_to_json(&ev[i], json, sizeof(json));
+        assert_null(strstr(json, tok));
+        assert_non_null(strstr(json, "[REDACTED]"));
+    }
+    nonoproxy_free(p);
+}
+
 int
 main(void)
 {
@@ -344,6 +387,7 @@ main(void)
         cmocka_unit_test(connection_limit_answers_503_then_recovers),
         cmocka_unit_test(shutdown_with_open_tunnels_is_prompt_and_clean),
         cmocka_unit_test(filter_decisions_through_the_listener),
+        cmocka_unit_test(token_smuggled_into_requests_is_never_recorded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
