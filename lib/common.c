@@ -1,6 +1,7 @@
 /* Clocks and small string helpers (L0). */
 #include "common.h"
 
+#include <string.h>
 #include <time.h>
 
 uint64_t
@@ -54,4 +55,11 @@ np_copy_printable(char *dst, size_t cap, const char *src, size_t len)
         dst[cap - 2] = '.';
     }
     return dst;
+}
+
+const char *
+np_errstr(int err, char *buf)
+{
+    /* GNU strerror_r: returns either buf or a static string. */
+    return strerror_r(err, buf, NP_ERRBUF);
 }

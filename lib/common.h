@@ -14,7 +14,7 @@
 #define NP_MAX_HEADER_BLOCK  65536 /* over ⇒ 431 */
 #define NP_MAX_HEADERS       100   /* header lines; over ⇒ 431 */
 #define NP_MAX_ADDRS         16    /* resolved addresses tried per destination */
-#define NP_THREAD_STACK      (256 * 1024)
+#define NP_THREAD_STACK      ((size_t)256 * 1024)
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t np_now_ms(void);
@@ -26,5 +26,10 @@ uint64_t np_deadline(uint32_t ms);
 /* Copy src[0..len) into dst (capacity cap, cap > 0) NUL-terminated, truncating with "..."
  * when it does not fit; control characters become '?'. Returns dst. */
 char *np_copy_printable(char *dst, size_t cap, const char *src, size_t len);
+
+/* Text of errno value err, thread-safe (strerror is not): NP_ERRBUF bytes at buf. */
+#define NP_ERRBUF 96
+const char *np_errstr(int err, char *buf);
+#define NP_ERRSTR(err) np_errstr((err), (char[NP_ERRBUF]){0})
 
 #endif /* NP_COMMON_H */

@@ -194,7 +194,7 @@ settings_ca_file(struct np_settings *s, const char *path, struct nonoproxy_diag 
     if (f == NULL) {
         int e = errno;
         np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, e, "ca_file: cannot read '%s': %s", shown,
-                    strerror(e));
+                    NP_ERRSTR(e));
         return NONOPROXY_ERR_INVALID_ARG;
     }
     (void)fclose(f);

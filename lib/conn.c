@@ -160,7 +160,7 @@ dispatch(struct np_session *se)
 }
 
 #define NP_LINGER_MS    2000
-#define NP_LINGER_BYTES (1024 * 1024)
+#define NP_LINGER_BYTES ((size_t)1024 * 1024)
 
 /* After an error answer, half-close and read what the client still sends (bounded in time
  * and bytes), so that closing with unread data does not reset the connection before the

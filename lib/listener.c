@@ -191,7 +191,7 @@ dispatch(struct np_listener *l, int fd)
         return;
     }
     pthread_mutex_unlock(&l->mu);
-    np_log(l->ctx->s, NONOPROXY_LOG_ERROR, "cannot start a worker thread: %s", strerror(errno));
+    np_log(l->ctx->s, NONOPROXY_LOG_ERROR, "cannot start a worker thread: %s", NP_ERRSTR(errno));
     refuse(l, fd, "no worker available");
 }
 
@@ -221,7 +221,7 @@ accept_main(void *arg)
             break; /* accept4 failed because the listener was shut down */
         }
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            np_log(l->ctx->s, NONOPROXY_LOG_WARN, "accept: %s", strerror(errno));
+            np_log(l->ctx->s, NONOPROXY_LOG_WARN, "accept: %s", NP_ERRSTR(errno));
             (void)np_net_wait(l->ctx->stop_fd, POLLIN, -1, np_deadline(100));
         }
     }

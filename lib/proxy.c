@@ -54,7 +54,7 @@ proxy_bind(struct nonoproxy_proxy *p, int *fd, struct nonoproxy_diag *diag)
         int e = errno;
         np_diag_set(diag, NONOPROXY_ERR_IO, e, "bind_addr/bind_port: cannot listen on %s port %u: %s",
                     np_sockaddr_ntop(&p->s->bind_ss, a, sizeof(a)),
-                    (unsigned)np_sockaddr_port(&p->s->bind_ss), strerror(e));
+                    (unsigned)np_sockaddr_port(&p->s->bind_ss), NP_ERRSTR(e));
         return NONOPROXY_ERR_IO;
     }
     p->ctx.self = ss;
@@ -86,7 +86,7 @@ proxy_prepare(struct nonoproxy_proxy *p, const struct nonoproxy_config *cfg,
     }
     p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->stop_fd < 0) {
-        np_diag_set(diag, NONOPROXY_ERR_IO, errno, "eventfd: %s", strerror(errno));
+        np_diag_set(diag, NONOPROXY_ERR_IO, errno, "eventfd: %s", NP_ERRSTR(errno));
         return NONOPROXY_ERR_IO;
     }
     p->ctx.s = p->s;
@@ -125,7 +125,7 @@ nonoproxy_start(const struct nonoproxy_config *cfg, struct nonoproxy_proxy **out
     }
     if (rc == NONOPROXY_OK && np_listener_start(&p->ctx, fd, &p->listener) != 0) {
         np_diag_set(diag, NONOPROXY_ERR_IO, errno, "cannot start the accept thread: %s",
-                    strerror(errno));
+                    NP_ERRSTR(errno));
         rc = NONOPROXY_ERR_IO;
     }
     if (rc != NONOPROXY_OK) {

@@ -26,8 +26,8 @@ struct np_ctx {
     struct sockaddr_storage self;  /* the listener's bound address and port */
 };
 
-#define NP_IN_CAP    (NP_MAX_REQUEST_LINE + NP_MAX_HEADER_BLOCK + 4096)
-#define NP_RELAY_CAP (256 * 1024) /* large reads halve the wake-ups of bulk tunnels */
+#define NP_IN_CAP    ((size_t)NP_MAX_REQUEST_LINE + NP_MAX_HEADER_BLOCK + 4096)
+#define NP_RELAY_CAP ((size_t)256 * 1024) /* large reads halve the wake-ups of bulk tunnels */
 
 /* One client connection. Buffers belong to the worker and are reused between connections. */
 struct np_session {

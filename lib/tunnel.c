@@ -170,7 +170,7 @@ np_tunnel_serve(struct np_session *se)
     up = connect_any(se, &q.addrs, &err);
     if (up < 0) {
         (void)snprintf(msg, sizeof(msg), "upstream connect to %s:%u failed: %s", q.norm,
-                       (unsigned)port, strerror(err));
+                       (unsigned)port, NP_ERRSTR(err));
         deny(se, &ev, 502, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED, msg);
         return;
     }
