@@ -145,26 +145,6 @@ sleep_ms(unsigned ms)
     }
 }
 
-/* Send all of buf. Returns 0 or -1. */
-static int
-send_all(int fd, const char *buf, size_t len)
-{
-    size_t off = 0;
-    ssize_t r;
-
-    while (off < len) {
-        r = send(fd, buf + off, len - off, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return -1;
-        }
-        off += (size_t)r;
-    }
-    return 0;
-}
-
 /* Connect a new blocking socket to to. Returns the fd or -1. */
 static int
 client_connect(const struct sockaddr_in *to)
@@ -218,7 +198,7 @@ open_stream(const struct run *r, char *buf)
     if (fd < 0 || !m->proxy) {
         return fd;
     }
-    if (send_all(fd, m->connect_req, m->connect_req_len) != 0 ||
+    if (bench_send_all(fd, m->connect_req, m->connect_req_len) != 0 ||
         read_connect_reply(fd, buf, 4096) != 0) {
         (void)close(fd);
         return -1;
@@ -238,7 +218,7 @@ setup_cycle(const struct run *r, char *buf)
     if (fd < 0) {
         return -1;
     }
-    if (send_all(fd, get_request, sizeof(get_request) - 1) != 0) {
+    if (bench_send_all(fd, get_request, sizeof(get_request) - 1) != 0) {
         goto out;
     }
     for (;;) {
@@ -296,7 +276,7 @@ client_bulk(struct client *c)
     int fd = open_stream(r, c->buf);
     ssize_t n;
 
-    if (fd >= 0 && send_all(fd, down ? "SRC\n" : "SNK\n", 4) != 0) {
+    if (fd >= 0 && bench_send_all(fd, down ? "SRC\n" : "SNK\n", 4) != 0) {
         (void)close(fd);
         fd = -1;
     }

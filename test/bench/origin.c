@@ -49,8 +49,8 @@ bench_sock_setup(int fd)
 }
 
 /* Send all of buf. Returns 0 or -1. */
-static int
-send_all(int fd, const char *buf, size_t len)
+int
+bench_send_all(int fd, const char *buf, size_t len)
 {
     size_t off = 0;
     ssize_t r;
@@ -90,7 +90,7 @@ serve_get(struct origin_worker *w, int fd, size_t have)
         }
         have += (size_t)r;
     }
-    if (send_all(fd, o->response, o->response_len) != 0) {
+    if (bench_send_all(fd, o->response, o->response_len) != 0) {
         atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
     }
 }

@@ -35,4 +35,7 @@ void origin_stop(struct origin *o);
 /* Set TCP_NODELAY and the benchmark's send/receive timeouts on fd. */
 void bench_sock_setup(int fd);
 
+/* Send all of buf[0..len) on a blocking socket (EINTR retried). Returns 0 or -1. */
+int bench_send_all(int fd, const char *buf, size_t len);
+
 #endif /* NP_BENCH_ORIGIN_H */
