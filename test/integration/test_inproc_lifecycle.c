@@ -121,7 +121,8 @@ env_vars_point_at_the_proxy(void **state)
     assert_int_equal(n, 8);
     for (i = 0; i < n; i++) {
         if (strcmp(v[i].name, "HTTP_PROXY") == 0 || strcmp(v[i].name, "https_proxy") == 0) {
-            assert_string_equal(v[i].value, want);
+            /* Not assert_string_equal: a failure would print the session token. */
+            assert_true(strcmp(v[i].value, want) == 0);
             seen++;
         } else if (strcmp(v[i].name, "NO_PROXY") == 0) {
             assert_string_equal(v[i].value, "localhost,127.0.0.1,::1");
@@ -377,6 +378,42 @@ token_smuggled_into_requests_is_never_recorded(void **state)
     nonoproxy_free(p);
 }
 
+/* Absolute-form requests need proxy auth before anything else is answered (SPEC §2). */
+static void
+absolute_form_requires_proxy_auth(void **state)
+{
+    struct nonoproxy_config cfg;
+    struct nonoproxy_proxy *p;
+    char req[512];
+    char head[1024];
+    int fd;
+
+    (void)state;
+    nonoproxy_config_init(&cfg);
+    p = start_proxy(&cfg);
+    nonoproxy_config_free(&cfg);
+    fd = tcp_connect(nonoproxy_port(p));
+    assert_int_equal(send_str(fd, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 407);
+    assert_non_null(strstr(head, "Proxy-Authenticate: Basic realm=\"nono\"\r\n"));
+    close(fd);
+    fd = tcp_connect(nonoproxy_port(p));
+    assert_int_equal(send_str(fd, "GET https://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 407);
+    close(fd);
+    fd = tcp_connect(nonoproxy_port(p));
+    snprintf(req, sizeof(req),
+             "GET https://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Proxy-Authorization: Bearer %s\r\n\r\n", proxy_token(p));
+    assert_int_equal(send_str(fd, req), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 400); /* authenticated: use CONNECT */
+    close(fd);
+    nonoproxy_shutdown(p);
+    assert_int_equal(count_events(p, NONOPROXY_DENIAL_AUTHENTICATION_FAILED,
+                                  NONOPROXY_EVENT_DECISION), 2);
+    nonoproxy_free(p);
+}
+
 int
 main(void)
 {
@@ -388,6 +425,7 @@ main(void)
         cmocka_unit_test(shutdown_with_open_tunnels_is_prompt_and_clean),
         cmocka_unit_test(filter_decisions_through_the_listener),
         cmocka_unit_test(token_smuggled_into_requests_is_never_recorded),
+        cmocka_unit_test(absolute_form_requires_proxy_auth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
