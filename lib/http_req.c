@@ -906,3 +906,85 @@ np_split_authority(const char *target, size_t len, const char **host, size_t *ho
 out:
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* np_http_hop_by_hop                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The hop-by-hop fields of RFC 9110 §7.6.1 plus Proxy-Connection, lower-case. */
+static const char *const hop_by_hop_names[] = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+};
+
+/* Compare the slices a[0..alen) and b[0..blen), ignoring ASCII case. */
+static bool
+slices_ieq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t i;
+
+    if (alen != blen) {
+        return false;
+    }
+    for (i = 0; i < alen; i++) {
+        if (lower_ascii(a[i]) != lower_ascii(b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Tell whether the comma-separated token list value[0..len) names name[0..name_len). */
+static bool
+connection_lists(const char *value, size_t len, const char *name, size_t name_len)
+{
+    size_t i = 0;
+
+    while (i <= len) {
+        const char *comma = memchr(value + i, ',', len - i);
+        size_t end = comma != NULL ? (size_t)(comma - value) : len;
+        const char *elem = value + i;
+        size_t elem_len = end - i;
+
+        trim_ows(&elem, &elem_len);
+        if (elem_len > 0 && slices_ieq(elem, elem_len, name, name_len)) {
+            return true;
+        }
+        i = end + 1;
+    }
+    return false;
+}
+
+/* Whether name is hop-by-hop: one of the fixed names, or listed in a Connection header of
+ * headers[0..n_headers) (headers may be NULL when n_headers is 0). */
+bool
+np_http_hop_by_hop(const char *name, size_t name_len, const struct np_header *headers,
+                   size_t n_headers)
+{
+    size_t i;
+
+    if (name == NULL || name_len == 0) {
+        return false;
+    }
+    for (i = 0; i < NP_ARRAY_LEN(hop_by_hop_names); i++) {
+        if (slice_ieq(name, name_len, hop_by_hop_names[i])) {
+            return true;
+        }
+    }
+    for (i = 0; i < n_headers && i < NP_MAX_HEADERS; i++) {
+        const struct np_header *h = &headers[i];
+
+        if (slice_ieq(h->name, h->name_len, "connection") &&
+            connection_lists(h->value, h->value_len, name, name_len)) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -71,4 +71,10 @@ const struct np_header *np_http_req_header(const struct np_http_req *req, const 
 int np_split_authority(const char *target, size_t len, const char **host, size_t *host_len,
                        uint16_t *port);
 
+/* Whether a header is hop-by-hop (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
+ * Proxy-Authenticate, Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade, or a name
+ * listed in any of the given Connection header values (comma-separated tokens). */
+bool np_http_hop_by_hop(const char *name, size_t name_len, const struct np_header *headers,
+                        size_t n_headers);
+
 #endif /* NP_HTTP_REQ_H */

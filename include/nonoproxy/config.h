@@ -32,6 +32,55 @@ typedef void nonoproxy_log_fn(void *userdata, enum nonoproxy_log_level level, co
 typedef int nonoproxy_resolve_fn(void *userdata, const char *host, uint16_t port,
                                  struct sockaddr_storage *addrs, size_t max, size_t *count);
 
+/** How a route puts the real credential into the upstream request (SPEC §6.3-6.4). */
+enum nonoproxy_inject_mode {
+    NONOPROXY_INJECT_HEADER = 0,      /**< header inject_header = credential_format(secret) */
+    NONOPROXY_INJECT_URL_PATH = 1,    /**< the secret where {} stands in path_replacement */
+    NONOPROXY_INJECT_QUERY_PARAM = 2, /**< query parameter query_param_name = secret */
+    NONOPROXY_INJECT_BASIC_AUTH = 3,  /**< header inject_header = Basic base64(secret) */
+};
+
+/**
+ * One reverse-proxy credential route (SPEC §1, §6): requests to
+ * http://127.0.0.1:<port>/<prefix>/<rest> go to <upstream>/<rest> with the real credential.
+ * Caller-owned; every string is borrowed and copied by nonoproxy_config_add_route(). NULL
+ * strings mean "not set" (the defaults of SPEC §1). Validation happens in nonoproxy_start().
+ */
+struct nonoproxy_route_config {
+    const char *prefix;            /**< one path segment; "/openai" and "openai/" allowed */
+    const char *upstream;          /**< https://host[:port][/base]; http:// only to loopback */
+    const char *credential_key;    /**< env://VAR, file:///path, keyring://svc/acct, or a
+                                        keyring account of service "nono"; NULL = none */
+    enum nonoproxy_inject_mode inject_mode; /**< HEADER */
+    const char *inject_header;     /**< "Authorization" */
+    const char *credential_format; /**< NULL = "Bearer {}" for Authorization, else "{}" */
+    const char *path_pattern;      /**< URL_PATH: incoming pattern with one {}, e.g. "/bot{}/" */
+    const char *path_replacement;  /**< URL_PATH: outgoing pattern; NULL = path_pattern */
+    const char *query_param_name;  /**< QUERY_PARAM: parameter name */
+    const char *env_var;           /**< phantom variable name; NULL = derived (SPEC §7) */
+    const char *tls_ca;            /**< extra PEM roots for this upstream only; NULL */
+};
+
+/** What a credential resolver callback found. */
+enum nonoproxy_credential_result {
+    NONOPROXY_CREDENTIAL_FOUND = 0,     /**< the secret is in buf, its length in *len */
+    NONOPROXY_CREDENTIAL_NOT_FOUND = 1, /**< definitely absent: the route answers 503 */
+    NONOPROXY_CREDENTIAL_PASS = 2,      /**< not mine: use the built-in sources */
+};
+
+/** Largest secret a route can hold, in bytes. */
+#define NONOPROXY_SECRET_MAX 8192
+
+/**
+ * Asked first for every route's credential_key, once, inside nonoproxy_start() on the calling
+ * thread. Writes at most cap (NONOPROXY_SECRET_MAX) bytes to buf; the library copies them and
+ * wipes buf. Must not log the secret.
+ */
+typedef enum nonoproxy_credential_result nonoproxy_credential_fn(void *userdata,
+                                                                 const char *credential_key,
+                                                                 char *buf, size_t cap,
+                                                                 size_t *len);
+
 /**
  * Proxy configuration. Caller-allocated; set it up with nonoproxy_config_init(), change scalar
  * fields directly, grow the lists only through the nonoproxy_config_* functions, release it with
@@ -71,6 +120,12 @@ struct nonoproxy_config {
     /* Owned lists: change only through the functions below. */
     char **allowed_hosts;          /**< normalised copies of the allowlist entries */
     size_t allowed_hosts_len;
+
+    /* Added with routes (SPEC §6, §7). */
+    struct nonoproxy_route_config *routes; /**< owned deep copies; see add_route */
+    size_t routes_len;
+    nonoproxy_credential_fn *credential_cb; /**< NULL = built-in sources only */
+    void *credential_userdata;
 };
 
 /** Set every field to its default (SPEC §1). Cannot fail; allocates nothing.
@@ -88,6 +143,22 @@ NONOPROXY_API void nonoproxy_config_init(struct nonoproxy_config *cfg);
 NONOPROXY_API enum nonoproxy_err nonoproxy_config_allow_host(struct nonoproxy_config *cfg,
                                                              const char *host,
                                                              struct nonoproxy_diag *diag);
+
+/**
+ * Fill r with the defaults of SPEC §1 for a route from prefix to upstream (both borrowed).
+ * Cannot fail; allocates nothing. [any thread]
+ */
+NONOPROXY_API void nonoproxy_route_config_init(struct nonoproxy_route_config *r,
+                                               const char *prefix, const char *upstream);
+
+/**
+ * Append a deep copy of r to cfg->routes. Validation (SPEC §1.1) happens in nonoproxy_start(),
+ * which names the route and the field.
+ * \return NONOPROXY_OK, NONOPROXY_ERR_INVALID_ARG (NULL cfg, r, prefix or upstream) or
+ * NONOPROXY_ERR_NOMEM (cfg unchanged). [one thread per object]
+ */
+NONOPROXY_API enum nonoproxy_err nonoproxy_config_add_route(struct nonoproxy_config *cfg,
+                                                            const struct nonoproxy_route_config *r);
 
 /** Release the owned lists and re-initialise cfg. NULL-safe. [one thread per object] */
 NONOPROXY_API void nonoproxy_config_free(struct nonoproxy_config *cfg);

@@ -49,6 +49,29 @@ NONOPROXY_API enum nonoproxy_err nonoproxy_env_vars(const struct nonoproxy_proxy
                                                     size_t *n);
 
 /**
+ * Per-route variables for the child (SPEC §7): <PREFIX>_BASE_URL for every route, and the
+ * phantom variable (value = the session token, never the real secret) for routes whose
+ * credential was loaded. Same ownership and threading as nonoproxy_env_vars().
+ */
+NONOPROXY_API enum nonoproxy_err nonoproxy_credential_env_vars(const struct nonoproxy_proxy *p,
+                                                               const struct nonoproxy_env_var **vars,
+                                                               size_t *n);
+
+/** A start-time finding that did not stop the proxy (SPEC §1.1), e.g. a credential not found. */
+struct nonoproxy_diagnostic {
+    const char *code;    /**< "credential_not_found" or "credential_unavailable" */
+    const char *route;   /**< the route prefix */
+    const char *message; /**< one line naming the route and reference, never a secret */
+};
+
+/**
+ * The diagnostics recorded by nonoproxy_start(), in route order. Owned by p, valid until
+ * nonoproxy_free(). [any thread]
+ */
+NONOPROXY_API void nonoproxy_diagnostics(const struct nonoproxy_proxy *p,
+                                         const struct nonoproxy_diagnostic **list, size_t *n);
+
+/**
  * Move up to max events, oldest first, from the audit ring into out (caller-owned).
  * \param dropped may be NULL; receives the number of events overwritten since the last drain.
  * \return the number of events written; further events stay in the ring.
