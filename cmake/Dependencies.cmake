@@ -19,3 +19,10 @@ endfunction()
 
 nonoproxy_find_plain_lib(np_dep_http_parser http_parser.h http_parser)
 nonoproxy_find_plain_lib(np_dep_mbedtls mbedtls/ssl.h mbedtls mbedx509 mbedcrypto)
+
+# libsecret (Secret Service client) for keyring:// and bare-name credentials (SPEC §7). Without
+# it, keyring references load as "unavailable" with "built without keyring support".
+option(NONOPROXY_WITH_LIBSECRET "Load keyring credentials through libsecret" ON)
+if(NONOPROXY_WITH_LIBSECRET)
+  pkg_check_modules(LIBSECRET REQUIRED IMPORTED_TARGET libsecret-1)
+endif()

@@ -1,0 +1,699 @@
+/* Credential sources (SPEC §7), L2: reference syntax, then loading from the embedder's
+ * callback, the environment, a file or the Secret Service (libsecret).
+ *
+ * Every secret passes through one heap scratch buffer of SCRATCH_CAP bytes that is wiped and
+ * freed on every path; the caller receives an exact-size np_malloc'd copy. Diagnostics name
+ * the reference (never secret) and the reason, never a byte of the value.
+ *
+ * The keyring lookup runs libsecret's asynchronous calls on a private GMainContext that is
+ * iterated here, with a GCancellable cancelled by a timer on that context: the whole lookup
+ * (D-Bus connection, session, search, unlock prompt, secret transfer) is bounded by
+ * NP_CRED_KEYRING_TIMEOUT_MS. A fresh (non-shared) SecretService proxy is used and released,
+ * so no libsecret singleton keeps dispatching signals into the private context afterwards. */
+#include "credential.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef NONOPROXY_HAVE_LIBSECRET
+#include <libsecret/secret.h>
+#endif
+
+#include "alloc.h"
+#include "common.h"
+#include "route.h"
+
+/* Upper bound of one keyring lookup, prompts included (the D-Bus default call timeout is
+ * 25 s per call; a lookup makes several). Overridable at build time for tests. */
+#ifndef NP_CRED_KEYRING_TIMEOUT_MS
+#define NP_CRED_KEYRING_TIMEOUT_MS 30000u
+#endif
+
+/* A file may hold the secret plus "\r\n"; one byte more proves it too long. */
+#define SCRATCH_CAP ((size_t)NONOPROXY_SECRET_MAX + 3)
+
+#define REF_QUOTE_MAX 160 /* bytes of the reference quoted in a message */
+#define REASON_MAX    320
+
+static const char ENV_PREFIX[] = "env://";
+static const char FILE_PREFIX[] = "file://";
+static const char KEYRING_PREFIX[] = "keyring://";
+static const char DEFAULT_SERVICE[] = "nono";
+
+#define PREFIX_LEN(p) (sizeof(p) - 1)
+
+/* One load in progress: the reference, the scratch buffer and the diagnostic sink. */
+struct cred_load {
+    const char *key;
+    char *buf; /* SCRATCH_CAP bytes; wiped by np_cred_load */
+    size_t n;  /* bytes of the secret in buf */
+    char *detail;
+    size_t detail_cap;
+};
+
+static bool
+has_prefix(const char *s, const char *prefix, size_t prefix_len)
+{
+    return strncmp(s, prefix, prefix_len) == 0;
+}
+
+/* Whether every byte of s[0..len) is printable ASCII (space included). */
+static bool
+printable_ascii(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Write "'<key>': <reason>" to out (cap may be 0; out may then be NULL). The reference is
+ * quoted with control bytes replaced and truncated to REF_QUOTE_MAX. */
+static void
+set_reason(char *out, size_t cap, const char *key, const char *reason)
+{
+    char quoted[REF_QUOTE_MAX];
+
+    if (out == NULL || cap == 0) {
+        return;
+    }
+    np_copy_printable(quoted, sizeof(quoted), key, strlen(key));
+    (void)snprintf(out, cap, "'%s': %s", quoted, reason);
+}
+
+/* Return the reason an env:// variable name is refused, or NULL when it is acceptable. */
+static const char *
+check_env_name(const char *name)
+{
+    size_t len = strlen(name);
+    size_t i;
+
+    if (len == 0) {
+        return "environment variable name is empty";
+    }
+    for (i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok =
+            (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+        if (!ok) {
+            return "environment variable name must match [A-Za-z0-9_]+";
+        }
+    }
+    if (np_route_env_name_refused(name, len)) {
+        return "environment variable name is refused (it can inject code into programs)";
+    }
+    return NULL;
+}
+
+/* Return the reason a file:// path is refused, or NULL when it is acceptable. */
+static const char *
+check_file_path(const char *path)
+{
+    if (path[0] != '/') {
+        return "file path must be absolute (file:///path)";
+    }
+    if (strstr(path, "..") != NULL) {
+        return "file path must not contain '..'";
+    }
+    if (strpbrk(path, "\r\n;`|$&><") != NULL) {
+        return "file path contains a refused character (CR LF ; ` | $ & > <)";
+    }
+    return NULL;
+}
+
+/* Return the reason "service/account" is refused, or NULL when it is acceptable. */
+static const char *
+check_keyring_pair(const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+
+    if (slash == NULL) {
+        return "keyring reference must be keyring://service/account";
+    }
+    if (slash == rest) {
+        return "keyring service is empty (keyring://service/account)";
+    }
+    if (slash[1] == '\0') {
+        return "keyring account is empty (keyring://service/account)";
+    }
+    if (!printable_ascii(rest, strlen(rest))) {
+        return "keyring service and account must be printable ASCII";
+    }
+    return NULL;
+}
+
+/* Return the reason a bare keyring name is refused, or NULL when it is acceptable. */
+static const char *
+check_bare_name(const char *name)
+{
+    if (strchr(name, '/') != NULL) {
+        return "a bare keyring name must not contain '/' (use keyring://service/account)";
+    }
+    if (!printable_ascii(name, strlen(name))) {
+        return "a bare keyring name must be printable ASCII";
+    }
+    return NULL;
+}
+
+/* Check the syntax of key; see credential.h. Dispatch is by exact, case-sensitive prefix as
+ * in the reference: "ENV://X" is an unsupported scheme, not an environment reference. */
+int
+np_cred_ref_check(const char *key, enum np_cred_scheme *scheme, char *why, size_t why_cap)
+{
+    enum np_cred_scheme s = NP_CRED_KEYRING;
+    const char *reason = NULL;
+
+    if (why != NULL && why_cap > 0) {
+        why[0] = '\0';
+    }
+    if (key == NULL || key[0] == '\0') {
+        set_reason(why, why_cap, "", "credential reference is empty");
+        return -1;
+    }
+    if (has_prefix(key, ENV_PREFIX, PREFIX_LEN(ENV_PREFIX))) {
+        s = NP_CRED_ENV;
+        reason = check_env_name(key + PREFIX_LEN(ENV_PREFIX));
+    } else if (has_prefix(key, FILE_PREFIX, PREFIX_LEN(FILE_PREFIX))) {
+        s = NP_CRED_FILE;
+        reason = check_file_path(key + PREFIX_LEN(FILE_PREFIX));
+    } else if (has_prefix(key, KEYRING_PREFIX, PREFIX_LEN(KEYRING_PREFIX))) {
+        reason = check_keyring_pair(key + PREFIX_LEN(KEYRING_PREFIX));
+    } else if (strstr(key, "://") != NULL) {
+        reason = "unsupported credential scheme (supported: env://, file://, keyring://, "
+                 "or a bare keyring name)";
+    } else {
+        reason = check_bare_name(key);
+    }
+    if (reason != NULL) {
+        set_reason(why, why_cap, key, reason);
+        return -1;
+    }
+    if (scheme != NULL) {
+        *scheme = s;
+    }
+    return 0;
+}
+
+const char *
+np_cred_env_name(const char *key, size_t *len)
+{
+    if (len != NULL) {
+        *len = 0;
+    }
+    if (key == NULL || !has_prefix(key, ENV_PREFIX, PREFIX_LEN(ENV_PREFIX))) {
+        return NULL;
+    }
+    if (len != NULL) {
+        *len = strlen(key + PREFIX_LEN(ENV_PREFIX));
+    }
+    return key + PREFIX_LEN(ENV_PREFIX);
+}
+
+static void
+fail(struct cred_load *l, const char *reason)
+{
+    set_reason(l->detail, l->detail_cap, l->key, reason);
+}
+
+/* Record "<what>: <strerror(err)>" as the reason. */
+static void
+fail_errno(struct cred_load *l, const char *what, int err)
+{
+    char reason[REASON_MAX];
+
+    (void)snprintf(reason, sizeof(reason), "%s: %s", what, NP_ERRSTR(err));
+    fail(l, reason);
+}
+
+/* Ask the embedder's resolver about l->key. *pass is set (and NOT_FOUND returned) when it
+ * declines; a FOUND without bytes or with more than the cap is refused. */
+static enum np_cred_status
+load_callback(struct cred_load *l, nonoproxy_credential_fn *cb, void *userdata, bool *pass)
+{
+    enum nonoproxy_credential_result r;
+    size_t n = 0;
+
+    *pass = false;
+    r = cb(userdata, l->key, l->buf, NONOPROXY_SECRET_MAX, &n);
+    switch (r) {
+    case NONOPROXY_CREDENTIAL_FOUND:
+        if (n > NONOPROXY_SECRET_MAX) {
+            fail(l, "the resolver callback returned more than NONOPROXY_SECRET_MAX bytes");
+            return NP_CRED_UNAVAILABLE;
+        }
+        if (n == 0) {
+            fail(l, "the resolver callback returned an empty secret");
+            return NP_CRED_UNAVAILABLE;
+        }
+        l->n = n;
+        return NP_CRED_LOADED;
+    case NONOPROXY_CREDENTIAL_NOT_FOUND:
+        fail(l, "not found by the resolver callback");
+        return NP_CRED_NOT_FOUND;
+    case NONOPROXY_CREDENTIAL_PASS:
+        *pass = true;
+        return NP_CRED_NOT_FOUND;
+    }
+    fail(l, "the resolver callback returned an unknown result");
+    return NP_CRED_UNAVAILABLE;
+}
+
+/* Copy the variable named by an env:// reference. Unset or empty ⇒ NOT_FOUND. secure_getenv
+ * reads the environment once, at start, on the starting thread (credential.h). */
+static enum np_cred_status
+load_env(struct cred_load *l)
+{
+    const char *name = l->key + PREFIX_LEN(ENV_PREFIX);
+    const char *value = secure_getenv(name); // NOLINT(concurrency-mt-unsafe): start, one thread
+    size_t n;
+
+    if (value == NULL || value[0] == '\0') {
+        fail(l, "the environment variable is unset or empty");
+        return NP_CRED_NOT_FOUND;
+    }
+    n = strnlen(value, NONOPROXY_SECRET_MAX + 1);
+    if (n > NONOPROXY_SECRET_MAX) {
+        fail(l, "the secret is longer than NONOPROXY_SECRET_MAX (8192) bytes");
+        return NP_CRED_UNAVAILABLE;
+    }
+    memcpy(l->buf, value, n);
+    l->n = n;
+    return NP_CRED_LOADED;
+}
+
+/* Read fd to its end or until cap bytes are in buf; *n is the count. Returns 0 or -1 (errno). */
+static int
+read_upto(int fd, char *buf, size_t cap, size_t *n)
+{
+    size_t got = 0;
+
+    while (got < cap) {
+        ssize_t r = read(fd, buf + got, cap - got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            *n = got;
+            return -1;
+        }
+        if (r == 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    *n = got;
+    return 0;
+}
+
+/* Read a file:// secret. Symlinks are followed (Kubernetes mounts secrets through them) but
+ * the target must be a regular file; O_NONBLOCK keeps a FIFO from blocking the open. Missing
+ * ⇒ NOT_FOUND; unreadable, not regular or too long ⇒ UNAVAILABLE; one trailing "\n" or
+ * "\r\n" is stripped and what remains must not be empty (else NOT_FOUND). */
+static enum np_cred_status
+load_file(struct cred_load *l)
+{
+    enum np_cred_status st = NP_CRED_UNAVAILABLE;
+    const char *path = l->key + PREFIX_LEN(FILE_PREFIX);
+    struct stat sb;
+    size_t n = 0;
+    int fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        int err = errno;
+        st = (err == ENOENT || err == ENOTDIR) ? NP_CRED_NOT_FOUND : NP_CRED_UNAVAILABLE;
+        fail_errno(l, "cannot open the file", err);
+        goto out;
+    }
+    if (fstat(fd, &sb) != 0) {
+        fail_errno(l, "cannot stat the file", errno);
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        fail(l, "not a regular file");
+        goto out;
+    }
+    if (read_upto(fd, l->buf, SCRATCH_CAP, &n) != 0) {
+        fail_errno(l, "cannot read the file", errno);
+        goto out;
+    }
+    if (n == SCRATCH_CAP) {
+        fail(l, "the secret is longer than NONOPROXY_SECRET_MAX (8192) bytes");
+        goto out;
+    }
+    if (n >= 2 && l->buf[n - 2] == '\r' && l->buf[n - 1] == '\n') {
+        n -= 2;
+    } else if (n >= 1 && l->buf[n - 1] == '\n') {
+        n -= 1;
+    }
+    if (n == 0) {
+        fail(l, "the file is empty");
+        st = NP_CRED_NOT_FOUND;
+        goto out;
+    }
+    l->n = n;
+    st = NP_CRED_LOADED;
+out:
+    if (fd >= 0) {
+        (void)close(fd);
+    }
+    return st;
+}
+
+#ifdef NONOPROXY_HAVE_LIBSECRET
+
+/* The schema nono tools and `secret-tool store service S username U` agree on; the schema
+ * name is not matched, so entries written under any schema with these attributes are found. */
+static const SecretSchema KEYRING_SCHEMA = {
+    .name = "org.freedesktop.Secret.Generic",
+    .flags = SECRET_SCHEMA_DONT_MATCH_NAME,
+    .attributes =
+        {
+            {"service", SECRET_SCHEMA_ATTRIBUTE_STRING},
+            {"username", SECRET_SCHEMA_ATTRIBUTE_STRING},
+            {NULL, SECRET_SCHEMA_ATTRIBUTE_STRING},
+        },
+};
+
+/* One asynchronous libsecret call being waited for on a private main context. */
+struct kr_wait {
+    GMainContext *ctx;
+    GCancellable *cancel;
+    GAsyncResult *result; /* set (with a reference) by kr_on_done */
+    bool timed_out;
+};
+
+/* Keep the result of the finished call for the waiting loop. */
+static void
+kr_on_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+    struct kr_wait *w = data;
+
+    NP_UNUSED(source);
+    w->result = g_object_ref(res);
+}
+
+/* Cancel whatever call is pending once the lookup's time is up. */
+static gboolean
+kr_on_timeout(gpointer data)
+{
+    struct kr_wait *w = data;
+
+    w->timed_out = true;
+    g_cancellable_cancel(w->cancel);
+    return G_SOURCE_REMOVE;
+}
+
+/* Iterate the private context until the pending call has finished. A cancelled GDBus call
+ * finishes promptly with G_IO_ERROR_CANCELLED, so this returns soon after the timer fires. */
+static void
+kr_wait_result(struct kr_wait *w)
+{
+    while (w->result == NULL) {
+        (void)g_main_context_iteration(w->ctx, TRUE);
+    }
+}
+
+/* Record why the lookup failed: the timeout, or the GError's message (D-Bus, session or
+ * prompt errors; they never hold the secret). */
+static void
+kr_fail(struct cred_load *l, const struct kr_wait *w, const GError *error)
+{
+    char reason[REASON_MAX];
+    const char *text = (error != NULL && error->message != NULL) ? error->message : "unknown";
+
+    if (w->timed_out) {
+        (void)snprintf(reason, sizeof(reason), "keyring lookup timed out after %u ms",
+                       (unsigned)NP_CRED_KEYRING_TIMEOUT_MS);
+    } else {
+        char msg[REASON_MAX / 2];
+        np_copy_printable(msg, sizeof(msg), text, strlen(text));
+        (void)snprintf(reason, sizeof(reason), "keyring unavailable: %s", msg);
+    }
+    fail(l, reason);
+}
+
+/* Take the secret of the first (unlocked first) item of a search into l->buf. */
+static enum np_cred_status
+kr_take_secret(struct cred_load *l, GList *items, const char *service, const char *account)
+{
+    enum np_cred_status st = NP_CRED_UNAVAILABLE;
+    char reason[REASON_MAX];
+    SecretValue *value = NULL;
+    const gchar *bytes;
+    gsize n = 0;
+
+    if (items == NULL) {
+        (void)snprintf(reason, sizeof(reason), "no keyring entry with service '%s' username '%s'",
+                       service, account);
+        fail(l, reason);
+        st = NP_CRED_NOT_FOUND;
+        goto out;
+    }
+    if (secret_item_get_locked(items->data)) {
+        fail(l, "the keyring entry is locked");
+        goto out;
+    }
+    value = secret_item_get_secret(items->data);
+    if (value == NULL) {
+        fail(l, "the keyring entry's secret could not be read");
+        goto out;
+    }
+    bytes = secret_value_get(value, &n);
+    if (n == 0) {
+        fail(l, "the keyring entry is empty");
+        st = NP_CRED_NOT_FOUND;
+    } else if (n > NONOPROXY_SECRET_MAX) {
+        fail(l, "the secret is longer than NONOPROXY_SECRET_MAX (8192) bytes");
+    } else {
+        memcpy(l->buf, bytes, n);
+        l->n = n;
+        st = NP_CRED_LOADED;
+    }
+out:
+    if (value != NULL) {
+        secret_value_unref(value); /* libsecret keeps secrets in memory it wipes on free */
+    }
+    return st;
+}
+
+/* Open a private (non-shared) Secret Service proxy with a session; NULL with the reason in
+ * l's detail on failure. */
+static SecretService *
+kr_open(struct cred_load *l, struct kr_wait *w)
+{
+    SecretService *svc;
+    GError *error = NULL;
+
+    secret_service_open(SECRET_TYPE_SERVICE, NULL, SECRET_SERVICE_OPEN_SESSION, w->cancel,
+                        kr_on_done, w);
+    kr_wait_result(w);
+    svc = secret_service_open_finish(w->result, &error);
+    g_clear_object(&w->result);
+    if (svc == NULL) {
+        kr_fail(l, w, error);
+    }
+    g_clear_error(&error);
+    return svc;
+}
+
+/* Search a private Secret Service for service/account (unlocking, which may prompt, and
+ * loading the secret), all bounded by the timer on w's context. */
+static enum np_cred_status
+kr_search(struct cred_load *l, struct kr_wait *w, const char *service, const char *account)
+{
+    enum np_cred_status st = NP_CRED_UNAVAILABLE;
+    SecretService *svc;
+    GHashTable *attrs = NULL;
+    GList *items = NULL;
+    GError *error = NULL;
+
+    svc = kr_open(l, w);
+    if (svc == NULL) {
+        goto out;
+    }
+    attrs = secret_attributes_build(&KEYRING_SCHEMA, "service", service, "username", account, NULL);
+    if (attrs == NULL) {
+        fail(l, "keyring attributes could not be built");
+        goto out;
+    }
+    secret_service_search(svc, &KEYRING_SCHEMA, attrs,
+                          SECRET_SEARCH_UNLOCK | SECRET_SEARCH_LOAD_SECRETS, w->cancel, kr_on_done,
+                          w);
+    kr_wait_result(w);
+    items = secret_service_search_finish(svc, w->result, &error);
+    g_clear_object(&w->result);
+    if (error != NULL) {
+        kr_fail(l, w, error);
+        goto out;
+    }
+    st = kr_take_secret(l, items, service, account);
+    if (st == NP_CRED_UNAVAILABLE && w->timed_out) {
+        kr_fail(l, w, NULL); /* the search itself ignores a cancelled unlock or load */
+    }
+out:
+    g_list_free_full(items, g_object_unref);
+    if (attrs != NULL) {
+        g_hash_table_unref(attrs);
+    }
+    g_clear_object(&svc);
+    g_clear_error(&error);
+    return st;
+}
+
+/* Look service/account up in the Secret Service. No entry ⇒ NOT_FOUND; no D-Bus session,
+ * no service, a locked entry, a timeout ⇒ UNAVAILABLE. The private context is pushed as
+ * thread-default for the calls and drained of the finalisers' notifications before popping. */
+static enum np_cred_status
+keyring_lookup(struct cred_load *l, const char *service, const char *account)
+{
+    enum np_cred_status st;
+    struct kr_wait w = {NULL, NULL, NULL, false};
+    GSource *timer;
+    int spins;
+
+    w.ctx = g_main_context_new();
+    g_main_context_push_thread_default(w.ctx);
+    w.cancel = g_cancellable_new();
+    timer = g_timeout_source_new(NP_CRED_KEYRING_TIMEOUT_MS);
+    g_source_set_callback(timer, kr_on_timeout, &w, NULL);
+    (void)g_source_attach(timer, w.ctx);
+
+    st = kr_search(l, &w, service, account);
+
+    g_source_destroy(timer);
+    g_source_unref(timer);
+    g_object_unref(w.cancel);
+    for (spins = 0; spins < 100 && g_main_context_iteration(w.ctx, FALSE); spins++) {
+        /* dispatch the idle notifications queued by the proxies' finalisers */
+    }
+    g_main_context_pop_thread_default(w.ctx);
+    g_main_context_unref(w.ctx);
+    return st;
+}
+
+#else /* !NONOPROXY_HAVE_LIBSECRET */
+
+static enum np_cred_status
+keyring_lookup(struct cred_load *l, const char *service, const char *account)
+{
+    NP_UNUSED(service);
+    NP_UNUSED(account);
+    fail(l, "built without keyring support");
+    return NP_CRED_UNAVAILABLE;
+}
+
+#endif /* NONOPROXY_HAVE_LIBSECRET */
+
+/* Split a keyring reference into service and account (a bare name uses service "nono") and
+ * look it up; the service is copied to be NUL-terminated, the account is the key's tail. */
+static enum np_cred_status
+load_keyring(struct cred_load *l)
+{
+    enum np_cred_status st = NP_CRED_UNAVAILABLE;
+    const char *rest;
+    const char *slash;
+    char *service = NULL;
+
+    if (!has_prefix(l->key, KEYRING_PREFIX, PREFIX_LEN(KEYRING_PREFIX))) {
+        return keyring_lookup(l, DEFAULT_SERVICE, l->key);
+    }
+    rest = l->key + PREFIX_LEN(KEYRING_PREFIX);
+    slash = strchr(rest, '/'); /* present: checked by np_cred_ref_check */
+    service = np_strndup(rest, (size_t)(slash - rest));
+    if (service == NULL) {
+        fail(l, "out of memory");
+        goto out;
+    }
+    st = keyring_lookup(l, service, slash + 1);
+out:
+    np_free(service);
+    return st;
+}
+
+/* Refuse a loaded secret that could split or truncate an upstream header. */
+static enum np_cred_status
+check_content(struct cred_load *l)
+{
+    if (l->n > NONOPROXY_SECRET_MAX) {
+        fail(l, "the secret is longer than NONOPROXY_SECRET_MAX (8192) bytes");
+        return NP_CRED_UNAVAILABLE;
+    }
+    if (memchr(l->buf, '\0', l->n) != NULL || memchr(l->buf, '\r', l->n) != NULL ||
+        memchr(l->buf, '\n', l->n) != NULL) {
+        fail(l, "the secret contains a NUL, CR or LF byte");
+        return NP_CRED_UNAVAILABLE;
+    }
+    return NP_CRED_LOADED;
+}
+
+/* Load the secret for key: the callback first, then the reference's own source; see
+ * credential.h. The scratch buffer is wiped whatever happens. */
+enum np_cred_status
+// NOLINTNEXTLINE(readability-function-size): the signature is fixed by credential.h
+np_cred_load(const char *key, nonoproxy_credential_fn *cb, void *userdata, char **secret,
+             size_t *len, char *detail, size_t detail_cap)
+{
+    enum np_cred_status st = NP_CRED_UNAVAILABLE;
+    enum np_cred_scheme scheme = NP_CRED_KEYRING;
+    struct cred_load l = {key, NULL, 0, detail, detail_cap};
+    bool pass = true;
+
+    *secret = NULL;
+    *len = 0;
+    if (np_cred_ref_check(key, &scheme, detail, detail_cap) != 0) {
+        goto out; /* the reason is in detail; on success it is "" */
+    }
+    l.buf = np_malloc(SCRATCH_CAP);
+    if (l.buf == NULL) {
+        fail(&l, "out of memory");
+        goto out;
+    }
+    if (cb != NULL) {
+        st = load_callback(&l, cb, userdata, &pass);
+    }
+    if (pass) {
+        switch (scheme) {
+        case NP_CRED_ENV:
+            st = load_env(&l);
+            break;
+        case NP_CRED_FILE:
+            st = load_file(&l);
+            break;
+        case NP_CRED_KEYRING:
+            st = load_keyring(&l);
+            break;
+        }
+    }
+    if (st == NP_CRED_LOADED) {
+        st = check_content(&l);
+    }
+    if (st == NP_CRED_LOADED) {
+        *secret = np_strndup(l.buf, l.n);
+        if (*secret == NULL) {
+            fail(&l, "out of memory");
+            st = NP_CRED_UNAVAILABLE;
+            goto out;
+        }
+        *len = l.n;
+        if (detail != NULL && detail_cap > 0) {
+            detail[0] = '\0';
+        }
+    }
+out:
+    if (l.buf != NULL) {
+        np_secure_zero(l.buf, SCRATCH_CAP);
+        np_free(l.buf);
+    }
+    return st;
+}
