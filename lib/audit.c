@@ -155,21 +155,54 @@ np_audit_set(char *field, size_t cap, const char *src, size_t len)
     np_copy_printable(field, cap, src, (src != NULL) ? len : 0);
 }
 
-/* Compare a[0..n) with b[0..n) without an early exit (the path is client-controlled and the
- * secret is the session token or a phantom). */
+/* Value of the hex digit c, or -1. */
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Whether text[0..len) starts with secret[0..n) spelt with any mix of literal bytes and
+ * percent-escapes ("%63" for 'c'); *used receives the raw length matched. Every byte of the
+ * secret is examined whatever the outcome (the loop does not stop at the first mismatch), so
+ * the time does not depend on where a near-miss differs. */
 static bool
-ct_match(const char *a, const char *b, size_t n)
+encoded_match(const char *text, size_t len, const char *secret, size_t n, size_t *used)
 {
     volatile unsigned char acc = 0;
-    size_t i;
+    size_t at = 0;
+    size_t k;
 
-    for (i = 0; i < n; i++) {
-        acc = (unsigned char)(acc | ((unsigned char)a[i] ^ (unsigned char)b[i]));
+    for (k = 0; k < n; k++) {
+        unsigned char c;
+        if (at >= len) {
+            return false;
+        }
+        c = (unsigned char)text[at];
+        if (c == '%' && at + 2 < len && hex_value(text[at + 1]) >= 0 &&
+            hex_value(text[at + 2]) >= 0) {
+            c = (unsigned char)(hex_value(text[at + 1]) * 16 + hex_value(text[at + 2]));
+            at += 3;
+        } else {
+            at++;
+        }
+        acc = (unsigned char)(acc | (c ^ (unsigned char)secret[k]));
     }
+    *used = at;
     return acc == 0;
 }
 
-/* Copy a path into ev->path with every occurrence of secret redacted, then truncate. */
+/* Copy a path into ev->path with every occurrence of secret redacted (literal or
+ * percent-encoded, in any mix), then truncate. */
 void
 np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len,
                   const char *secret)
@@ -190,12 +223,13 @@ np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len
      * and "..." then marks the cut. Truncation only removes characters, so no part of a
      * redacted occurrence can come back. */
     while (i < len && used < sizeof(tmp)) {
-        if (slen <= len - i && ct_match(path + i, secret, slen)) {
+        size_t raw = 0;
+        if (encoded_match(path + i, len - i, secret, slen, &raw)) {
             size_t k;
             for (k = 0; k < sizeof(REDACTED) - 1 && used < sizeof(tmp); k++) {
                 tmp[used++] = REDACTED[k];
             }
-            i += slen;
+            i += raw;
         } else {
             tmp[used++] = path[i++];
         }

@@ -126,6 +126,7 @@ nonoproxy_config_free(struct nonoproxy_config *cfg)
         return;
     }
     strlist_free(cfg->allowed_hosts, cfg->allowed_hosts_len);
+    np_config_routes_free(cfg);
     nonoproxy_config_init(cfg);
 }
 
@@ -267,8 +268,14 @@ np_settings_new(const struct nonoproxy_config *cfg, struct np_settings **out,
     if (rc != NONOPROXY_OK) {
         goto out;
     }
+    rc = np_settings_routes(s, cfg, diag);
+    if (rc != NONOPROXY_OK) {
+        goto out;
+    }
     s->resolver.fn = cfg->resolver;
     s->resolver.userdata = cfg->resolver_userdata;
+    s->credential_cb = cfg->credential_cb;
+    s->credential_userdata = cfg->credential_userdata;
     *out = s;
     s = NULL;
 out:
@@ -283,6 +290,7 @@ np_settings_free(struct np_settings *s)
         return;
     }
     np_hostfilter_free(s->allow);
+    np_settings_routes_free(s);
     np_free(s->ca_file);
     np_free(s);
 }

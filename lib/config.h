@@ -13,6 +13,8 @@
 
 #include "hostfilter.h"
 
+struct np_route;
+
 struct np_settings {
     struct sockaddr_storage bind_ss; /* port = bind_port (0 before bind) */
     unsigned max_connections;
@@ -34,7 +36,23 @@ struct np_settings {
     struct np_resolver resolver;
 
     struct np_hostfilter *allow; /* compiled allowed_hosts */
+
+    struct np_route *routes;     /* validated routes (route_cfg.c); secrets set at start */
+    size_t n_routes;
+    nonoproxy_credential_fn *credential_cb;
+    void *credential_userdata;
 };
+
+/* Validate cfg->routes (SPEC §1.1: every route field, duplicate prefixes, credential
+ * reference syntax, readable tls_ca) into s->routes. route_cfg.c. */
+enum nonoproxy_err np_settings_routes(struct np_settings *s, const struct nonoproxy_config *cfg,
+                                      struct nonoproxy_diag *diag);
+
+/* Free s->routes (wiping secrets). */
+void np_settings_routes_free(struct np_settings *s);
+
+/* Free cfg's owned route copies. */
+void np_config_routes_free(struct nonoproxy_config *cfg);
 
 /* Validate cfg (SPEC §1.1) and build frozen settings. On error *out is untouched and diag
  * (may be NULL) names the field and value. */

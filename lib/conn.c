@@ -1,12 +1,17 @@
 /* Per-connection lifecycle (L4). */
 #include "conn.h"
 
+#include <poll.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 
 #include "alloc.h"
+#include "reverse.h"
 #include "tunnel.h"
+
+/* How long an idle client keep-alive connection waits for its next request. */
+#define NP_KEEPALIVE_IDLE_MS 60000u
 
 enum head_result {
     HEAD_OK = 0,
@@ -57,12 +62,19 @@ reject_scan(struct np_session *se, enum np_head_scan sc)
 /* Read until a complete head is in se->in, enforcing the caps on every byte received and the
  * head timeout over the whole head. */
 static enum head_result
-read_head(struct np_session *se)
+read_head(struct np_session *se, bool next)
 {
-    uint64_t deadline = np_deadline(se->ctx->s->header_timeout_ms);
+    uint64_t deadline;
     enum np_head_scan sc = np_head_scan(se->in, se->in_len, &se->head_len);
     size_t got;
     enum np_io io;
+
+    if (next && se->in_len == 0 &&
+        np_net_wait(se->fd, POLLIN, se->ctx->stop_fd, np_deadline(NP_KEEPALIVE_IDLE_MS)) !=
+            NP_IO_OK) {
+        return HEAD_GONE; /* an idle keep-alive connection ends silently */
+    }
+    deadline = np_deadline(se->ctx->s->header_timeout_ms);
 
     while (sc == NP_HEAD_NEED_MORE) {
         if (se->in_len == NP_IN_CAP) {
@@ -133,8 +145,9 @@ absolute_form_authorized(struct np_session *se)
     return np_session_require_proxy_auth(se, &ev);
 }
 
-/* Hand a parsed request to the feature that serves it. */
-static void
+/* Hand a parsed request to the feature that serves it. Returns true when the connection may
+ * carry another request (se->in then starts with the bytes after this one). */
+static bool
 dispatch(struct np_session *se)
 {
     const struct np_http_req *r = &se->req;
@@ -143,7 +156,7 @@ dispatch(struct np_session *se)
         np_tunnel_serve(se);
     } else if ((target_has_scheme(r, "https://") || target_has_scheme(r, "http://")) &&
                !absolute_form_authorized(se)) {
-        return; /* 407 answered and recorded */
+        return false; /* 407 answered and recorded */
     } else if (target_has_scheme(r, "https://")) {
         reject_request(se, NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST,
                        "https forward-proxying is not supported; use CONNECT for https", false);
@@ -151,12 +164,12 @@ dispatch(struct np_session *se)
         reject_request(se, NONOPROXY_MODE_FORWARD, 501, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST,
                        "plain-HTTP forwarding is not available in this version", false);
     } else if (r->target_len > 0 && r->target[0] == '/') {
-        reject_request(se, NONOPROXY_MODE_REVERSE, 404, NONOPROXY_DENIAL_ROUTE_NOT_FOUND,
-                       "no route for this path", true);
+        return np_reverse_serve(se);
     } else {
         reject_request(se, NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
                        "unsupported request target", false);
     }
+    return false;
 }
 
 #define NP_LINGER_MS    2000
@@ -184,6 +197,8 @@ void
 np_conn_serve(struct np_session *se, const struct np_ctx *ctx, int fd)
 {
     const char *why = NULL;
+    bool next;
+    bool keep = false;
 
     se->ctx = ctx;
     se->fd = fd;
@@ -191,14 +206,19 @@ np_conn_serve(struct np_session *se, const struct np_ctx *ctx, int fd)
     se->in_len = 0;
     se->head_len = 0;
     se->linger = false;
-    memset(&se->req, 0, sizeof(se->req));
-    if (read_head(se) == HEAD_OK) {
+    for (next = false; !next || keep; next = true) {
+        se->head_len = 0;
+        memset(&se->req, 0, sizeof(se->req));
+        keep = false;
+        if (read_head(se, next) != HEAD_OK) {
+            break;
+        }
         if (np_http_req_parse(se->in, se->head_len, &se->req, &why) != 0) {
             reject_head(se, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
                         why != NULL ? why : "malformed request");
-        } else {
-            dispatch(se);
+            break;
         }
+        keep = dispatch(se);
     }
     if (se->linger) {
         linger_close(se);

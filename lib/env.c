@@ -8,10 +8,8 @@
 
 #include "alloc.h"
 
-/* The host part of the proxy URL: the bound address, loopback for an unspecified one,
- * IPv6 in brackets. */
-static void
-url_host(const struct sockaddr_storage *ss, char *out, size_t cap)
+void
+np_env_url_host(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
     char a[INET6_ADDRSTRLEN];
 
@@ -43,7 +41,7 @@ np_env_build(struct np_env *env, const struct sockaddr_storage *bound, const cha
     memset(env, 0, sizeof(*env));
     port = ntohs(bound->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)bound)->sin6_port
                                               : ((const struct sockaddr_in *)bound)->sin_port);
-    url_host(bound, host, sizeof(host));
+    np_env_url_host(bound, host, sizeof(host));
     n = snprintf(url, sizeof(url), "http://nono:%s@%s:%u", token, host, (unsigned)port);
     if (n < 0 || (size_t)n >= sizeof(url)) {
         return -1;

@@ -21,6 +21,10 @@ struct np_env {
  * unspecified address becomes loopback; IPv6 bracketed). Returns 0 or -1 (no memory). */
 int np_env_build(struct np_env *env, const struct sockaddr_storage *bound, const char *token);
 
+/* The host part of a URL the child uses to reach the proxy: the bound address, loopback for
+ * an unspecified one, IPv6 in brackets. cap ≥ INET6_ADDRSTRLEN + 2. */
+void np_env_url_host(const struct sockaddr_storage *ss, char *out, size_t cap);
+
 /* Wipe and free. NULL-safe, idempotent. */
 void np_env_free(struct np_env *env);
 

@@ -23,6 +23,7 @@ struct nonoproxy_proxy {
     struct np_audit_ring *ring;
     struct np_listener *listener;
     struct np_env env;
+    struct np_gateway *gw;
     char token[NP_TOKEN_HEX_LEN + 1];
     int stop_fd;
     uint16_t port;
@@ -35,6 +36,7 @@ static void
 proxy_release(struct nonoproxy_proxy *p)
 {
     np_env_free(&p->env);
+    np_gateway_free(p->gw);
     np_audit_ring_free(p->ring);
     np_settings_free(p->s);
     np_net_close(p->stop_fd);
@@ -75,6 +77,10 @@ proxy_prepare(struct nonoproxy_proxy *p, const struct nonoproxy_config *cfg,
     if (p->s->resolver.fn == NULL) {
         p->s->resolver.fn = np_net_resolve;
     }
+    rc = np_gateway_new(p->s, &p->gw, diag);
+    if (rc != NONOPROXY_OK) {
+        return rc;
+    }
     if (np_token_generate(p->token) != 0) {
         np_diag_set(diag, NONOPROXY_ERR_RNG, errno, "session token: getrandom failed");
         return NONOPROXY_ERR_RNG;
@@ -93,6 +99,7 @@ proxy_prepare(struct nonoproxy_proxy *p, const struct nonoproxy_config *cfg,
     p->ctx.ring = p->ring;
     p->ctx.token = p->token;
     p->ctx.stop_fd = p->stop_fd;
+    p->ctx.gw = p->gw;
     return NONOPROXY_OK;
 }
 
@@ -119,7 +126,8 @@ nonoproxy_start(const struct nonoproxy_config *cfg, struct nonoproxy_proxy **out
     if (rc == NONOPROXY_OK) {
         rc = proxy_bind(p, &fd, diag);
     }
-    if (rc == NONOPROXY_OK && np_env_build(&p->env, &p->ctx.self, p->token) != 0) {
+    if (rc == NONOPROXY_OK && (np_env_build(&p->env, &p->ctx.self, p->token) != 0 ||
+                               np_gateway_env(p->gw, &p->ctx.self, p->token) != 0)) {
         np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "env_vars: out of memory");
         rc = NONOPROXY_ERR_NOMEM;
     }
@@ -154,6 +162,30 @@ nonoproxy_env_vars(const struct nonoproxy_proxy *p, const struct nonoproxy_env_v
     *vars = p->env.vars;
     *n = NP_ENV_COUNT;
     return NONOPROXY_OK;
+}
+
+enum nonoproxy_err
+nonoproxy_credential_env_vars(const struct nonoproxy_proxy *p,
+                              const struct nonoproxy_env_var **vars, size_t *n)
+{
+    if (p == NULL || vars == NULL || n == NULL) {
+        return NONOPROXY_ERR_INVALID_ARG;
+    }
+    *vars = p->gw->env;
+    *n = p->gw->n_env;
+    return NONOPROXY_OK;
+}
+
+void
+nonoproxy_diagnostics(const struct nonoproxy_proxy *p, const struct nonoproxy_diagnostic **list,
+                      size_t *n)
+{
+    if (list != NULL) {
+        *list = p == NULL ? NULL : p->gw->diags;
+    }
+    if (n != NULL) {
+        *n = p == NULL ? 0 : p->gw->n_diags;
+    }
 }
 
 size_t

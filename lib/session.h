@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "gateway.h"
 #include "http_req.h"
 #include "net.h"
 #include "token.h"
@@ -24,6 +25,7 @@ struct np_ctx {
     const char *token;             /* session token, 64 hex */
     int stop_fd;                   /* readable once shutdown starts */
     struct sockaddr_storage self;  /* the listener's bound address and port */
+    struct np_gateway *gw;         /* routes at run time (never NULL once started) */
 };
 
 #define NP_IN_CAP    ((size_t)NP_MAX_REQUEST_LINE + NP_MAX_HEADER_BLOCK + 4096)

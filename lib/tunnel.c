@@ -127,6 +127,30 @@ relay(struct np_session *se, struct nonoproxy_audit_event *ev, int up)
     record_close(se, ev, p.bytes_ab, p.bytes_ba, why);
 }
 
+/* Refuse a CONNECT to a route's upstream (SPEC §4): an opaque tunnel would let the client
+ * talk to that API without the proxy injecting (or policing) the credential. */
+static bool
+bypasses_route(struct np_session *se, struct nonoproxy_audit_event *ev, const char *host,
+               size_t host_len, uint16_t port)
+{
+    char norm[NP_HOST_BUF];
+    const struct np_route_rt *rt;
+
+    if (se->ctx->gw == NULL || se->ctx->gw->n == 0 ||
+        np_host_normalize(host, host_len, norm, sizeof(norm)) != 0) {
+        return false; /* an invalid name is refused by the filter next */
+    }
+    rt = np_gateway_find_upstream(se->ctx->gw, norm, port);
+    if (rt == NULL) {
+        return false;
+    }
+    np_audit_set(ev->target, sizeof(ev->target), norm, strlen(norm));
+    np_audit_set(ev->route_id, sizeof(ev->route_id), rt->r->prefix, strlen(rt->r->prefix));
+    deny(se, ev, 403, NONOPROXY_DENIAL_CONNECT_BYPASSES_L7,
+         "CONNECT to a route's upstream bypasses credential injection; use the route's base URL");
+    return true;
+}
+
 void
 np_tunnel_serve(struct np_session *se)
 {
@@ -152,6 +176,9 @@ np_tunnel_serve(struct np_session *se)
     ev.has_port = true;
     ev.port = port;
     if (!np_session_require_proxy_auth(se, &ev)) {
+        return;
+    }
+    if (bypasses_route(se, &ev, host, host_len, port)) {
         return;
     }
     memset(&q, 0, sizeof(q));

@@ -1,0 +1,55 @@
+/* The reverse-proxy routes at run time (SPEC §6, §7), L3: credentials loaded once at start,
+ * one TLS client config and one keep-alive pool per route, the child's per-route variables
+ * and the start diagnostics. Built by nonoproxy_start before the listener runs; after that
+ * only the pools change (they lock themselves). */
+#ifndef NP_GATEWAY_H
+#define NP_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <nonoproxy/proxy.h>
+
+#include "config.h"
+#include "hostfilter.h"
+#include "route.h"
+#include "tls.h"
+#include "upool.h"
+
+#define NP_UPOOL_MAX_IDLE 64      /* idle upstream connections kept per route */
+#define NP_UPOOL_IDLE_MS  55000   /* under the usual 60 s server keep-alive timeouts */
+
+struct np_route_rt {
+    const struct np_route *r;
+    struct np_tls_conf *tls; /* NULL for http:// upstreams */
+    struct np_upool *pool;
+};
+
+struct np_gateway {
+    struct np_route_rt *rt;
+    size_t n;
+    struct np_hostfilter *any; /* empty allowlist: the hard deny list only */
+    struct nonoproxy_env_var *env;   /* credential_env_vars(); strings owned */
+    size_t n_env;
+    struct nonoproxy_diagnostic *diags; /* strings owned */
+    size_t n_diags;
+};
+
+/* Load every route's credential into s->routes (not-found ones become diagnostics; the route
+ * stays and answers 503), build the TLS configs and pools. On error *out is NULL and diag
+ * names the route and field. Call before the settings are shared with other threads. */
+enum nonoproxy_err np_gateway_new(struct np_settings *s, struct np_gateway **out,
+                                  struct nonoproxy_diag *diag);
+
+/* Render the per-route variables for a proxy bound at bound with this token. 0 or -1. */
+int np_gateway_env(struct np_gateway *g, const struct sockaddr_storage *bound, const char *token);
+
+/* The route whose upstream is host:port (normalised host), or NULL. */
+const struct np_route_rt *np_gateway_find_upstream(const struct np_gateway *g, const char *host,
+                                                   uint16_t port);
+
+/* Free everything (wiping the env values). NULL-safe. Only after every thread is joined. */
+void np_gateway_free(struct np_gateway *g);
+
+#endif /* NP_GATEWAY_H */

@@ -1,0 +1,54 @@
+/* Keep-alive pool of upstream connections for one route (SPEC §6.5), L2. Bounded (at most
+ * max_idle idle connections; more are closed when returned), idle-expired (a connection idle
+ * longer than idle_ms is closed instead of reused) and checked on take: a connection whose
+ * socket is readable while idle (the server closed it or sent something unasked) is dropped.
+ * [any thread]: one mutex guards the idle list; no I/O (poll, close) is done under it. */
+#ifndef NP_UPOOL_H
+#define NP_UPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream.h"
+#include "tls.h"
+
+/* One upstream connection. */
+struct np_uconn {
+    int fd;
+    struct np_tls *tls;        /* NULL for plain http upstreams */
+    struct np_stream st;       /* over tls, or over fd */
+    uint64_t idle_since;       /* np_now_ms when returned to the pool */
+    unsigned uses;             /* requests sent on it so far */
+    struct np_uconn *next;     /* idle list link */
+};
+
+struct np_upool;
+
+/* Returns 0 or -1 (no memory). */
+int np_upool_new(size_t max_idle, uint32_t idle_ms, struct np_upool **out);
+
+/* Close every idle connection and free the pool. NULL-safe. */
+void np_upool_free(struct np_upool *p);
+
+/* The most recently returned usable idle connection, or NULL. */
+struct np_uconn *np_upool_take(struct np_upool *p);
+
+/* Return a connection that may be reused (its last response was read completely). */
+void np_upool_put(struct np_upool *p, struct np_uconn *c);
+
+/* Make a connection record for fd (and tls, may be NULL); fd and tls become owned by it.
+ * Returns NULL when out of memory (fd and tls are then released). */
+struct np_uconn *np_uconn_new(int fd, struct np_tls *tls, int stop_fd);
+
+/* Release a connection: TLS close_notify (not waited for), close fd, free. NULL-safe. */
+void np_uconn_close(struct np_uconn *c);
+
+/* Counters for tests and benchmarks. */
+struct np_upool_stats {
+    uint64_t reused;  /* connections taken from the pool */
+    uint64_t expired; /* dropped because idle too long */
+    uint64_t stale;   /* dropped because the server closed them */
+};
+void np_upool_stats(struct np_upool *p, struct np_upool_stats *out);
+
+#endif /* NP_UPOOL_H */
