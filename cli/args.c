@@ -15,6 +15,10 @@
 #define LONG_ONLY_BASE 256
 /* How much of an offending value an error message shows. */
 #define SHOWN_LEN      80
+/* Width of the left column of the usage; a longer left part gets a line of its own. */
+#define USAGE_LEFT     26
+/* The syntax of a --route value, as error messages repeat it. */
+#define ROUTE_SYNTAX   "PREFIX=UPSTREAM[,KEY=VALUE...]"
 /* -v beyond this count changes nothing; the cap keeps the counter from wrapping. */
 #define MAX_VERBOSE    8u
 
@@ -36,6 +40,7 @@ struct cli_opt {
 };
 
 static cli_opt_fn opt_list;
+static cli_opt_fn opt_route;
 static cli_opt_fn opt_string;
 static cli_opt_fn opt_uint;
 static cli_opt_fn opt_seconds;
@@ -44,11 +49,18 @@ static cli_opt_fn opt_count;
 static cli_opt_fn opt_help;
 static cli_opt_fn opt_version;
 
-/* Later options (--config, --route, --external-proxy, --bypass, --ca-file, ...) are new rows,
- * with a new handler where no existing one fits. */
+/* Later options (--config, --external-proxy, --bypass, ...) are new rows, with a new handler
+ * where no existing one fits. Help texts stay within 51 columns: the usage fits in 80. */
 static const struct cli_opt OPTS[] = {
     {"allow", 0, "HOST", opt_list, offsetof(struct cli_args, allow), 0,
      "allow HOST: name, *.domain or IP[:port]; repeatable"},
+    {"route", 0, ROUTE_SYNTAX, opt_route, offsetof(struct cli_args, routes), 0,
+     "proxy /PREFIX/ to UPSTREAM; repeatable (keys below)"},
+    {"ca-file", 0, "FILE", opt_string, offsetof(struct cli_args, ca_file), 0,
+     "extra PEM trust roots for upstream TLS"},
+    {"allow-missing-credentials", 0, NULL, opt_flag,
+     offsetof(struct cli_args, allow_missing_credentials), 0,
+     "start even if a route's credential is not found"},
     {"bind", 0, "ADDR", opt_string, offsetof(struct cli_args, bind_addr), 0,
      "listen on IP address ADDR (default 127.0.0.1)"},
     {"port", 0, "N", opt_uint, offsetof(struct cli_args, port), UINT16_MAX,
@@ -70,6 +82,35 @@ static const struct cli_opt OPTS[] = {
     {"help", 0, NULL, opt_help, 0, 0, "print this help and exit"},
     {"version", 0, NULL, opt_version, 0, 0, "print the version and exit"},
 };
+
+/* One KEY of --route PREFIX=UPSTREAM[,KEY=VALUE...]: parser and usage both come from it. */
+struct route_key {
+    const char *name;  /* as written on the command line */
+    const char *value; /* name of the value in the usage */
+    size_t field;      /* offsetof the const char * field in struct cli_route */
+    const char *help;
+};
+
+static const struct route_key ROUTE_KEYS[] = {
+    {"credential", "KEY", offsetof(struct cli_route, credential),
+     "env://VAR, file:///PATH, keyring://SVC/ACCT or NAME"},
+    {"inject", "MODE", offsetof(struct cli_route, inject_name),
+     "header (default), url_path, query_param, basic_auth"},
+    {"header", "H", offsetof(struct cli_route, header), "header to inject (default Authorization)"},
+    {"format", "F", offsetof(struct cli_route, format),
+     "{} = secret (default 'Bearer {}' for Authorization)"},
+    {"path-pattern", "P", offsetof(struct cli_route, path_pattern),
+     "url_path: incoming pattern with one {} (/bot{}/)"},
+    {"path-replacement", "R", offsetof(struct cli_route, path_replacement),
+     "url_path: outgoing pattern (default: path-pattern)"},
+    {"query-param", "Q", offsetof(struct cli_route, query_param), "query_param: parameter name"},
+    {"env-var", "V", offsetof(struct cli_route, env_var),
+     "variable that gives COMMAND the phantom token"},
+    {"tls-ca", "FILE", offsetof(struct cli_route, tls_ca), "extra PEM trust roots for UPSTREAM"},
+};
+
+/* The values of inject=, in the order of enum cli_inject (row i is value i + 1). */
+static const char *const INJECT_NAMES[] = {"header", "url_path", "query_param", "basic_auth"};
 
 /* Returns the address of o's target field inside a. */
 static void *
@@ -180,6 +221,219 @@ opt_list(struct cli_args *a, const struct cli_opt *o, const char *value, char *e
     l->items[l->len] = value;
     l->len++;
     return true;
+}
+
+/* Returns the address of key k's field inside r. */
+static const char **
+route_field(struct cli_route *r, const struct route_key *k)
+{
+    return (const char **)(void *)((char *)r + k->field);
+}
+
+/* Returns the ROUTE_KEYS row named name, or NULL. */
+static const struct route_key *
+find_route_key(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(ROUTE_KEYS); i++) {
+        if (strcmp(ROUTE_KEYS[i].name, name) == 0) {
+            return &ROUTE_KEYS[i];
+        }
+    }
+    return NULL;
+}
+
+/* Writes "NAME1, NAME2 or NAME3" to dst: n string pointers, the first at names, each stride
+ * bytes after the previous one (a plain array, or one column of a table of structs). */
+static void
+join_names(char *dst, size_t cap, const char *const *names, size_t stride, size_t n)
+{
+    size_t used = 0;
+    size_t i = 0;
+
+    dst[0] = '\0';
+    for (i = 0; i < n && used < cap; i++) {
+        const char *name = *(const char *const *)(const void *)((const char *)names + i * stride);
+        const char *sep = i + 1 == n ? " or " : ", ";
+        int w = snprintf(dst + used, cap - used, "%s%s", i == 0 ? "" : sep, name);
+
+        if (w < 0) {
+            return;
+        }
+        used += (size_t)w;
+    }
+}
+
+/* Sets r->inject from value (the text of inject=); false with err set when it names no mode. */
+static bool
+route_inject(struct cli_route *r, const char *value, const char *shown_prefix, char *err,
+             size_t err_len)
+{
+    char shown[SHOWN_LEN];
+    char expected[128];
+    size_t i = 0;
+
+    for (i = 0; i < ARRAY_LEN(INJECT_NAMES); i++) {
+        if (strcmp(INJECT_NAMES[i], value) == 0) {
+            r->inject = (enum cli_inject)(i + 1);
+            return true;
+        }
+    }
+    cli_printable(shown, sizeof(shown), value);
+    join_names(expected, sizeof(expected), INJECT_NAMES, sizeof(INJECT_NAMES[0]),
+               ARRAY_LEN(INJECT_NAMES));
+    (void)snprintf(err, err_len, "--route '%s': invalid inject '%s' (expected %s)", shown_prefix,
+                   shown, expected);
+    return false;
+}
+
+/* Applies one KEY=VALUE item of a route (item is NUL-terminated and split in place). */
+static bool
+route_item(struct cli_route *r, char *item, const char *shown_prefix, char *err, size_t err_len)
+{
+    const struct route_key *k = NULL;
+    char *eq = strchr(item, '=');
+    char shown[SHOWN_LEN];
+
+    cli_printable(shown, sizeof(shown), item);
+    if (item[0] == '\0' || eq == item) {
+        (void)snprintf(err, err_len, "--route '%s': empty KEY in KEY=VALUE", shown_prefix);
+        return false;
+    }
+    if (eq == NULL) {
+        (void)snprintf(err, err_len, "--route '%s': missing '=' after '%s'", shown_prefix, shown);
+        return false;
+    }
+    *eq = '\0';
+    cli_printable(shown, sizeof(shown), item);
+    k = find_route_key(item);
+    if (k == NULL) {
+        char expected[256];
+
+        join_names(expected, sizeof(expected), &ROUTE_KEYS[0].name, sizeof(ROUTE_KEYS[0]),
+                   ARRAY_LEN(ROUTE_KEYS));
+        (void)snprintf(err, err_len, "--route '%s': unknown key '%s' (expected %s)", shown_prefix,
+                       shown, expected);
+        return false;
+    }
+    if (*route_field(r, k) != NULL) {
+        (void)snprintf(err, err_len, "--route '%s': key '%s' given twice", shown_prefix, k->name);
+        return false;
+    }
+    if (eq[1] == '\0') {
+        (void)snprintf(err, err_len, "--route '%s': empty value for key '%s'", shown_prefix,
+                       k->name);
+        return false;
+    }
+    *route_field(r, k) = eq + 1;
+    if (k->field == offsetof(struct cli_route, inject_name)) {
+        return route_inject(r, eq + 1, shown_prefix, err, err_len);
+    }
+    return true;
+}
+
+/* Splits buf (an owned copy of a --route value) in place into r: PREFIX at the first '=',
+ * UPSTREAM up to the first ',', then KEY=VALUE items separated by ','. */
+static bool
+parse_route(struct cli_route *r, char *buf, char *err, size_t err_len)
+{
+    char shown[SHOWN_LEN];
+    char *eq = strchr(buf, '=');
+    char *item = NULL;
+    char *comma = NULL;
+
+    cli_printable(shown, sizeof(shown), buf);
+    if (eq == NULL) {
+        (void)snprintf(err, err_len, "--route: missing '=' in '%s' (expected " ROUTE_SYNTAX ")",
+                       shown);
+        return false;
+    }
+    if (eq == buf) {
+        (void)snprintf(err, err_len, "--route: empty PREFIX in '%s' (expected " ROUTE_SYNTAX ")",
+                       shown);
+        return false;
+    }
+    *eq = '\0';
+    r->prefix = buf;
+    cli_printable(shown, sizeof(shown), buf);
+    item = eq + 1;
+    comma = strchr(item, ',');
+    if (comma != NULL) {
+        *comma = '\0';
+    }
+    r->upstream = item;
+    if (item[0] == '\0') {
+        (void)snprintf(err, err_len, "--route '%s': empty UPSTREAM", shown);
+        return false;
+    }
+    while (comma != NULL) {
+        item = comma + 1;
+        comma = strchr(item, ',');
+        if (comma != NULL) {
+            *comma = '\0';
+        }
+        if (!route_item(r, item, shown, err, err_len)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Makes room for one more route in l. */
+static bool
+grow_routes(struct cli_routes *l, char *err, size_t err_len)
+{
+    struct cli_route *grown = NULL;
+    size_t cap = 0;
+
+    if (l->len < l->cap) {
+        return true;
+    }
+    if (l->cap > SIZE_MAX / 2 / sizeof(*l->items)) {
+        (void)snprintf(err, err_len, "--route: too many values");
+        return false;
+    }
+    cap = l->cap == 0 ? 4 : l->cap * 2;
+    grown = realloc(l->items, cap * sizeof(*l->items));
+    if (grown == NULL) {
+        (void)snprintf(err, err_len, "out of memory");
+        return false;
+    }
+    l->items = grown;
+    l->cap = cap;
+    return true;
+}
+
+/* Parses a --route value into an owned copy and appends it to the routes (command-line order). */
+static bool
+opt_route(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+{
+    struct cli_routes *l = field_of(a, o);
+    struct cli_route r;
+    size_t len = strlen(value);
+    bool ok = false;
+
+    memset(&r, 0, sizeof(r));
+    if (!grow_routes(l, err, err_len)) {
+        goto out;
+    }
+    r.buf = malloc(len + 1);
+    if (r.buf == NULL) {
+        (void)snprintf(err, err_len, "out of memory");
+        goto out;
+    }
+    memcpy(r.buf, value, len + 1);
+    if (!parse_route(&r, r.buf, err, err_len)) {
+        goto out;
+    }
+    l->items[l->len] = r;
+    l->len++;
+    r.buf = NULL; /* ownership moved to the list */
+    ok = true;
+out:
+    free(r.buf);
+    return ok;
 }
 
 /* Stores a non-empty string value; the last occurrence wins. */
@@ -382,11 +636,28 @@ out:
 void
 cli_args_free(struct cli_args *a)
 {
+    size_t i = 0;
+
     if (a == NULL) {
         return;
     }
     free(a->allow.items);
+    for (i = 0; i < a->routes.len; i++) {
+        free(a->routes.items[i].buf);
+    }
+    free(a->routes.items);
     memset(a, 0, sizeof(*a));
+}
+
+/* Writes one usage row: left in a USAGE_LEFT column, or on a line of its own when longer. */
+static void
+usage_row(FILE *out, const char *left, const char *help)
+{
+    if (strlen(left) > USAGE_LEFT) {
+        (void)fprintf(out, "  %s\n  %-*s %s\n", left, USAGE_LEFT, "", help);
+    } else {
+        (void)fprintf(out, "  %-*s %s\n", USAGE_LEFT, left, help);
+    }
 }
 
 void
@@ -407,9 +678,22 @@ cli_args_usage(FILE *out)
         }
         (void)snprintf(left, sizeof(left), "%s--%s%s%s", shortpart, o->name,
                        o->arg != NULL ? " " : "", o->arg != NULL ? o->arg : "");
-        (void)fprintf(out, "  %-26s %s\n", left, o->help);
+        usage_row(out, left, o->help);
+    }
+    (void)fprintf(out, "\nRoute keys (--route " ROUTE_SYNTAX "; UPSTREAM is\n"
+                       "https://host[:port][/base] and cannot contain ','; each KEY at most "
+                       "once):\n");
+    for (i = 0; i < ARRAY_LEN(ROUTE_KEYS); i++) {
+        (void)snprintf(left, sizeof(left), "%s=%s", ROUTE_KEYS[i].name, ROUTE_KEYS[i].value);
+        usage_row(out, left, ROUTE_KEYS[i].help);
     }
     (void)fprintf(out, "\nWithout --allow, every host not on the built-in deny list is allowed.\n");
+    (void)fprintf(out,
+                  "\nCOMMAND's environment is this one plus HTTP_PROXY, HTTPS_PROXY, NO_PROXY\n"
+                  "(and lowercase forms), NONO_PROXY_TOKEN, NODE_USE_ENV_PROXY, and per route\n"
+                  "<PREFIX>_BASE_URL and its phantom-token variable; variables named by an\n"
+                  "env:// credential are removed. A credential that is not found is an error\n"
+                  "unless --allow-missing-credentials is given.\n");
     (void)fprintf(out,
                   "\nExit status: that of COMMAND, or 128+N if signal N killed it; %d for an\n"
                   "error of " CLI_PROG " itself, %d if COMMAND cannot be run, %d if it is\n"

@@ -40,12 +40,51 @@ struct cli_list {
     size_t cap;
 };
 
+/** The inject= key of --route; UNSET keeps the library's default (header). */
+enum cli_inject {
+    CLI_INJECT_UNSET = 0,
+    CLI_INJECT_HEADER = 1,      /**< inject=header */
+    CLI_INJECT_URL_PATH = 2,    /**< inject=url_path */
+    CLI_INJECT_QUERY_PARAM = 3, /**< inject=query_param */
+    CLI_INJECT_BASIC_AUTH = 4,  /**< inject=basic_auth */
+};
+
 /**
- * The parsed command line. Strings point into argv and live as long as argv.
- * Timeouts are already converted to milliseconds.
+ * One --route PREFIX=UPSTREAM[,KEY=VALUE...]. The strings point into buf, an owned copy of the
+ * argument split in place; NULL = key not given (the library's default applies).
+ */
+struct cli_route {
+    char *buf;                    /**< owned; freed by cli_args_free() */
+    const char *prefix;           /**< before the first '='; never empty */
+    const char *upstream;         /**< up to the first ','; never empty */
+    const char *credential;       /**< credential=KEY */
+    const char *inject_name;      /**< inject=..., as written */
+    enum cli_inject inject;       /**< inject= as an enum */
+    const char *header;           /**< header=H */
+    const char *format;           /**< format=F (may hold spaces and "{}") */
+    const char *path_pattern;     /**< path-pattern=P */
+    const char *path_replacement; /**< path-replacement=R */
+    const char *query_param;      /**< query-param=Q */
+    const char *env_var;          /**< env-var=V */
+    const char *tls_ca;           /**< tls-ca=FILE */
+};
+
+/** The --route options, in command-line order. */
+struct cli_routes {
+    struct cli_route *items; /**< owned array; NULL while empty */
+    size_t len;
+    size_t cap;
+};
+
+/**
+ * The parsed command line. Strings point into argv and live as long as argv, except those of
+ * routes (owned copies). Timeouts are already converted to milliseconds.
  */
 struct cli_args {
     struct cli_list allow;              /**< --allow HOST, repeatable */
+    struct cli_routes routes;           /**< --route SPEC, repeatable */
+    const char *ca_file;                /**< --ca-file FILE; NULL = none */
+    bool allow_missing_credentials;     /**< --allow-missing-credentials */
     const char *bind_addr;              /**< --bind ADDR; NULL = library default */
     struct cli_uint port;               /**< --port N, 0..65535 */
     struct cli_uint max_connections;    /**< --max-connections N */

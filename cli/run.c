@@ -16,6 +16,7 @@
 
 #include <nonoproxy/nonoproxy.h>
 
+#include "childenv.h"
 #include "sink.h"
 
 #define PROG "nonoproxy-run"
@@ -29,13 +30,6 @@ struct cli_signals {
     sigset_t old_mask;         /* the mask nonoproxy-run was started with */
     struct sigaction old_pipe; /* SIGPIPE and SIGCHLD dispositions it was started with */
     struct sigaction old_chld;
-};
-
-/* The child's environment: the caller's variables, then the proxy's (owned; hold the token). */
-struct cli_env {
-    char **envp;       /* NULL-terminated; NULL until built */
-    size_t owned_from; /* envp[owned_from .. len) were allocated here */
-    size_t len;
 };
 
 /* Prints "nonoproxy-run: WHAT: <strerror(e)>" to stderr. */
@@ -120,6 +114,67 @@ apply_scalars(const struct cli_args *a, struct nonoproxy_config *cfg)
     }
 }
 
+/* Returns the library's inject mode for m; UNSET gives the library default dflt. */
+static enum nonoproxy_inject_mode
+inject_mode_of(enum cli_inject m, enum nonoproxy_inject_mode dflt)
+{
+    switch (m) {
+    case CLI_INJECT_UNSET:
+        return dflt;
+    case CLI_INJECT_HEADER:
+        return NONOPROXY_INJECT_HEADER;
+    case CLI_INJECT_URL_PATH:
+        return NONOPROXY_INJECT_URL_PATH;
+    case CLI_INJECT_QUERY_PARAM:
+        return NONOPROXY_INJECT_QUERY_PARAM;
+    case CLI_INJECT_BASIC_AUTH:
+        return NONOPROXY_INJECT_BASIC_AUTH;
+    }
+    return dflt;
+}
+
+/* Sets *dst to v when the key was given (NULL keeps the library's default). */
+static void
+set_if_given(const char **dst, const char *v)
+{
+    if (v != NULL) {
+        *dst = v;
+    }
+}
+
+/* Adds the --route options to cfg (the library copies them; it validates them at start);
+ * on failure prints why and returns false. */
+static bool
+add_routes(const struct cli_args *a, struct nonoproxy_config *cfg)
+{
+    struct nonoproxy_route_config r;
+    const struct cli_route *cr = NULL;
+    enum nonoproxy_err rc = NONOPROXY_OK;
+    char shown[128];
+    size_t i = 0;
+
+    for (i = 0; i < a->routes.len; i++) {
+        cr = &a->routes.items[i];
+        nonoproxy_route_config_init(&r, cr->prefix, cr->upstream);
+        r.inject_mode = inject_mode_of(cr->inject, r.inject_mode);
+        set_if_given(&r.credential_key, cr->credential);
+        set_if_given(&r.inject_header, cr->header);
+        set_if_given(&r.credential_format, cr->format);
+        set_if_given(&r.path_pattern, cr->path_pattern);
+        set_if_given(&r.path_replacement, cr->path_replacement);
+        set_if_given(&r.query_param_name, cr->query_param);
+        set_if_given(&r.env_var, cr->env_var);
+        set_if_given(&r.tls_ca, cr->tls_ca);
+        rc = nonoproxy_config_add_route(cfg, &r);
+        if (rc != NONOPROXY_OK) {
+            cli_printable(shown, sizeof(shown), cr->prefix);
+            (void)fprintf(stderr, PROG ": --route '%s': %s\n", shown, nonoproxy_strerror(rc));
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Builds the configuration from a and starts the proxy into *out; on failure prints the
  * one-line reason and returns false. */
 static bool
@@ -142,6 +197,12 @@ start_proxy(const struct cli_args *a, struct cli_sink *sink, struct nonoproxy_pr
             cli_args_usage_hint(stderr);
             goto out;
         }
+    }
+    if (!add_routes(a, &cfg)) {
+        goto out;
+    }
+    if (a->ca_file != NULL) {
+        cfg.ca_file = a->ca_file;
     }
     apply_scalars(a, &cfg);
     cli_sink_install(sink, a, &cfg);
@@ -169,95 +230,84 @@ print_listening(const struct cli_args *a, const struct nonoproxy_proxy *p)
                   (unsigned)nonoproxy_port(p));
 }
 
-/* Returns true when the environ entry e ("NAME=value") sets one of the n variables. */
+/* Returns true for the diagnostics of a route whose credential could not be loaded. */
 static bool
-env_overridden(const char *e, const struct nonoproxy_env_var *vars, size_t n)
+credential_missing(const struct nonoproxy_diagnostic *d)
 {
-    const char *eq = strchr(e, '=');
-    size_t name_len = eq != NULL ? (size_t)(eq - e) : strlen(e);
-    size_t i = 0;
-
-    for (i = 0; i < n; i++) {
-        if (strlen(vars[i].name) == name_len && memcmp(vars[i].name, e, name_len) == 0) {
-            return true;
-        }
-    }
-    return false;
+    return d->code != NULL && (strcmp(d->code, "credential_not_found") == 0 ||
+                               strcmp(d->code, "credential_unavailable") == 0);
 }
 
-/* Wipes the variables added here (they hold the session token) and frees env. Idempotent. */
-static void
-free_env(struct cli_env *env)
-{
-    size_t i = 0;
-
-    if (env->envp != NULL) {
-        for (i = env->owned_from; i < env->len; i++) {
-            explicit_bzero(env->envp[i], strlen(env->envp[i]));
-            free(env->envp[i]);
-        }
-        free(env->envp);
-    }
-    memset(env, 0, sizeof(*env));
-}
-
-/* Builds the child's environment into env: environ without the n proxy variables, then those
- * as "NAME=value". False on allocation failure (env is then safe to free_env()). */
+/* Prints the start-time diagnostics: a missing credential is an error unless
+ * --allow-missing-credentials (one line per route; returns false), anything else a warning
+ * (not with -q). The messages name routes and references, never a secret. */
 static bool
-build_env(const struct nonoproxy_env_var *vars, size_t n, struct cli_env *env)
+report_diagnostics(const struct cli_args *a, const struct nonoproxy_proxy *p)
 {
-    size_t n_environ = 0;
-    size_t i = 0;
-
-    while (environ != NULL && environ[n_environ] != NULL) {
-        n_environ++;
-    }
-    if (n_environ > SIZE_MAX / sizeof(char *) - n - 1) {
-        return false;
-    }
-    env->envp = calloc(n_environ + n + 1, sizeof(char *));
-    if (env->envp == NULL) {
-        return false;
-    }
-    for (i = 0; i < n_environ; i++) {
-        if (!env_overridden(environ[i], vars, n)) {
-            env->envp[env->len++] = environ[i];
-        }
-    }
-    env->owned_from = env->len;
-    for (i = 0; i < n; i++) {
-        size_t nl = strlen(vars[i].name);
-        size_t vl = strlen(vars[i].value);
-        char *s = malloc(nl + vl + 2);
-
-        if (s == NULL) {
-            return false;
-        }
-        memcpy(s, vars[i].name, nl);
-        s[nl] = '=';
-        memcpy(s + nl + 1, vars[i].value, vl + 1);
-        env->envp[env->len++] = s;
-    }
-    return true;
-}
-
-/* Fetches the proxy's variables and builds the child's environment; prints why on failure. */
-static bool
-proxy_env(const struct nonoproxy_proxy *p, struct cli_env *env)
-{
-    const struct nonoproxy_env_var *vars = NULL;
+    const struct nonoproxy_diagnostic *list = NULL;
     size_t n = 0;
-    enum nonoproxy_err rc = nonoproxy_env_vars(p, &vars, &n);
+    size_t i = 0;
+    char msg[512];
+    char route[128];
+    bool ok = true;
 
+    nonoproxy_diagnostics(p, &list, &n);
+    for (i = 0; i < n; i++) {
+        cli_printable(msg, sizeof(msg), list[i].message != NULL ? list[i].message : "");
+        if (credential_missing(&list[i]) && !a->allow_missing_credentials) {
+            cli_printable(route, sizeof(route), list[i].route != NULL ? list[i].route : "");
+            (void)fprintf(stderr,
+                          PROG ": route '%s': credential not available (%s); use "
+                               "--allow-missing-credentials to start anyway\n",
+                          route, msg);
+            ok = false;
+        } else if (!a->quiet) {
+            (void)fprintf(stderr, PROG ": warning: %s\n", msg);
+        }
+    }
+    return ok;
+}
+
+/* Builds the child's environment (SPEC §11): environ minus the variables named by env://
+ * credentials and minus those the proxy sets, plus nonoproxy_env_vars() and
+ * nonoproxy_credential_env_vars(). Prints why on failure. */
+static bool
+proxy_env(const struct cli_args *a, const struct nonoproxy_proxy *p, struct cli_env *env)
+{
+    struct cli_env_source src[2];
+    struct cli_env_plan plan;
+    const char **removals = NULL;
+    enum nonoproxy_err rc = NONOPROXY_OK;
+    bool ok = false;
+
+    memset(src, 0, sizeof(src));
+    memset(&plan, 0, sizeof(plan));
+    rc = nonoproxy_env_vars(p, &src[0].vars, &src[0].n);
+    if (rc == NONOPROXY_OK) {
+        rc = nonoproxy_credential_env_vars(p, &src[1].vars, &src[1].n);
+    }
     if (rc != NONOPROXY_OK) {
         (void)fprintf(stderr, PROG ": proxy environment: %s\n", nonoproxy_strerror(rc));
-        return false;
+        goto out;
     }
-    if (!build_env(vars, n, env)) {
+    removals = calloc(a->routes.len + 1, sizeof(*removals));
+    if (removals == NULL) {
         (void)fprintf(stderr, PROG ": out of memory\n");
-        return false;
+        goto out;
     }
-    return true;
+    plan.base = environ;
+    plan.remove = removals;
+    plan.n_remove = cli_env_collect_removals(&a->routes, removals, a->routes.len);
+    plan.sources = src;
+    plan.n_sources = sizeof(src) / sizeof(src[0]);
+    if (!cli_env_build(&plan, env)) {
+        (void)fprintf(stderr, PROG ": out of memory\n");
+        goto out;
+    }
+    ok = true;
+out:
+    free(removals);
+    return ok;
 }
 
 /* Runs in the forked child: restores the signal state nonoproxy-run was started with and
@@ -419,14 +469,17 @@ cli_run(const struct cli_args *a)
     if (!block_signals(&sig) || !start_proxy(a, sink, &proxy)) {
         goto out;
     }
+    if (!report_diagnostics(a, proxy)) {
+        goto out; /* nonoproxy_free() below shuts the proxy down */
+    }
     if (a->verbose > 0) {
         print_listening(a, proxy);
     }
-    if (!proxy_env(proxy, &env)) {
+    if (!proxy_env(a, proxy, &env)) {
         goto out;
     }
     spawned = spawn_child(a->command, env.envp, &sig, &child, &status);
-    free_env(&env); /* the token lives on only in the child's environment */
+    cli_env_free(&env); /* the token lives on only in the child's environment */
     if (!spawned) {
         goto out;
     }
@@ -436,7 +489,7 @@ cli_run(const struct cli_args *a)
         cli_sink_print_summary(sink, stderr);
     }
 out:
-    free_env(&env);
+    cli_env_free(&env);
     nonoproxy_free(proxy); /* shuts down first if needed; the port is closed before we exit */
     cli_sink_destroy(sink);
     return status;

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "args.h"
+#include "childenv.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_ARGV     24
@@ -20,8 +21,10 @@ struct parse_case {
     const char *rule;
     const char *argv[MAX_ARGV]; /* argv[0] included, NULL-terminated */
     enum cli_action action;
-    const char *err;   /* exact error text for CLI_ACTION_ERROR */
-    const char *allow; /* --allow values joined by ',' ("" or NULL = none) */
+    const char *err;    /* exact error text for CLI_ACTION_ERROR */
+    const char *allow;  /* --allow values joined by ',' ("" or NULL = none) */
+    const char *routes; /* routes as render_routes() writes them ("" or NULL = none) */
+    const char *ca_file;
     const char *bind;
     const char *port;
     const char *max_conn;
@@ -30,6 +33,7 @@ struct parse_case {
     const char *idle_ms;
     const char *connect_ms;
     bool quiet;
+    bool allow_missing;
     unsigned verbose;
     const char *command; /* command words joined by ' ' */
 };
@@ -101,6 +105,204 @@ static struct parse_case CASES[] = {
      .allow = "-q",
      .command = "x"},
     {.rule = "allow_needs_a_value", .argv = {NR, "--allow"}, .err = "--allow: missing value HOST"},
+
+    /* --route: PREFIX at the first '=', UPSTREAM up to the first ',', then KEY=VALUE items */
+    {.rule = "route_minimal",
+     .argv = {NR, "--route", "openai=https://api.openai.com", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "openai=https://api.openai.com",
+     .command = "x"},
+    {.rule = "route_equals_form",
+     .argv = {NR, "--route=openai=https://api.openai.com/v1", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "openai=https://api.openai.com/v1",
+     .command = "x"},
+    {.rule = "route_all_keys",
+     .argv = {NR, "--route",
+              "gh=https://api.github.com,credential=env://GH_TOKEN,inject=header,header=X-Auth,"
+              "format=token {},path-pattern=/bot{}/,path-replacement=/b/{}/,query-param=key,"
+              "env-var=GH_PHANTOM,tls-ca=/etc/gh-ca.pem",
+              "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "gh=https://api.github.com,credential=env://GH_TOKEN,inject=header#1,"
+               "header=X-Auth,format=token {},path-pattern=/bot{}/,path-replacement=/b/{}/,"
+               "query-param=key,env-var=GH_PHANTOM,tls-ca=/etc/gh-ca.pem",
+     .command = "x"},
+    {.rule = "route_keys_in_any_order",
+     .argv = {NR, "--route", "p=https://h,tls-ca=/ca.pem,env-var=V,credential=k", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "p=https://h,credential=k,env-var=V,tls-ca=/ca.pem",
+     .command = "x"},
+    {.rule = "route_inject_header",
+     .argv = {NR, "--route", "p=https://h,inject=header", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "p=https://h,inject=header#1",
+     .command = "x"},
+    {.rule = "route_inject_url_path",
+     .argv = {NR, "--route", "tg=https://api.telegram.org,inject=url_path,path-pattern=/bot{}/",
+              "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "tg=https://api.telegram.org,inject=url_path#2,path-pattern=/bot{}/",
+     .command = "x"},
+    {.rule = "route_inject_query_param",
+     .argv = {NR, "--route", "g=https://h,inject=query_param,query-param=key", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "g=https://h,inject=query_param#3,query-param=key",
+     .command = "x"},
+    {.rule = "route_inject_basic_auth",
+     .argv = {NR, "--route", "b=https://h,inject=basic_auth", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "b=https://h,inject=basic_auth#4",
+     .command = "x"},
+    {.rule = "route_format_keeps_space_and_braces",
+     .argv = {NR, "--route", "gh=https://api.github.com,format=token {}", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "gh=https://api.github.com,format=token {}",
+     .command = "x"},
+    {.rule = "route_value_may_contain_equals",
+     .argv = {NR, "--route", "p=https://h,format=k=v {}", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "p=https://h,format=k=v {}",
+     .command = "x"},
+    {.rule = "route_prefix_split_at_first_equals",
+     .argv = {NR, "--route", "p=https://h/v1?a=b", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "p=https://h/v1?a=b",
+     .command = "x"},
+    {.rule = "route_prefix_and_upstream_not_validated_by_the_parser",
+     .argv = {NR, "--route", "/a b/=ftp://x", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "/a b/=ftp://x",
+     .command = "x"},
+    {.rule = "route_is_repeatable_in_order",
+     .argv = {NR, "--route", "b=https://b", "--allow", "h", "--route", "a=https://a,credential=k",
+              "--route=c=https://c", "x"},
+     .action = CLI_ACTION_RUN,
+     .allow = "h",
+     .routes = "b=https://b | a=https://a,credential=k | c=https://c",
+     .command = "x"},
+    {.rule = "route_grows_past_initial_capacity",
+     .argv = {NR, "--route", "a=u", "--route", "b=u", "--route", "c=u", "--route", "d=u", "--route",
+              "e=u", "--route", "f=u", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "a=u | b=u | c=u | d=u | e=u | f=u",
+     .command = "x"},
+    {.rule = "route_needs_a_value",
+     .argv = {NR, "--route"},
+     .err = "--route: missing value PREFIX=UPSTREAM[,KEY=VALUE...]"},
+    {.rule = "route_missing_equals",
+     .argv = {NR, "--route", "openai", "x"},
+     .err = "--route: missing '=' in 'openai' (expected PREFIX=UPSTREAM[,KEY=VALUE...])"},
+    {.rule = "route_empty_value",
+     .argv = {NR, "--route=", "x"},
+     .err = "--route: missing '=' in '' (expected PREFIX=UPSTREAM[,KEY=VALUE...])"},
+    {.rule = "route_empty_prefix",
+     .argv = {NR, "--route", "=https://h", "x"},
+     .err = "--route: empty PREFIX in '=https://h' (expected PREFIX=UPSTREAM[,KEY=VALUE...])"},
+    {.rule = "route_empty_upstream",
+     .argv = {NR, "--route", "p=", "x"},
+     .err = "--route 'p': empty UPSTREAM"},
+    {.rule = "route_empty_upstream_before_keys",
+     .argv = {NR, "--route", "p=,credential=k", "x"},
+     .err = "--route 'p': empty UPSTREAM"},
+    {.rule = "route_duplicate_key",
+     .argv = {NR, "--route", "p=https://h,credential=a,header=H,credential=b", "x"},
+     .err = "--route 'p': key 'credential' given twice"},
+    {.rule = "route_duplicate_key_with_same_value",
+     .argv = {NR, "--route", "p=https://h,format={},format={}", "x"},
+     .err = "--route 'p': key 'format' given twice"},
+    {.rule = "route_duplicate_inject",
+     .argv = {NR, "--route", "p=https://h,inject=header,inject=basic_auth", "x"},
+     .err = "--route 'p': key 'inject' given twice"},
+    {.rule = "route_unknown_key",
+     .argv = {NR, "--route", "p=https://h,token=x", "x"},
+     .err = "--route 'p': unknown key 'token' (expected credential, inject, header, format, "
+            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+    {.rule = "route_keys_use_dashes",
+     .argv = {NR, "--route", "p=https://h,env_var=X", "x"},
+     .err = "--route 'p': unknown key 'env_var' (expected credential, inject, header, format, "
+            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+    {.rule = "route_keys_are_case_sensitive",
+     .argv = {NR, "--route", "p=https://h,Credential=k", "x"},
+     .err = "--route 'p': unknown key 'Credential' (expected credential, inject, header, format, "
+            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+    {.rule = "route_empty_key_value",
+     .argv = {NR, "--route", "p=https://h,header=", "x"},
+     .err = "--route 'p': empty value for key 'header'"},
+    {.rule = "route_empty_credential",
+     .argv = {NR, "--route", "p=https://h,credential=", "x"},
+     .err = "--route 'p': empty value for key 'credential'"},
+    {.rule = "route_key_missing_equals",
+     .argv = {NR, "--route", "p=https://h,credential", "x"},
+     .err = "--route 'p': missing '=' after 'credential'"},
+    {.rule = "route_upstream_cannot_contain_comma",
+     .argv = {NR, "--route", "p=https://h/a,b", "x"},
+     .err = "--route 'p': missing '=' after 'b'"},
+    {.rule = "route_trailing_comma",
+     .argv = {NR, "--route", "p=https://h,", "x"},
+     .err = "--route 'p': empty KEY in KEY=VALUE"},
+    {.rule = "route_double_comma",
+     .argv = {NR, "--route", "p=https://h,,credential=k", "x"},
+     .err = "--route 'p': empty KEY in KEY=VALUE"},
+    {.rule = "route_empty_key",
+     .argv = {NR, "--route", "p=https://h,=v", "x"},
+     .err = "--route 'p': empty KEY in KEY=VALUE"},
+    {.rule = "route_inject_unknown",
+     .argv = {NR, "--route", "p=https://h,inject=bearer", "x"},
+     .err = "--route 'p': invalid inject 'bearer' (expected header, url_path, query_param or "
+            "basic_auth)"},
+    {.rule = "route_inject_is_case_sensitive",
+     .argv = {NR, "--route", "p=https://h,inject=HEADER", "x"},
+     .err = "--route 'p': invalid inject 'HEADER' (expected header, url_path, query_param or "
+            "basic_auth)"},
+    {.rule = "route_inject_dash_spelling_rejected",
+     .argv = {NR, "--route", "p=https://h,inject=url-path", "x"},
+     .err = "--route 'p': invalid inject 'url-path' (expected header, url_path, query_param or "
+            "basic_auth)"},
+    {.rule = "route_error_after_good_route",
+     .argv = {NR, "--route", "a=https://a,credential=k", "--route", "b=https://b,x=1", "x"},
+     .err = "--route 'b': unknown key 'x' (expected credential, inject, header, format, "
+            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+    {.rule = "route_control_characters_not_echoed",
+     .argv = {NR, "--route", "p\x1b=https://h,k\n=1", "x"},
+     .err = "--route 'p?': unknown key 'k?' (expected credential, inject, header, format, "
+            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+
+    /* --ca-file, --allow-missing-credentials */
+    {.rule = "ca_file",
+     .argv = {NR, "--ca-file", "/etc/corp-ca.pem", "x"},
+     .action = CLI_ACTION_RUN,
+     .ca_file = "/etc/corp-ca.pem",
+     .command = "x"},
+    {.rule = "ca_file_last_wins",
+     .argv = {NR, "--ca-file", "/a.pem", "--ca-file=/b.pem", "x"},
+     .action = CLI_ACTION_RUN,
+     .ca_file = "/b.pem",
+     .command = "x"},
+    {.rule = "ca_file_empty_rejected",
+     .argv = {NR, "--ca-file=", "x"},
+     .err = "--ca-file: empty value"},
+    {.rule = "ca_file_needs_a_value",
+     .argv = {NR, "--ca-file"},
+     .err = "--ca-file: missing value FILE"},
+    {.rule = "allow_missing_credentials",
+     .argv = {NR, "--allow-missing-credentials", "x"},
+     .action = CLI_ACTION_RUN,
+     .allow_missing = true,
+     .command = "x"},
+    {.rule = "allow_missing_credentials_takes_no_value",
+     .argv = {NR, "--allow-missing-credentials=yes", "x"},
+     .err = "--allow-missing-credentials: takes no value"},
+    {.rule = "allow_stays_exact_next_to_allow_missing_credentials",
+     .argv = {NR, "--allow", "h", "x"},
+     .action = CLI_ACTION_RUN,
+     .allow = "h",
+     .command = "x"},
+    {.rule = "allow_missing_credentials_unique_prefix",
+     .argv = {NR, "--allow-m", "x"},
+     .action = CLI_ACTION_RUN,
+     .allow_missing = true,
+     .command = "x"},
 
     /* --bind, --audit-log */
     {.rule = "bind_literal",
@@ -362,14 +564,66 @@ check_str(const char *got, const char *want)
     }
 }
 
+/* Appends ",KEY=VALUE" to dst (cap bytes) when value is set. */
+static void
+render_key(char *dst, size_t cap, const char *key, const char *value)
+{
+    size_t used = strlen(dst);
+
+    if (value != NULL) {
+        assert_true(snprintf(dst + used, cap - used, ",%s=%s", key, value) < (int)(cap - used));
+    }
+}
+
+/* Writes the routes as "PREFIX=UPSTREAM[,KEY=VALUE...]" joined by " | ", keys in a fixed
+ * order, inject as "NAME#ENUM" so that both the text and the enum are checked. */
+static void
+render_routes(const struct cli_routes *l, char *dst, size_t cap)
+{
+    char inject[64];
+    size_t used = 0;
+    size_t i = 0;
+
+    dst[0] = '\0';
+    for (i = 0; i < l->len; i++) {
+        const struct cli_route *r = &l->items[i];
+
+        assert_non_null(r->prefix);
+        assert_non_null(r->upstream);
+        used = strlen(dst);
+        assert_true(snprintf(dst + used, cap - used, "%s%s=%s", i > 0 ? " | " : "", r->prefix,
+                             r->upstream) < (int)(cap - used));
+        render_key(dst, cap, "credential", r->credential);
+        if (r->inject_name != NULL) {
+            (void)snprintf(inject, sizeof(inject), "%s#%d", r->inject_name, (int)r->inject);
+            render_key(dst, cap, "inject", inject);
+        } else {
+            assert_int_equal(r->inject, CLI_INJECT_UNSET);
+        }
+        render_key(dst, cap, "header", r->header);
+        render_key(dst, cap, "format", r->format);
+        render_key(dst, cap, "path-pattern", r->path_pattern);
+        render_key(dst, cap, "path-replacement", r->path_replacement);
+        render_key(dst, cap, "query-param", r->query_param);
+        render_key(dst, cap, "env-var", r->env_var);
+        render_key(dst, cap, "tls-ca", r->tls_ca);
+    }
+}
+
 /* Checks the fields of a successful parse against row c. */
 static void
 check_fields(const struct parse_case *c, const struct cli_args *a)
 {
     char *s = join(a->allow.items, a->allow.len, ',');
 
+    char routes[1024];
+
     assert_string_equal(s, c->allow != NULL ? c->allow : "");
     free(s);
+    render_routes(&a->routes, routes, sizeof(routes));
+    assert_string_equal(routes, c->routes != NULL ? c->routes : "");
+    check_str(a->ca_file, c->ca_file);
+    assert_int_equal(a->allow_missing_credentials, c->allow_missing);
     check_str(a->bind_addr, c->bind);
     check_str(a->audit_log, c->audit_log);
     check_uint(&a->port, c->port);
@@ -422,6 +676,7 @@ run_case(void **state)
     }
     cli_args_free(&a);
     assert_null(a.allow.items);
+    assert_null(a.routes.items);
     for (i = 0; i < argc; i++) {
         free(argv[i]);
     }
@@ -465,6 +720,18 @@ usage_lists_every_option(void **state)
     static const char *const want[] = {
         "usage: nonoproxy-run [OPTIONS] [--] COMMAND [ARG...]",
         "--allow HOST",
+        "--route PREFIX=UPSTREAM[,KEY=VALUE...]",
+        "--ca-file FILE",
+        "--allow-missing-credentials",
+        "credential=KEY",
+        "inject=MODE",
+        "header=H",
+        "format=F",
+        "path-pattern=P",
+        "path-replacement=R",
+        "query-param=Q",
+        "env-var=V",
+        "tls-ca=FILE",
         "--bind ADDR",
         "--port N",
         "--max-connections N",
@@ -492,6 +759,281 @@ usage_lists_every_option(void **state)
     free(text);
 }
 
+/* Every usage line fits in 80 columns, including the long options on a line of their own. */
+static void
+usage_fits_in_80_columns(void **state)
+{
+    char *text = NULL;
+    char *line = NULL;
+    char *nl = NULL;
+    size_t len = 0;
+    size_t lines = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    (void)state;
+    assert_non_null(f);
+    cli_args_usage(f);
+    assert_int_equal(fclose(f), 0);
+    for (line = text; *line != '\0'; line = nl + 1) {
+        nl = strchr(line, '\n');
+        assert_non_null(nl); /* every line ends with a newline */
+        if ((size_t)(nl - line) > 80) {
+            *nl = '\0';
+            fail_msg("line longer than 80 columns: '%s'", line);
+        }
+        lines++;
+    }
+    assert_true(lines > 30);
+    free(text);
+}
+
+/* cli_env_ref_name rows: {credential reference, variable name or NULL}. */
+static void
+env_ref_name_only_for_env_scheme(void **state)
+{
+    static const struct {
+        const char *ref;
+        const char *want;
+    } rows[] = {
+        {"env://OPENAI_API_KEY", "OPENAI_API_KEY"},
+        {"ENV://FOO", "FOO"},
+        {"Env://foo", "foo"},
+        {"env://FOO/bar", "FOO/bar"}, /* malformed: the library refuses it at start */
+        {"env://", NULL},
+        {"env:/FOO", NULL},
+        {"env:FOO", NULL},
+        {"envx://FOO", NULL},
+        {" env://FOO", NULL},
+        {"file:///run/secrets/key", NULL},
+        {"keyring://svc/FOO", NULL},
+        {"FOO", NULL},
+        {"", NULL},
+        {NULL, NULL},
+    };
+    size_t i = 0;
+
+    (void)state;
+    for (i = 0; i < ARRAY_LEN(rows); i++) {
+        const char *got = cli_env_ref_name(rows[i].ref);
+
+        if (rows[i].want == NULL) {
+            assert_null(got);
+        } else {
+            assert_non_null(got);
+            assert_string_equal(got, rows[i].want);
+            assert_ptr_equal(got, rows[i].ref + strlen(rows[i].ref) - strlen(rows[i].want));
+        }
+    }
+}
+
+/* Only env:// credentials are collected, in route order, up to the capacity. */
+static void
+env_removals_from_routes(void **state)
+{
+    struct cli_route items[5];
+    struct cli_routes routes = {items, ARRAY_LEN(items), ARRAY_LEN(items)};
+    const char *names[5];
+
+    (void)state;
+    memset(items, 0, sizeof(items));
+    items[0].credential = "env://B";
+    items[1].credential = NULL; /* route without a credential */
+    items[2].credential = "file:///k";
+    items[3].credential = "env://A";
+    items[4].credential = "openai-key";
+    assert_int_equal(cli_env_collect_removals(&routes, names, ARRAY_LEN(names)), 2);
+    assert_string_equal(names[0], "B");
+    assert_string_equal(names[1], "A");
+    assert_int_equal(cli_env_collect_removals(&routes, names, 1), 1);
+    assert_string_equal(names[0], "B");
+    routes.len = 0;
+    assert_int_equal(cli_env_collect_removals(&routes, names, ARRAY_LEN(names)), 0);
+}
+
+#define ENV_MAX 8
+
+/* One child environment: inherited entries, route credentials (for the removals), the two
+ * proxy sources as "NAME=value", and the expected envp joined by '\n'. */
+struct env_case {
+    const char *rule;
+    const char *base[ENV_MAX]; /* NULL-terminated; base_null = pass NULL instead */
+    bool base_null;
+    const char *creds[ENV_MAX]; /* credential of each route, NULL-terminated; "-" = none */
+    const char *proxy[ENV_MAX]; /* nonoproxy_env_vars() */
+    const char *route[ENV_MAX]; /* nonoproxy_credential_env_vars() */
+    const char *want;
+    size_t inherited; /* how many of want's entries come from base */
+};
+
+static const struct env_case ENV_CASES[] = {
+    {.rule = "env_ref_removes_exact_name_only",
+     .base = {"FOO=real-secret", "FOOBAR=1", "FO=2", "XFOO=3", "foo=4"},
+     .creds = {"env://FOO"},
+     .proxy = {"HTTPS_PROXY=p"},
+     .want = "FOOBAR=1\nFO=2\nXFOO=3\nfoo=4\nHTTPS_PROXY=p",
+     .inherited = 4},
+    {.rule = "env_ref_longer_name_keeps_shorter_variable",
+     .base = {"FOO=1", "FOOBAR=2"},
+     .creds = {"env://FOOBAR"},
+     .want = "FOO=1",
+     .inherited = 1},
+    {.rule = "env_ref_scheme_case_insensitive",
+     .base = {"KEY=real", "OTHER=1"},
+     .creds = {"ENV://KEY"},
+     .want = "OTHER=1",
+     .inherited = 1},
+    {.rule = "env_refs_of_every_route_removed",
+     .base = {"A=1", "B=2", "C=3", "D=4"},
+     .creds = {"env://C", "-", "file:///B", "env://A", "env://A"},
+     .want = "B=2\nD=4",
+     .inherited = 2},
+    {.rule = "non_env_refs_remove_nothing",
+     .base = {"openai-key=1", "svc=2", "k=3"},
+     .creds = {"openai-key", "keyring://svc/acct", "file:///k", "env://"},
+     .want = "openai-key=1\nsvc=2\nk=3",
+     .inherited = 3},
+    {.rule = "env_ref_removes_entry_without_equals",
+     .base = {"FOO", "WEIRD", "=x"},
+     .creds = {"env://FOO"},
+     .want = "WEIRD\n=x",
+     .inherited = 2},
+    {.rule = "proxy_vars_replace_inherited",
+     .base = {"HTTPS_PROXY=http://corp:3128", "A=1", "https_proxy=http://corp:3128",
+              "NONO_PROXY_TOKEN=stale"},
+     .proxy = {"HTTPS_PROXY=http://nono:T@127.0.0.1:9", "NONO_PROXY_TOKEN=T"},
+     .want = "A=1\nhttps_proxy=http://corp:3128\nHTTPS_PROXY=http://nono:T@127.0.0.1:9\n"
+             "NONO_PROXY_TOKEN=T",
+     .inherited = 2},
+    {.rule = "route_vars_replace_inherited",
+     .base = {"OPENAI_BASE_URL=https://api.openai.com/v1", "Z=1"},
+     .route = {"OPENAI_BASE_URL=http://127.0.0.1:9/openai"},
+     .want = "Z=1\nOPENAI_BASE_URL=http://127.0.0.1:9/openai",
+     .inherited = 1},
+    {.rule = "phantom_replaces_removed_real_key",
+     .base = {"OPENAI_API_KEY=sk-real", "HOME=/h"},
+     .creds = {"env://OPENAI_API_KEY"},
+     .proxy = {"HTTP_PROXY=p"},
+     .route = {"OPENAI_BASE_URL=b", "OPENAI_API_KEY=T"},
+     .want = "HOME=/h\nHTTP_PROXY=p\nOPENAI_BASE_URL=b\nOPENAI_API_KEY=T",
+     .inherited = 1},
+    {.rule = "order_is_inherited_then_proxy_then_routes",
+     .base = {"Z=1", "A=2", "M=3"},
+     .proxy = {"HTTP_PROXY=h", "HTTPS_PROXY=s", "NO_PROXY=n"},
+     .route = {"B_BASE_URL=b", "A_BASE_URL=a"},
+     .want = "Z=1\nA=2\nM=3\nHTTP_PROXY=h\nHTTPS_PROXY=s\nNO_PROXY=n\nB_BASE_URL=b\n"
+             "A_BASE_URL=a",
+     .inherited = 3},
+    {.rule = "later_source_wins_on_duplicate",
+     .proxy = {"X=1", "Y=1"},
+     .route = {"X=2"},
+     .want = "Y=1\nX=2"},
+    {.rule = "later_entry_of_one_source_wins", .proxy = {"Y=1", "Z=0", "Y=2"}, .want = "Z=0\nY=2"},
+    {.rule = "value_may_contain_equals",
+     .base = {"A=b=c"},
+     .creds = {"env://A=b"},
+     .proxy = {"U=http://x/?a=b"},
+     .want = "A=b=c\nU=http://x/?a=b",
+     .inherited = 1},
+    {.rule = "no_inherited_environment", .base_null = true, .proxy = {"P=1"}, .want = "P=1"},
+    {.rule = "empty_everything", .want = ""},
+};
+
+/* Returns the number of entries of a NULL-terminated row array. */
+static size_t
+count_of(const char *const *v)
+{
+    size_t n = 0;
+
+    while (n < ENV_MAX && v[n] != NULL) {
+        n++;
+    }
+    return n;
+}
+
+/* Splits "NAME=value" rows into vars (owned copies in bufs; the caller frees bufs[i]). */
+static size_t
+split_vars(const char *const *rows, struct nonoproxy_env_var *vars, char **bufs)
+{
+    size_t n = count_of(rows);
+    size_t i = 0;
+    char *eq = NULL;
+
+    for (i = 0; i < n; i++) {
+        bufs[i] = strdup(rows[i]);
+        assert_non_null(bufs[i]);
+        eq = strchr(bufs[i], '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        vars[i].name = bufs[i];
+        vars[i].value = eq + 1;
+    }
+    return n;
+}
+
+/* Returns true when e is one of c's base pointers. */
+static bool
+is_base_entry(const struct env_case *c, const char *e)
+{
+    size_t i = 0;
+
+    for (i = 0; i < ENV_MAX && c->base[i] != NULL; i++) {
+        if (c->base[i] == e) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Builds one row's environment and compares it entry by entry. */
+static void
+run_env_case(void **state)
+{
+    const struct env_case *c = *state;
+    struct cli_route items[ENV_MAX];
+    struct cli_routes routes = {items, 0, ENV_MAX};
+    struct nonoproxy_env_var vars[2][ENV_MAX];
+    char *bufs[2][ENV_MAX];
+    struct cli_env_source src[2];
+    const char *removals[ENV_MAX];
+    struct cli_env_plan plan;
+    struct cli_env env;
+    char *got = NULL;
+    size_t i = 0;
+
+    memset(items, 0, sizeof(items));
+    memset(bufs, 0, sizeof(bufs));
+    routes.len = count_of(c->creds);
+    for (i = 0; i < routes.len; i++) {
+        items[i].credential = strcmp(c->creds[i], "-") == 0 ? NULL : c->creds[i];
+    }
+    src[0].vars = vars[0];
+    src[0].n = split_vars(c->proxy, vars[0], bufs[0]);
+    src[1].vars = vars[1];
+    src[1].n = split_vars(c->route, vars[1], bufs[1]);
+    plan.base = c->base_null ? NULL : (char *const *)(uintptr_t)c->base;
+    plan.remove = removals;
+    plan.n_remove = cli_env_collect_removals(&routes, removals, ENV_MAX);
+    plan.sources = src;
+    plan.n_sources = 2;
+    assert_true(cli_env_build(&plan, &env));
+    assert_non_null(env.envp);
+    assert_null(env.envp[env.len]);
+    assert_int_equal(env.owned_from, c->inherited);
+    for (i = 0; i < env.owned_from; i++) {
+        assert_true(is_base_entry(c, env.envp[i])); /* inherited entries are not copied */
+    }
+    got = join((const char *const *)env.envp, env.len, '\n');
+    assert_string_equal(got, c->want);
+    free(got);
+    cli_env_free(&env);
+    assert_null(env.envp);
+    assert_int_equal(env.len, 0);
+    for (i = 0; i < ENV_MAX; i++) {
+        free(bufs[0][i]);
+        free(bufs[1][i]);
+    }
+}
+
 /* The hint after an error is the synopsis plus a pointer to --help. */
 static void
 usage_hint_is_two_lines(void **state)
@@ -512,8 +1054,9 @@ usage_hint_is_two_lines(void **state)
 int
 main(void)
 {
-    struct CMUnitTest tests[ARRAY_LEN(CASES) + 3];
+    struct CMUnitTest tests[ARRAY_LEN(CASES) + ARRAY_LEN(ENV_CASES) + 6];
     size_t i = 0;
+    size_t j = 0;
 
     memset(tests, 0, sizeof(tests));
     for (i = 0; i < ARRAY_LEN(CASES); i++) {
@@ -521,6 +1064,17 @@ main(void)
         tests[i].test_func = run_case;
         tests[i].initial_state = &CASES[i];
     }
+    for (j = 0; j < ARRAY_LEN(ENV_CASES); j++, i++) {
+        tests[i].name = ENV_CASES[j].rule;
+        tests[i].test_func = run_env_case;
+        tests[i].initial_state = (void *)(uintptr_t)&ENV_CASES[j];
+    }
+    tests[i].name = "usage_fits_in_80_columns";
+    tests[i++].test_func = usage_fits_in_80_columns;
+    tests[i].name = "env_ref_name_only_for_env_scheme";
+    tests[i++].test_func = env_ref_name_only_for_env_scheme;
+    tests[i].name = "env_removals_from_routes";
+    tests[i++].test_func = env_removals_from_routes;
     tests[i].name = "printable_replaces_and_truncates";
     tests[i++].test_func = printable_replaces_and_truncates;
     tests[i].name = "usage_lists_every_option";
