@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Build the CONNECT benchmark in Release (build-bench/ at the repository root) and run it,
-# next to tinyproxy and squid when they are installed. Prints one table.
+# next to tinyproxy and squid when they are installed. Prints one table. Then runs the
+# reverse-proxy benchmark (reverse.sh: nonoproxy's routes next to nginx), another table.
 #
-#   test/bench/run.sh [--no-others] [--asan] [bench_connect options...]
-#     --no-others   measure nonoproxy only (do not start tinyproxy / squid)
+#   test/bench/run.sh [--no-others] [--asan] [--no-reverse] [bench_connect options...]
+#     --no-others   measure nonoproxy only (do not start tinyproxy / squid; no nginx proxy)
 #     --asan        build with ASan+UBSan in build-bench-asan/ and run a --quick pass, nonoproxy
 #                   only (a leak and memory-error check of the benchmark and the library)
-#   Other options go to bench_connect: --quick, --rounds N, --window-ms N, --case NAME, -v.
+#     --no-reverse  do not run reverse.sh
+#   Other options go to bench_connect: --quick, --rounds N, --window-ms N, --case NAME, -v;
+#   --quick and -v also go to reverse.sh.
 #
 # Environment: BENCH_BUILD_DIR overrides the build directory.
 set -euo pipefail
@@ -15,11 +18,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 others=1
 asan=0
+reverse=1
 args=()
+rargs=()
 for a in "$@"; do
     case "$a" in
-    --no-others) others=0 ;;
-    --asan) asan=1; others=0 ;;
+    --no-others) others=0; rargs+=(--no-nginx) ;;
+    --asan) asan=1; others=0; rargs+=(--asan) ;;
+    --no-reverse) reverse=0 ;;
+    --quick | -v | --verbose) args+=("$a"); rargs+=("$a") ;;
     *) args+=("$a") ;;
     esac
 done
@@ -36,7 +43,7 @@ fi
 echo "== building $build" >&2
 mkdir -p "$build"
 timeout 600 cmake -S "$root" -B "$build" "${cfg[@]}" -DNONOPROXY_BUILD_TESTS=ON \
-    -DNONOPROXY_BUILD_BENCH=ON -DNONOPROXY_BUILD_CLI=OFF -DNONOPROXY_WERROR=ON \
+    -DNONOPROXY_BUILD_BENCH=ON -DNONOPROXY_BUILD_CLI=ON -DNONOPROXY_WERROR=ON \
     >"$build/configure.log" 2>&1 || {
     cat "$build/configure.log" >&2
     exit 1
@@ -175,4 +182,19 @@ timeout 600 "$bench" "${args[@]}" &
 bench_pid=$!
 wait "$bench_pid" || rc=$?
 bench_pid=
+
+if [ "$reverse" = 1 ]; then
+    cleanup # stop tinyproxy and squid first: the reverse benchmark wants the CPUs to itself
+    pids=()
+    tmp=$(mktemp -d /tmp/nonoproxy-bench.XXXXXX)
+    echo
+    rrc=0
+    BENCH_BUILD_DIR=$build "$here/reverse.sh" "${rargs[@]}" &
+    bench_pid=$!
+    wait "$bench_pid" || rrc=$?
+    bench_pid=
+    if [ "$rc" = 0 ]; then
+        rc=$rrc
+    fi
+fi
 exit "$rc"

@@ -1,0 +1,1684 @@
+/* Reverse-proxy benchmark (issue #3, item 8): requests per second of keep-alive HTTP/1.1 GETs,
+ * N clients at once (one thread and one persistent connection each, one request at a time), in
+ * up to three setups with the same client code:
+ *
+ *   direct     HTTPS straight to the upstream (this client does the TLS, mbedTLS), sending the
+ *              real key itself;
+ *   nonoproxy  plain HTTP to the route base URL nonoproxy-run gave this process (<VAR>), with
+ *              "Authorization: Bearer <phantom>"; nonoproxy injects the real key and forwards
+ *              over TLS;
+ *   nginx      plain HTTP to an nginx configured as the same reverse proxy, same phantom header
+ *              (nginx overwrites it with the real key).
+ *
+ * Setups are alternated round by round; the table shows the median of the rounds and the median
+ * of the per-round ratios. CPU time per request of the client, the proxy and the upstream is
+ * read from /proc (process CPU clock for the client).
+ *
+ * A benchmark, not a test: it exits 0 whatever the numbers; 1 when a measurement is invalid (any
+ * failed request: connect or I/O error, non-200 answer, bad framing) or a setup does not answer
+ * 200 before the first round; 2 for a bad command line. Run it through test/bench/reverse.sh. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#if !defined(MBEDTLS_THREADING_C)
+#error "the client threads share one ctr_drbg: mbedTLS must be built with MBEDTLS_THREADING_C"
+#endif
+
+#define MAX_MODES       3
+#define MAX_ROUNDS      15
+#define MAX_CLIENTS     64
+#define MAX_PIDS        16
+#define RESP_CAP        ((size_t)32 * 1024)
+#define REQ_CAP         1024
+#define SOCK_TIMEOUT_S  5
+#define READY_WAIT_MS   10000
+#define CLIENT_STACK    ((size_t)256 * 1024)
+#define SAMPLE_LEN      200
+#define TARGET_VS_NGINX 1.0
+
+enum mode_id {
+    MODE_DIRECT = 0,
+    MODE_NONOPROXY = 1,
+    MODE_NGINX = 2,
+};
+
+static const char *const mode_names[MAX_MODES] = {"direct", "nonoproxy", "nginx"};
+
+/* Ways a request can fail; any of them makes the measurement invalid. */
+enum fail {
+    FAIL_CONNECT = 0, /* TCP connect or TLS handshake */
+    FAIL_IO,          /* send or receive error: reset, timeout, TLS alert */
+    FAIL_EOF,         /* the server closed the connection before a complete answer */
+    FAIL_FRAMING,     /* unparsable head, bad chunk, answer too large, bytes after the answer */
+    FAIL_STATUS,      /* a complete answer that is not 200 */
+    FAIL_COUNT,
+};
+
+static const char *const fail_names[FAIL_COUNT] = {"connect", "io", "eof", "framing", "non-200"};
+
+/* One setup: where to connect, the request to send, whose CPU time to read. */
+struct mode {
+    bool present;
+    bool tls;
+    char host[128]; /* Host header, SNI and certificate name */
+    uint16_t port;  /* always on 127.0.0.1 */
+    char request[REQ_CAP];
+    size_t request_len;
+    pid_t proxy_pids[MAX_PIDS];
+    size_t nproxy_pids;
+};
+
+/* One client connection; TLS state only for TLS modes. */
+struct conn {
+    int fd;
+    bool tls_up;
+    int sys_err; /* errno of the last failed socket call, 0 = none */
+    int tls_err; /* mbedTLS code of the last failed TLS call, 0 = none */
+    mbedtls_ssl_context ssl;
+};
+
+struct client {
+    _Alignas(64) _Atomic uint64_t done; /* 200 answers; on its own cache line */
+    _Atomic uint64_t fails[FAIL_COUNT];
+    _Atomic uint64_t closes; /* answers with "Connection: close" (the client reconnects) */
+    struct measurement *m;
+    pthread_t thread;
+    char *buf;               /* RESP_CAP bytes */
+    char sample[SAMPLE_LEN]; /* the first failure, printable */
+    bool started;
+    struct conn c;
+};
+
+/* Shared client TLS setup: read-only once the clients run (the ctr_drbg locks itself). */
+struct tls {
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_x509_crt ca;
+    mbedtls_ssl_config conf;
+    bool ready;
+};
+
+/* One measurement: one setup, one round. */
+struct measurement {
+    const struct mode *mode;
+    const struct tls *tls;
+    unsigned nclients;
+    atomic_bool stop;
+    atomic_uint ready;
+    struct client cl[MAX_CLIENTS];
+};
+
+struct options {
+    unsigned window_ms;
+    unsigned warmup_ms;
+    unsigned rounds;
+    unsigned clients;
+    bool verbose;
+    const char *ca_file;
+    const char *path;
+    const char *direct_url;
+    const char *direct_key_env;
+    const char *nonoproxy_url_env;
+    const char *nginx_url;
+    const char *phantom_env;
+    pid_t nginx_pid;
+    pid_t upstream_pid;
+};
+
+/* The values of one measurement. */
+struct sample {
+    double rps;
+    double client_us; /* CPU µs per request */
+    double proxy_us;
+    double upstream_us;
+    uint64_t requests;
+    uint64_t fails[FAIL_COUNT];
+    uint64_t closes;
+    char first_fail[SAMPLE_LEN]; /* the first failure of the measurement, or "" */
+};
+
+struct bench {
+    struct options o;
+    struct mode modes[MAX_MODES];
+    struct tls tls;
+    pid_t upstream_pids[MAX_PIDS];
+    size_t nupstream_pids;
+    long clk_tck;
+    struct sample s[MAX_MODES][MAX_ROUNDS];
+    char first_fail[MAX_MODES][SAMPLE_LEN];
+    bool invalid;
+};
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+process_cpu_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ---- /proc: CPU time of other processes --------------------------------------------------- */
+
+/* Read pid's parent and utime+stime (clock ticks) from /proc/<pid>/stat. 0 or -1. */
+static int
+proc_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks)
+{
+    char path[64];
+    char line[1024];
+    unsigned long long ut = 0;
+    unsigned long long st = 0;
+    const char *p;
+    FILE *f;
+    size_t n;
+    int field;
+    int rc = -1;
+
+    (void)snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    n = fread(line, 1, sizeof(line) - 1, f);
+    line[n] = '\0';
+    /* "pid (comm) state ppid ..." - comm may hold spaces and parentheses: skip to the last ')'. */
+    p = strrchr(line, ')');
+    if (p == NULL) {
+        goto out;
+    }
+    p++;
+    /* Field 3 is the state; ppid is field 4, utime 14, stime 15. */
+    for (field = 3; field <= 15 && *p != '\0'; field++) {
+        char *end = NULL;
+        unsigned long long v;
+
+        while (*p == ' ') {
+            p++;
+        }
+        v = strtoull(p, &end, 10);
+        if (field == 4 && ppid != NULL) {
+            *ppid = (pid_t)v;
+        } else if (field == 14) {
+            ut = v;
+        } else if (field == 15) {
+            st = v;
+            rc = 0;
+        }
+        while (*p != ' ' && *p != '\0') {
+            p++;
+        }
+    }
+    *ticks = ut + st;
+out:
+    (void)fclose(f);
+    return rc;
+}
+
+/* Fill pids with master and its direct children (an nginx master and its workers). Returns the
+ * number found (0 when master does not exist). */
+static size_t
+family_of(pid_t master, pid_t *pids, size_t max)
+{
+    DIR *d;
+    const struct dirent *e;
+    unsigned long long ticks;
+    pid_t ppid = 0;
+    size_t n = 0;
+
+    if (master <= 0 || proc_stat(master, NULL, &ticks) != 0) {
+        return 0;
+    }
+    pids[n++] = master;
+    d = opendir("/proc");
+    if (d == NULL) {
+        return n;
+    }
+    while (n < max && (e = readdir(d)) != NULL) { /* NOLINT(concurrency-mt-unsafe): one thread */
+        char *end = NULL;
+        long v = strtol(e->d_name, &end, 10);
+
+        if (end == e->d_name || *end != '\0' || v <= 0) {
+            continue;
+        }
+        if (proc_stat((pid_t)v, &ppid, &ticks) == 0 && ppid == master) {
+            pids[n++] = (pid_t)v;
+        }
+    }
+    (void)closedir(d);
+    return n;
+}
+
+/* The summed CPU ticks of pids (processes that went away count 0). */
+static unsigned long long
+cpu_ticks(const pid_t *pids, size_t n)
+{
+    unsigned long long sum = 0;
+    unsigned long long t;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (proc_stat(pids[i], NULL, &t) == 0) {
+            sum += t;
+        }
+    }
+    return sum;
+}
+
+/* ---- connections ------------------------------------------------------------------------- */
+
+/* Socket send for mbedTLS and the plain path: bytes sent or a negative mbedTLS code. */
+static int
+bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    struct conn *c = ctx;
+    ssize_t n;
+
+    do {
+        n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        c->sys_err = errno;
+        return errno == ECONNRESET || errno == EPIPE ? MBEDTLS_ERR_NET_CONN_RESET
+                                                     : MBEDTLS_ERR_NET_SEND_FAILED;
+    }
+    return (int)n;
+}
+
+/* Socket receive for mbedTLS and the plain path: bytes, 0 at end of stream, or a negative
+ * mbedTLS code (a receive timeout is an error too: the server is stuck). */
+static int
+bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    struct conn *c = ctx;
+    ssize_t n;
+
+    do {
+        n = recv(c->fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        c->sys_err = errno;
+        return errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_RECV_FAILED;
+    }
+    return (int)n;
+}
+
+static void
+conn_close(struct conn *c)
+{
+    if (c->tls_up) {
+        mbedtls_ssl_free(&c->ssl);
+        c->tls_up = false;
+    }
+    if (c->fd >= 0) {
+        (void)close(c->fd);
+        c->fd = -1;
+    }
+}
+
+/* Connect to 127.0.0.1:<mode port>, with a TLS handshake for TLS modes. 0 or -1. */
+static int
+conn_open(struct conn *c, const struct mode *m, const struct tls *tls)
+{
+    struct sockaddr_in to;
+    struct timeval tv = {SOCK_TIMEOUT_S, 0};
+    int one = 1;
+    int r;
+
+    c->sys_err = 0;
+    c->tls_err = 0;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        c->sys_err = errno;
+        return -1;
+    }
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    memset(&to, 0, sizeof(to));
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(m->port);
+    if (connect(c->fd, (const struct sockaddr *)&to, sizeof(to)) != 0) {
+        c->sys_err = errno;
+        goto fail;
+    }
+    if (!m->tls) {
+        return 0;
+    }
+    mbedtls_ssl_init(&c->ssl);
+    c->tls_up = true;
+    r = mbedtls_ssl_setup(&c->ssl, &tls->conf);
+    if (r == 0) {
+        r = mbedtls_ssl_set_hostname(&c->ssl, m->host);
+    }
+    if (r == 0) {
+        mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+        do {
+            r = mbedtls_ssl_handshake(&c->ssl);
+        } while (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE);
+    }
+    if (r != 0) {
+        c->tls_err = r;
+        goto fail;
+    }
+    return 0;
+fail:
+    conn_close(c);
+    return -1;
+}
+
+/* Send all of buf. 0 or -1. */
+static int
+conn_write(struct conn *c, const char *buf, size_t len)
+{
+    size_t off = 0;
+    int r;
+
+    while (off < len) {
+        if (c->tls_up) {
+            r = mbedtls_ssl_write(&c->ssl, (const unsigned char *)buf + off, len - off);
+            if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
+                continue;
+            }
+            c->tls_err = r < 0 ? r : 0;
+        } else {
+            r = bio_send(c, (const unsigned char *)buf + off, len - off);
+        }
+        if (r <= 0) {
+            return -1;
+        }
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+/* Read some bytes: > 0 bytes, 0 end of stream (TCP FIN or TLS close_notify), -1 error. */
+static int
+conn_read(struct conn *c, char *buf, size_t cap)
+{
+    int r;
+
+    if (!c->tls_up) {
+        r = bio_recv(c, (unsigned char *)buf, cap);
+        return r < 0 ? -1 : r;
+    }
+    do {
+        r = mbedtls_ssl_read(&c->ssl, (unsigned char *)buf, cap);
+    } while (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE);
+    if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == MBEDTLS_ERR_SSL_CONN_EOF) {
+        return 0;
+    }
+    c->tls_err = r < 0 ? r : 0;
+    return r < 0 ? -1 : r;
+}
+
+/* ---- answers ----------------------------------------------------------------------------- */
+
+/* What the head of an answer says about its framing. */
+struct answer {
+    int status;
+    size_t head_len; /* 0 until the blank line arrived */
+    bool has_len;
+    uint64_t content_len;
+    bool chunked;
+    bool close;
+    size_t len; /* head + body, once complete */
+};
+
+/* True when value[0..len) equals word, ignoring case and surrounding blanks. */
+static bool
+value_is(const char *value, size_t len, const char *word)
+{
+    size_t wl = strlen(word);
+
+    while (len > 0 && (*value == ' ' || *value == '\t')) {
+        value++;
+        len--;
+    }
+    while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t')) {
+        len--;
+    }
+    return len == wl && strncasecmp(value, word, wl) == 0;
+}
+
+/* Apply one header line [p, eol) to a. 0, or -1 for a malformed Content-Length. */
+static int
+header_line(const char *p, const char *eol, struct answer *a)
+{
+    const char *colon = memchr(p, ':', (size_t)(eol - p));
+    const char *v;
+    size_t nlen;
+    uint64_t n = 0;
+
+    if (colon == NULL) {
+        return -1;
+    }
+    nlen = (size_t)(colon - p);
+    v = colon + 1;
+    if (nlen == 14 && strncasecmp(p, "content-length", nlen) == 0) {
+        while (v < eol && *v == ' ') {
+            v++;
+        }
+        if (v == eol) {
+            return -1;
+        }
+        for (; v < eol && *v >= '0' && *v <= '9'; v++) {
+            n = n * 10 + (uint64_t)(*v - '0');
+            if (n > RESP_CAP) {
+                return -1;
+            }
+        }
+        a->has_len = true;
+        a->content_len = n;
+    } else if (nlen == 17 && strncasecmp(p, "transfer-encoding", nlen) == 0) {
+        a->chunked = value_is(v, (size_t)(eol - v), "chunked");
+    } else if (nlen == 10 && strncasecmp(p, "connection", nlen) == 0) {
+        a->close = value_is(v, (size_t)(eol - v), "close");
+    }
+    return 0;
+}
+
+/* Parse the head buf[0..head_len), which ends in the blank line, into a. 0 or -1. */
+static int
+parse_head(const char *buf, size_t head_len, struct answer *a)
+{
+    const char *end = buf + head_len;
+    const char *p;
+    const char *eol;
+
+    if (head_len < 16 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ' ||
+        !isdigit((unsigned char)buf[9]) || !isdigit((unsigned char)buf[10]) ||
+        !isdigit((unsigned char)buf[11])) {
+        return -1;
+    }
+    a->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    a->head_len = head_len;
+    p = memmem(buf, head_len, "\r\n", 2);
+    p += 2;
+    while (p < end) {
+        eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+        if (eol == NULL) {
+            return -1;
+        }
+        if (eol == p) {
+            break; /* the blank line */
+        }
+        if (header_line(p, eol, a) != 0) {
+            return -1;
+        }
+        p = eol + 2;
+    }
+    return 0;
+}
+
+static int
+hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Parse the chunk-size line at buf[*off]: 1 with *size and *off moved past the line, 0 while
+ * more bytes are needed, -1 when malformed. */
+static int
+chunk_size_line(const char *buf, size_t have, size_t *off, uint64_t *size)
+{
+    const char *eol;
+    size_t i = *off;
+    unsigned digits = 0;
+    int h;
+
+    *size = 0;
+    while (i < have && (h = hex_value(buf[i])) >= 0) {
+        *size = *size * 16 + (uint64_t)h;
+        if (++digits > 8) {
+            return -1;
+        }
+        i++;
+    }
+    if (i == have) {
+        return 0;
+    }
+    eol = memmem(buf + i, have - i, "\r\n", 2);
+    if (digits == 0 || (eol == NULL && have - i > 256)) {
+        return -1;
+    }
+    if (eol == NULL) {
+        return 0;
+    }
+    *off = (size_t)(eol - buf) + 2;
+    return 1;
+}
+
+/* Skip the trailer lines after the last chunk, from buf[off]: 1 with *total = the end of the
+ * blank line, 0 while more bytes are needed. */
+static int
+chunk_trailer_end(const char *buf, size_t have, size_t off, size_t *total)
+{
+    const char *eol;
+
+    for (;;) {
+        eol = memmem(buf + off, have - off, "\r\n", 2);
+        if (eol == NULL) {
+            return 0;
+        }
+        if (eol == buf + off) {
+            *total = off + 2;
+            return 1;
+        }
+        off = (size_t)(eol - buf) + 2;
+    }
+}
+
+/* Walk the chunked body that starts at buf[off]. Returns 1 with *total = the answer's length
+ * once buf[0..have) holds all of it, 0 while more bytes are needed, -1 when it is malformed. */
+static int
+chunked_end(const char *buf, size_t have, size_t off, size_t *total)
+{
+    uint64_t size = 0;
+    int r;
+
+    for (;;) {
+        r = chunk_size_line(buf, have, &off, &size);
+        if (r <= 0) {
+            return r;
+        }
+        if (size == 0) {
+            return chunk_trailer_end(buf, have, off, total);
+        }
+        if (size > RESP_CAP) {
+            return -1;
+        }
+        if (have - off < size + 2) {
+            return 0;
+        }
+        if (buf[off + size] != '\r' || buf[off + size + 1] != '\n') {
+            return -1;
+        }
+        off += (size_t)size + 2;
+    }
+}
+
+/* Once the head is parsed: 1 with a->len set when buf[0..have) holds the whole answer, 0 when
+ * more is needed, -1 when the framing is bad or not keep-alive friendly (body to end of stream). */
+static int
+answer_complete(const char *buf, size_t have, struct answer *a)
+{
+    if (a->chunked) {
+        return chunked_end(buf, have, a->head_len, &a->len);
+    }
+    if (a->has_len) {
+        a->len = a->head_len + (size_t)a->content_len;
+        return have >= a->len ? 1 : 0;
+    }
+    if (a->status == 204 || a->status == 304 || a->status / 100 == 1) {
+        a->len = a->head_len;
+        return 1;
+    }
+    return -1;
+}
+
+/* Read one answer on c into buf (RESP_CAP bytes). true with a filled, or false with *why. */
+static bool
+read_answer(struct conn *c, char *buf, struct answer *a, enum fail *why)
+{
+    const char *eoh;
+    size_t have = 0;
+    int n;
+    int done = 0;
+
+    memset(a, 0, sizeof(*a));
+    while (done == 0) {
+        if (have == RESP_CAP - 1) {
+            *why = FAIL_FRAMING;
+            return false;
+        }
+        n = conn_read(c, buf + have, RESP_CAP - 1 - have);
+        if (n <= 0) {
+            *why = n == 0 ? FAIL_EOF : FAIL_IO;
+            return false;
+        }
+        have += (size_t)n;
+        buf[have] = '\0';
+        if (a->head_len == 0) {
+            eoh = memmem(buf, have, "\r\n\r\n", 4);
+            if (eoh == NULL) {
+                continue;
+            }
+            if (parse_head(buf, (size_t)(eoh - buf) + 4, a) != 0) {
+                *why = FAIL_FRAMING;
+                return false;
+            }
+        }
+        done = answer_complete(buf, have, a);
+    }
+    /* Pipelining is off: nothing may follow the answer. */
+    if (done < 0 || have != a->len) {
+        *why = FAIL_FRAMING;
+        return false;
+    }
+    return true;
+}
+
+/* ---- clients ----------------------------------------------------------------------------- */
+
+static void
+count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Copy up to cap-1 bytes of src[0..len) into dst, control characters as spaces. */
+static void
+printable(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len && i + 1 < cap; i++) {
+        dst[i] = ' ';
+        if (src[i] >= 0x20 && src[i] < 0x7f) {
+            dst[i] = src[i];
+        }
+    }
+    dst[i] = '\0';
+}
+
+/* Count a failure of kind why; the first one of the client is kept as a sample (what for
+ * a non-200: its status line and the start of its body). */
+static void
+client_fail(struct client *cl, enum fail why, const struct answer *a)
+{
+    const char *eol;
+    size_t used;
+
+    char ebuf[80];
+    char sys[96] = "";
+    char tls[96] = "";
+
+    count(&cl->fails[why], 1);
+    if (cl->sample[0] != '\0') {
+        return;
+    }
+    if (why != FAIL_STATUS || a == NULL) {
+        if (cl->c.sys_err != 0) {
+            (void)snprintf(sys, sizeof(sys), " %s", strerror_r(cl->c.sys_err, ebuf, sizeof(ebuf)));
+        }
+        if (cl->c.tls_err != 0) {
+            tls[0] = ' ';
+            mbedtls_strerror(cl->c.tls_err, tls + 1, sizeof(tls) - 1);
+        }
+        (void)snprintf(cl->sample, sizeof(cl->sample), "%s error:%s%s", fail_names[why], sys, tls);
+        return;
+    }
+    eol = memmem(cl->buf, a->head_len, "\r\n", 2);
+    printable(cl->sample, sizeof(cl->sample), cl->buf, (size_t)(eol - cl->buf));
+    used = strlen(cl->sample);
+    if (used + 4 < sizeof(cl->sample)) {
+        memcpy(cl->sample + used, " | ", 4);
+        used += 3;
+        printable(cl->sample + used, sizeof(cl->sample) - used, cl->buf + a->head_len,
+                  a->len - a->head_len);
+    }
+}
+
+/* A client: one connection (reopened after a failure), one request at a time, until stop. */
+static void *
+client_main(void *arg)
+{
+    struct client *cl = arg;
+    struct measurement *m = cl->m;
+    struct timespec pause = {0, 1000000L};
+    struct answer a;
+    enum fail why = FAIL_IO;
+    bool ready = false;
+
+    (void)pthread_setname_np(pthread_self(), "bench-client"); /* tells perf samples apart */
+    while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
+        if (cl->c.fd < 0 && conn_open(&cl->c, m->mode, m->tls) != 0) {
+            client_fail(cl, FAIL_CONNECT, NULL);
+            nanosleep(&pause, NULL); /* do not spin on a refusing server */
+        } else if (!ready) {
+            atomic_fetch_add(&m->ready, 1);
+            ready = true;
+        }
+        if (cl->c.fd < 0) {
+            continue;
+        }
+        if (conn_write(&cl->c, m->mode->request, m->mode->request_len) != 0) {
+            client_fail(cl, FAIL_IO, NULL);
+            conn_close(&cl->c);
+            continue;
+        }
+        if (!read_answer(&cl->c, cl->buf, &a, &why)) {
+            client_fail(cl, why, NULL);
+            conn_close(&cl->c);
+            continue;
+        }
+        if (a.status == 200) {
+            count(&cl->done, 1);
+        } else {
+            client_fail(cl, FAIL_STATUS, &a);
+        }
+        if (a.close) {
+            count(&cl->closes, 1);
+            conn_close(&cl->c);
+        }
+    }
+    if (!ready) {
+        atomic_fetch_add(&m->ready, 1);
+    }
+    if (cl->c.tls_up) {
+        (void)mbedtls_ssl_close_notify(&cl->c.ssl);
+    }
+    conn_close(&cl->c);
+    return NULL;
+}
+
+/* ---- measurements ------------------------------------------------------------------------ */
+
+static uint64_t
+done_sum(struct measurement *m)
+{
+    uint64_t sum = 0;
+    unsigned i;
+
+    for (i = 0; i < m->nclients; i++) {
+        sum += atomic_load_explicit(&m->cl[i].done, memory_order_relaxed);
+    }
+    return sum;
+}
+
+/* Allocate a measurement of mode with n clients, each with its buffer. NULL on failure. */
+static struct measurement *
+measurement_new(const struct mode *mode, const struct tls *tls, unsigned n)
+{
+    struct measurement *m = aligned_alloc(64, sizeof(struct measurement));
+    unsigned i;
+
+    if (m == NULL) {
+        return NULL;
+    }
+    memset(m, 0, sizeof(*m));
+    m->mode = mode;
+    m->tls = tls;
+    m->nclients = n;
+    atomic_init(&m->stop, false);
+    atomic_init(&m->ready, 0);
+    for (i = 0; i < n; i++) {
+        m->cl[i].m = m;
+        m->cl[i].c.fd = -1;
+        m->cl[i].buf = malloc(RESP_CAP);
+        if (m->cl[i].buf == NULL) {
+            break;
+        }
+    }
+    if (i < n) {
+        while (i > 0) {
+            free(m->cl[--i].buf);
+        }
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void
+measurement_free(struct measurement *m)
+{
+    unsigned i;
+
+    for (i = 0; i < m->nclients; i++) {
+        free(m->cl[i].buf);
+    }
+    free(m);
+}
+
+/* Start m's clients; returns the number started. */
+static unsigned
+start_clients(struct measurement *m)
+{
+    pthread_attr_t attr;
+    unsigned i;
+
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, CLIENT_STACK);
+    for (i = 0; i < m->nclients; i++) {
+        if (pthread_create(&m->cl[i].thread, &attr, client_main, &m->cl[i]) != 0) {
+            break;
+        }
+        m->cl[i].started = true;
+    }
+    pthread_attr_destroy(&attr);
+    return i;
+}
+
+/* Counters read at the start and the end of the window. */
+struct snap {
+    double t;
+    uint64_t done;
+    double client_cpu;
+    unsigned long long proxy_ticks;
+    unsigned long long upstream_ticks;
+};
+
+static void
+take_snap(const struct bench *b, struct measurement *m, struct snap *s)
+{
+    s->done = done_sum(m);
+    s->t = now_s();
+    s->client_cpu = process_cpu_s();
+    s->proxy_ticks = cpu_ticks(m->mode->proxy_pids, m->mode->nproxy_pids);
+    s->upstream_ticks = cpu_ticks(b->upstream_pids, b->nupstream_pids);
+}
+
+/* With m's clients running: wait until they are connected (bounded), let warmup_ms pass, then
+ * read the counters over window_ms into out. */
+static void
+measure_window(const struct bench *b, struct measurement *m, unsigned window_ms, unsigned warmup_ms,
+               struct sample *out)
+{
+    struct snap s0;
+    struct snap s1;
+    unsigned waited = 0;
+    double cpu_per_tick;
+
+    while (atomic_load(&m->ready) < m->nclients && waited < READY_WAIT_MS) {
+        sleep_ms(1);
+        waited++;
+    }
+    sleep_ms(warmup_ms);
+    take_snap(b, m, &s0);
+    sleep_ms(window_ms);
+    take_snap(b, m, &s1);
+    out->requests = s1.done - s0.done;
+    out->rps = (double)out->requests / (s1.t - s0.t);
+    if (out->requests > 0) {
+        cpu_per_tick = 1e6 / (double)b->clk_tck / (double)out->requests;
+        out->client_us = (s1.client_cpu - s0.client_cpu) * 1e6 / (double)out->requests;
+        out->proxy_us = (double)(s1.proxy_ticks - s0.proxy_ticks) * cpu_per_tick;
+        out->upstream_us = (double)(s1.upstream_ticks - s0.upstream_ticks) * cpu_per_tick;
+    }
+}
+
+/* Measure mode mi once: clients connected, warm-up, window. *out receives the values and the
+ * first failure, if any. 0, or -1 when the clients could not be started. */
+static int
+measure(struct bench *b, enum mode_id mi, unsigned window_ms, unsigned warmup_ms,
+        struct sample *out)
+{
+    struct measurement *m = measurement_new(&b->modes[mi], &b->tls, b->o.clients);
+    unsigned started;
+    unsigned i;
+    unsigned k;
+
+    memset(out, 0, sizeof(*out));
+    if (m == NULL) {
+        return -1;
+    }
+    started = start_clients(m);
+    if (started == m->nclients) {
+        measure_window(b, m, window_ms, warmup_ms, out);
+    }
+    atomic_store(&m->stop, true);
+    for (i = 0; i < started; i++) {
+        pthread_join(m->cl[i].thread, NULL);
+        for (k = 0; k < FAIL_COUNT; k++) {
+            out->fails[k] += atomic_load(&m->cl[i].fails[k]);
+        }
+        out->closes += atomic_load(&m->cl[i].closes);
+        if (out->first_fail[0] == '\0' && m->cl[i].sample[0] != '\0') {
+            memcpy(out->first_fail, m->cl[i].sample, SAMPLE_LEN);
+        }
+    }
+    measurement_free(m);
+    return started == b->o.clients ? 0 : -1;
+}
+
+static uint64_t
+fail_total(const struct sample *s)
+{
+    uint64_t sum = 0;
+    unsigned k;
+
+    for (k = 0; k < FAIL_COUNT; k++) {
+        sum += s->fails[k];
+    }
+    return sum;
+}
+
+/* Send one request on a fresh connection and check for a 200. Prints what went wrong and
+ * returns -1 otherwise. */
+static int
+preflight(struct bench *b, enum mode_id mi)
+{
+    struct client *cl = calloc(1, sizeof(*cl));
+    struct measurement *m = calloc(1, sizeof(*m));
+    struct answer a;
+    enum fail why = FAIL_IO;
+    int rc = -1;
+
+    if (cl == NULL || m == NULL || (cl->buf = malloc(RESP_CAP)) == NULL) {
+        goto out;
+    }
+    cl->m = m;
+    m->mode = &b->modes[mi];
+    m->tls = &b->tls;
+    cl->c.fd = -1;
+    if (conn_open(&cl->c, m->mode, m->tls) != 0) {
+        client_fail(cl, FAIL_CONNECT, NULL);
+    } else if (conn_write(&cl->c, m->mode->request, m->mode->request_len) != 0) {
+        client_fail(cl, FAIL_IO, NULL);
+    } else if (!read_answer(&cl->c, cl->buf, &a, &why)) {
+        client_fail(cl, why, NULL);
+    } else if (a.status != 200) {
+        client_fail(cl, FAIL_STATUS, &a);
+    } else {
+        rc = 0;
+        if (b->o.verbose) {
+            (void)fprintf(stderr, "preflight %-9s HTTP 200, %zu-byte answer\n", mode_names[mi],
+                          a.len);
+        }
+    }
+    if (rc != 0) {
+        (void)fprintf(stderr, "bench_reverse: %s does not answer 200: %s\n", mode_names[mi],
+                      cl->sample);
+    }
+    conn_close(&cl->c);
+out:
+    if (cl != NULL) {
+        free(cl->buf);
+    }
+    free(cl);
+    free(m);
+    return rc;
+}
+
+/* ---- setup ------------------------------------------------------------------------------- */
+
+/* Load the CA and prepare the shared client TLS configuration (verification required). */
+static int
+tls_setup(struct tls *t, const char *ca_file)
+{
+    static const char pers[] = "bench_reverse";
+    char err[128];
+    int r;
+
+    mbedtls_entropy_init(&t->entropy);
+    mbedtls_ctr_drbg_init(&t->drbg);
+    mbedtls_x509_crt_init(&t->ca);
+    mbedtls_ssl_config_init(&t->conf);
+    t->ready = true;
+    r = mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy,
+                              (const unsigned char *)pers, sizeof(pers) - 1);
+    if (r == 0) {
+        r = mbedtls_x509_crt_parse_file(&t->ca, ca_file);
+        if (r > 0) {
+            r = MBEDTLS_ERR_X509_CERT_VERIFY_FAILED; /* some certificates did not parse */
+        }
+    }
+    if (r == 0) {
+        r = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT,
+                                        MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+    }
+    if (r != 0) {
+        mbedtls_strerror(r, err, sizeof(err));
+        (void)fprintf(stderr, "bench_reverse: TLS setup with CA %s: %s\n", ca_file, err);
+        return -1;
+    }
+    mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
+    mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
+    return 0;
+}
+
+static void
+tls_free(struct tls *t)
+{
+    if (!t->ready) {
+        return;
+    }
+    mbedtls_ssl_config_free(&t->conf);
+    mbedtls_x509_crt_free(&t->ca);
+    mbedtls_ctr_drbg_free(&t->drbg);
+    mbedtls_entropy_free(&t->entropy);
+}
+
+/* Set up mode m from url ("http[s]://host[:port][/base]"): the request for base + path with
+ * "Authorization: Bearer <auth>". The host must be localhost or 127.0.0.1 (the connection
+ * always goes to 127.0.0.1). 0 or -1 with a message. */
+static int
+mode_set(struct mode *m, const char *name, const char *url, const char *path, const char *auth)
+{
+    const char *hp;
+    const char *hend;
+    const char *colon;
+    const char *base;
+    size_t blen;
+    size_t hlen;
+    unsigned long port;
+    char *end = NULL;
+    int n;
+
+    m->tls = strncmp(url, "https://", 8) == 0;
+    if (!m->tls && strncmp(url, "http://", 7) != 0) {
+        goto bad;
+    }
+    hp = url + (m->tls ? 8 : 7);
+    hend = hp + strcspn(hp, "/");
+    colon = memchr(hp, ':', (size_t)(hend - hp));
+    hlen = (size_t)((colon != NULL ? colon : hend) - hp);
+    port = m->tls ? 443 : 80;
+    if (colon != NULL) {
+        port = strtoul(colon + 1, &end, 10);
+        if (end != hend || port == 0 || port > 65535) {
+            goto bad;
+        }
+    }
+    if (hlen == 0 || hlen >= sizeof(m->host)) {
+        goto bad;
+    }
+    memcpy(m->host, hp, hlen);
+    m->host[hlen] = '\0';
+    if (strcmp(m->host, "localhost") != 0 && strcmp(m->host, "127.0.0.1") != 0) {
+        (void)fprintf(stderr, "bench_reverse: %s: only localhost or 127.0.0.1: %s\n", name, url);
+        return -1;
+    }
+    m->port = (uint16_t)port;
+    base = hend;
+    blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/') {
+        blen--;
+    }
+    n = snprintf(m->request, sizeof(m->request),
+                 "GET %.*s%s HTTP/1.1\r\nHost: %s:%u\r\nAuthorization: Bearer %s\r\n"
+                 "User-Agent: bench_reverse\r\nAccept: */*\r\n\r\n",
+                 (int)blen, base, path, m->host, (unsigned)m->port, auth);
+    if (n <= 0 || (size_t)n >= sizeof(m->request)) {
+        goto bad;
+    }
+    m->request_len = (size_t)n;
+    m->present = true;
+    return 0;
+bad:
+    (void)fprintf(stderr, "bench_reverse: %s: bad URL '%s'\n", name, url);
+    return -1;
+}
+
+/* The value of environment variable name, or NULL (with a message naming it). */
+static const char *
+env_value(const char *name, const char *what)
+{
+    const char *v = getenv(name); /* NOLINT(concurrency-mt-unsafe): before any thread */
+
+    if (v == NULL || *v == '\0') {
+        (void)fprintf(stderr, "bench_reverse: %s: $%s is not set\n", what, name);
+        return NULL;
+    }
+    return v;
+}
+
+/* When this process runs under nonoproxy-run, the proxy is the parent process: record it as
+ * the nonoproxy mode's CPU account. */
+static void
+find_nonoproxy(struct mode *m)
+{
+    char path[64];
+    char comm[64] = "";
+    pid_t parent = getppid();
+    FILE *f;
+
+    (void)snprintf(path, sizeof(path), "/proc/%ld/comm", (long)parent);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return;
+    }
+    if (fgets(comm, sizeof(comm), f) != NULL && strncmp(comm, "nonoproxy-run", 13) == 0) {
+        m->proxy_pids[0] = parent;
+        m->nproxy_pids = 1;
+    }
+    (void)fclose(f);
+}
+
+/* Build the modes from the options. 0 or -1 (message printed). */
+static int
+setup_modes(struct bench *b)
+{
+    const struct options *o = &b->o;
+    const char *key;
+    const char *phantom = "phantom-unset"; /* nginx replaces it whatever it is */
+    const char *url;
+
+    key = env_value(o->direct_key_env, "direct");
+    if (key == NULL ||
+        mode_set(&b->modes[MODE_DIRECT], "direct", o->direct_url, o->path, key) != 0) {
+        return -1;
+    }
+    if (!b->modes[MODE_DIRECT].tls) {
+        (void)fprintf(stderr, "bench_reverse: --direct must be an https URL\n");
+        return -1;
+    }
+    if (o->phantom_env != NULL && getenv(o->phantom_env) != NULL) { /* NOLINT: no threads */
+        phantom = env_value(o->phantom_env, "phantom");
+    }
+    if (o->nonoproxy_url_env != NULL) {
+        url = env_value(o->nonoproxy_url_env, "nonoproxy (not run under nonoproxy-run?)");
+        if (url != NULL && o->phantom_env != NULL && strcmp(phantom, "phantom-unset") == 0) {
+            (void)fprintf(stderr, "bench_reverse: nonoproxy: $%s (the phantom) is not set\n",
+                          o->phantom_env);
+            url = NULL;
+        }
+        if (url != NULL &&
+            mode_set(&b->modes[MODE_NONOPROXY], "nonoproxy", url, o->path, phantom) != 0) {
+            return -1;
+        }
+        find_nonoproxy(&b->modes[MODE_NONOPROXY]);
+    }
+    if (o->nginx_url != NULL) {
+        if (mode_set(&b->modes[MODE_NGINX], "nginx", o->nginx_url, o->path, phantom) != 0) {
+            return -1;
+        }
+        b->modes[MODE_NGINX].nproxy_pids =
+            family_of(o->nginx_pid, b->modes[MODE_NGINX].proxy_pids, MAX_PIDS);
+    }
+    b->nupstream_pids = family_of(o->upstream_pid, b->upstream_pids, MAX_PIDS);
+    return 0;
+}
+
+/* ---- command line ------------------------------------------------------------------------ */
+
+static void
+usage(FILE *f)
+{
+    (void)fprintf(
+        f, "usage: bench_reverse --ca FILE --direct URL --direct-key-env VAR [--nginx URL]\n"
+           "                     [--nonoproxy-url-env VAR] [--phantom-env VAR] [--path P]\n"
+           "                     [--nginx-pid PID] [--upstream-pid PID] [--clients N]\n"
+           "                     [--window-ms N] [--warmup-ms N] [--rounds N] [--quick] [-v]\n"
+           "  --direct URL           https base URL of the upstream (this client does TLS)\n"
+           "  --direct-key-env VAR   the real key, sent as 'Bearer <key>' in direct mode\n"
+           "  --nginx URL            http base URL of an nginx reverse proxy to the upstream\n"
+           "  --nonoproxy-url-env V  nonoproxy's route base URL is in $V (nonoproxy-run sets it)\n"
+           "  --phantom-env VAR      the phantom token, sent by the proxied modes\n"
+           "  --path P               appended to every base URL (default /bench)\n"
+           "  --nginx-pid, --upstream-pid  nginx master pids, for CPU time per request\n"
+           "  --quick                1000 ms windows, 200 ms warm-up, 3 rounds\n"
+           "                         (default: 3000 ms, 500 ms, 5 rounds, 16 clients)\n");
+}
+
+static int
+parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    char *end = NULL;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        (void)fprintf(stderr, "bench_reverse: bad number '%s' (%u..%u)\n", s, lo, hi);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int
+parse_pid(const char *s, pid_t *out)
+{
+    unsigned v = 0;
+
+    if (parse_uint(s, 1, INT32_MAX, &v) != 0) {
+        return -1;
+    }
+    *out = (pid_t)v;
+    return 0;
+}
+
+/* Apply option ch (with its value optarg) to o. 0 or -1. */
+static int
+apply_opt(int ch, const char *arg, struct options *o)
+{
+    switch (ch) {
+    case 'C':
+        o->ca_file = arg;
+        return 0;
+    case 'd':
+        o->direct_url = arg;
+        return 0;
+    case 'k':
+        o->direct_key_env = arg;
+        return 0;
+    case 'n':
+        o->nginx_url = arg;
+        return 0;
+    case 'N':
+        o->nonoproxy_url_env = arg;
+        return 0;
+    case 'p':
+        o->phantom_env = arg;
+        return 0;
+    case 'P':
+        o->path = arg;
+        return 0;
+    case 'g':
+        return parse_pid(arg, &o->nginx_pid);
+    case 'u':
+        return parse_pid(arg, &o->upstream_pid);
+    case 'c':
+        return parse_uint(arg, 1, MAX_CLIENTS, &o->clients);
+    case 'w':
+        return parse_uint(arg, 100, 60000, &o->window_ms);
+    case 'W':
+        return parse_uint(arg, 0, 60000, &o->warmup_ms);
+    case 'r':
+        return parse_uint(arg, 1, MAX_ROUNDS, &o->rounds);
+    case 'q':
+        o->window_ms = 1000;
+        o->warmup_ms = 200;
+        o->rounds = 3;
+        return 0;
+    case 'v':
+        o->verbose = true;
+        return 0;
+    default:
+        usage(stderr);
+        return -1;
+    }
+}
+
+/* Parse argv into o. 0, 1 (help) or -1. */
+static int
+parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"ca", required_argument, NULL, 'C'},
+        {"direct", required_argument, NULL, 'd'},
+        {"direct-key-env", required_argument, NULL, 'k'},
+        {"nginx", required_argument, NULL, 'n'},
+        {"nonoproxy-url-env", required_argument, NULL, 'N'},
+        {"phantom-env", required_argument, NULL, 'p'},
+        {"path", required_argument, NULL, 'P'},
+        {"nginx-pid", required_argument, NULL, 'g'},
+        {"upstream-pid", required_argument, NULL, 'u'},
+        {"clients", required_argument, NULL, 'c'},
+        {"window-ms", required_argument, NULL, 'w'},
+        {"warmup-ms", required_argument, NULL, 'W'},
+        {"rounds", required_argument, NULL, 'r'},
+        {"quick", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    int rc = 0;
+
+    /* getopt_long is not thread-safe: this runs before any thread starts. */
+    while (rc == 0 && (ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) { /* NOLINT */
+        if (ch == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        rc = apply_opt(ch, optarg, o);
+    }
+    if (rc == 0 && (optind != argc || o->ca_file == NULL || o->direct_url == NULL ||
+                    o->direct_key_env == NULL || o->path[0] != '/')) {
+        usage(stderr);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* ---- report ------------------------------------------------------------------------------ */
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a;
+    double y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+static double
+median(const double *v, unsigned n)
+{
+    double s[MAX_ROUNDS];
+
+    memcpy(s, v, n * sizeof(double));
+    qsort(s, n, sizeof(double), cmp_double);
+    return (n % 2 == 1) ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2.0;
+}
+
+/* Which value of a sample a column shows. */
+enum field {
+    F_RPS,
+    F_CLIENT,
+    F_PROXY,
+    F_UPSTREAM,
+};
+
+static double
+field_of(const struct sample *s, enum field f)
+{
+    switch (f) {
+    case F_RPS:
+        return s->rps;
+    case F_CLIENT:
+        return s->client_us;
+    case F_PROXY:
+        return s->proxy_us;
+    case F_UPSTREAM:
+        return s->upstream_us;
+    }
+    return 0.0;
+}
+
+/* The median over the rounds of field f in mode mi. */
+static double
+mode_median(const struct bench *b, enum mode_id mi, enum field f)
+{
+    double v[MAX_ROUNDS];
+    unsigned i;
+
+    for (i = 0; i < b->o.rounds; i++) {
+        v[i] = field_of(&b->s[mi][i], f);
+    }
+    return median(v, b->o.rounds);
+}
+
+/* The median over the rounds of rps(num) / rps(den), both measured in the same round. */
+static double
+ratio(const struct bench *b, enum mode_id num, enum mode_id den)
+{
+    double r[MAX_ROUNDS];
+    unsigned i;
+
+    for (i = 0; i < b->o.rounds; i++) {
+        r[i] = b->s[den][i].rps > 0.0 ? b->s[num][i].rps / b->s[den][i].rps : 0.0;
+    }
+    return median(r, b->o.rounds);
+}
+
+/* Print the median of field f in mode mi, or "-" for a mode that is absent or has no value. */
+static void
+print_cell(const struct bench *b, enum mode_id mi, enum field f, int width)
+{
+    bool none = !b->modes[mi].present || (f == F_PROXY && b->modes[mi].nproxy_pids == 0) ||
+                (f == F_UPSTREAM && b->nupstream_pids == 0);
+
+    if (none) {
+        (void)printf(" %*s", width, "-");
+    } else {
+        (void)printf(" %*.1f", width, mode_median(b, mi, f));
+    }
+}
+
+static void
+print_ratio(const struct bench *b, enum mode_id num, enum mode_id den)
+{
+    if (b->modes[num].present && b->modes[den].present) {
+        (void)printf(" %9.3f", ratio(b, num, den));
+    } else {
+        (void)printf(" %9s", "-");
+    }
+}
+
+static void
+print_table(const struct bench *b)
+{
+    const bool np = b->modes[MODE_NONOPROXY].present;
+    const bool ng = b->modes[MODE_NGINX].present;
+    unsigned mi;
+    double total;
+    char label[48];
+
+    (void)snprintf(label, sizeof(label), "GET keep-alive, %u cl.", b->o.clients);
+    (void)printf("\n%-22s %-5s %10s %10s %10s %9s %9s %9s\n", "case", "unit", "direct", "nonoproxy",
+                 "nginx", "np/direct", "ng/direct", "np/nginx");
+    (void)printf("%-22s %-5s", label, "req/s");
+    print_cell(b, MODE_DIRECT, F_RPS, 10);
+    print_cell(b, MODE_NONOPROXY, F_RPS, 10);
+    print_cell(b, MODE_NGINX, F_RPS, 10);
+    print_ratio(b, MODE_NONOPROXY, MODE_DIRECT);
+    print_ratio(b, MODE_NGINX, MODE_DIRECT);
+    print_ratio(b, MODE_NONOPROXY, MODE_NGINX);
+    (void)printf(
+        "\n\nCPU time per request, microseconds (median of the rounds; client: this process, "
+        "proxy and upstream: /proc)\n");
+    (void)printf("%-10s %8s %8s %9s %8s\n", "setup", "client", "proxy", "upstream", "total");
+    for (mi = 0; mi < MAX_MODES; mi++) {
+        if (!b->modes[mi].present) {
+            continue;
+        }
+        (void)printf("%-10s", mode_names[mi]);
+        print_cell(b, (enum mode_id)mi, F_CLIENT, 8);
+        print_cell(b, (enum mode_id)mi, F_PROXY, 8);
+        print_cell(b, (enum mode_id)mi, F_UPSTREAM, 9);
+        total = mode_median(b, (enum mode_id)mi, F_CLIENT) +
+                mode_median(b, (enum mode_id)mi, F_PROXY) +
+                mode_median(b, (enum mode_id)mi, F_UPSTREAM);
+        (void)printf(" %8.1f\n", total);
+    }
+    (void)printf("\n");
+    if (np && ng) {
+        (void)printf("  %s  nonoproxy / nginx %.3f %s %.2f (median of the per-round ratios)\n",
+                     ratio(b, MODE_NONOPROXY, MODE_NGINX) >= TARGET_VS_NGINX ? "PASS" : "FAIL",
+                     ratio(b, MODE_NONOPROXY, MODE_NGINX),
+                     ratio(b, MODE_NONOPROXY, MODE_NGINX) >= TARGET_VS_NGINX ? ">=" : "< ",
+                     TARGET_VS_NGINX);
+    } else {
+        (void)printf("  n/a   nonoproxy / nginx: %s not measured\n", np ? "nginx" : "nonoproxy");
+    }
+}
+
+/* Print every mode's failures; true when there were any (the run is then invalid). */
+static bool
+print_failures(const struct bench *b)
+{
+    bool any = false;
+    uint64_t sum[FAIL_COUNT];
+    uint64_t closes;
+    unsigned mi;
+    unsigned i;
+    unsigned k;
+
+    for (mi = 0; mi < MAX_MODES; mi++) {
+        memset(sum, 0, sizeof(sum));
+        closes = 0;
+        for (i = 0; b->modes[mi].present && i < b->o.rounds; i++) {
+            for (k = 0; k < FAIL_COUNT; k++) {
+                sum[k] += b->s[mi][i].fails[k];
+            }
+            closes += b->s[mi][i].closes;
+        }
+        for (k = 0; k < FAIL_COUNT; k++) {
+            if (sum[k] != 0) {
+                (void)printf("  INVALID  %s: %llu %s failures\n", mode_names[mi],
+                             (unsigned long long)sum[k], fail_names[k]);
+                any = true;
+            }
+        }
+        if (closes != 0) {
+            (void)printf(
+                "  warning  %s: %llu answers with Connection: close (client reconnected)\n",
+                mode_names[mi], (unsigned long long)closes);
+        }
+        if (b->first_fail[mi][0] != '\0') {
+            (void)printf("           %s, first failure: %s\n", mode_names[mi], b->first_fail[mi]);
+        }
+    }
+    if (!any) {
+        (void)printf("  no failed requests (every answer a complete 200)\n");
+    }
+    return any;
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+/* Measure every present mode in every round, the order rotated by the round; the first pass
+ * (unrecorded) warms up every setup (worker pools, upstream connections). 0 or -1. */
+static int
+run_all(struct bench *b)
+{
+    enum mode_id order[MAX_MODES];
+    struct sample warm;
+    struct sample *v;
+    unsigned n = 0;
+    unsigned round;
+    unsigned j;
+    enum mode_id mi;
+
+    for (j = 0; j < MAX_MODES; j++) {
+        if (b->modes[j].present) {
+            order[n++] = (enum mode_id)j;
+        }
+    }
+    for (j = 0; j < n; j++) {
+        if (measure(b, order[j], 300, 100, &warm) != 0) {
+            return -1;
+        }
+    }
+    for (round = 0; round < b->o.rounds; round++) {
+        for (j = 0; j < n; j++) {
+            mi = order[(j + round) % n];
+            v = &b->s[mi][round];
+            if (measure(b, mi, b->o.window_ms, b->o.warmup_ms, v) != 0) {
+                (void)fprintf(stderr, "bench_reverse: cannot start the clients\n");
+                return -1;
+            }
+            if (b->first_fail[mi][0] == '\0') {
+                memcpy(b->first_fail[mi], v->first_fail, SAMPLE_LEN);
+            }
+            b->invalid = b->invalid || fail_total(&b->s[mi][round]) != 0;
+            if (b->o.verbose) {
+                (void)fprintf(stderr,
+                              "round %u %-9s %9.1f req/s  cpu/req us: client %.1f proxy %.1f "
+                              "upstream %.1f  failures %llu\n",
+                              round, mode_names[mi], b->s[mi][round].rps, b->s[mi][round].client_us,
+                              b->s[mi][round].proxy_us, b->s[mi][round].upstream_us,
+                              (unsigned long long)fail_total(&b->s[mi][round]));
+            }
+        }
+    }
+    return 0;
+}
+
+static void
+print_header(const struct bench *b)
+{
+    unsigned mi;
+
+    (void)printf(
+        "reverse-proxy benchmark: %ld CPUs, %u clients (keep-alive, one request at a time "
+        "each), %u ms window after %u ms warm-up, median of %u rounds, setups alternated\n",
+        sysconf(_SC_NPROCESSORS_ONLN), b->o.clients, b->o.window_ms, b->o.warmup_ms, b->o.rounds);
+    for (mi = 0; mi < MAX_MODES; mi++) {
+        const struct mode *m = &b->modes[mi];
+        const char *eol;
+
+        if (!m->present) {
+            (void)printf("  %-9s not measured\n", mode_names[mi]);
+            continue;
+        }
+        eol = strstr(m->request, " HTTP/1.1");
+        (void)printf("  %-9s %s://%s:%u%.*s  (%zu CPU-accounted processes)\n", mode_names[mi],
+                     m->tls ? "https" : "http", m->host, (unsigned)m->port,
+                     (int)(eol - m->request - 4), m->request + 4, m->nproxy_pids);
+    }
+    (void)fflush(stdout);
+}
+
+int
+main(int argc, char **argv)
+{
+    static struct bench b;
+    unsigned mi;
+    bool missing = false;
+    int rc = 1;
+    int pr;
+
+    b.o.window_ms = 3000;
+    b.o.warmup_ms = 500;
+    b.o.rounds = 5;
+    b.o.clients = 16;
+    b.o.path = "/bench";
+    pr = parse_args(argc, argv, &b.o);
+    if (pr != 0) {
+        return pr > 0 ? 0 : 2;
+    }
+    b.clk_tck = sysconf(_SC_CLK_TCK);
+    if (b.clk_tck <= 0 || setup_modes(&b) != 0 || tls_setup(&b.tls, b.o.ca_file) != 0) {
+        goto out;
+    }
+    for (mi = 0; mi < MAX_MODES; mi++) {
+        if (b.modes[mi].present && preflight(&b, (enum mode_id)mi) != 0) {
+            b.modes[mi].present = false;
+            missing = true;
+        }
+    }
+    missing = missing || (b.o.nonoproxy_url_env != NULL && !b.modes[MODE_NONOPROXY].present);
+    if (!b.modes[MODE_DIRECT].present) {
+        goto out;
+    }
+    print_header(&b);
+    if (run_all(&b) != 0) {
+        goto out;
+    }
+    print_table(&b);
+    if (print_failures(&b) || missing) {
+        goto out;
+    }
+    rc = 0;
+out:
+    tls_free(&b.tls);
+    return rc;
+}
