@@ -248,21 +248,19 @@ report_diagnostics(const struct cli_args *a, const struct nonoproxy_proxy *p)
     size_t n = 0;
     size_t i = 0;
     char msg[512];
-    char route[128];
     bool ok = true;
 
     nonoproxy_diagnostics(p, &list, &n);
     for (i = 0; i < n; i++) {
         cli_printable(msg, sizeof(msg), list[i].message != NULL ? list[i].message : "");
         if (credential_missing(&list[i]) && !a->allow_missing_credentials) {
-            cli_printable(route, sizeof(route), list[i].route != NULL ? list[i].route : "");
             (void)fprintf(stderr,
-                          PROG ": route '%s': credential not available (%s); use "
-                               "--allow-missing-credentials to start anyway\n",
-                          route, msg);
+                          PROG ": %s; use --allow-missing-credentials to start anyway (the "
+                               "route then answers 503)\n",
+                          msg);
             ok = false;
         } else if (!a->quiet) {
-            (void)fprintf(stderr, PROG ": warning: %s\n", msg);
+            (void)fprintf(stderr, PROG ": warning: %s; the route answers 503\n", msg);
         }
     }
     return ok;

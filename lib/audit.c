@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "token.h"
 #include "common.h"
 
 struct np_audit_ring {
@@ -155,52 +156,6 @@ np_audit_set(char *field, size_t cap, const char *src, size_t len)
     np_copy_printable(field, cap, src, (src != NULL) ? len : 0);
 }
 
-/* Value of the hex digit c, or -1. */
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Whether text[0..len) starts with secret[0..n) spelt with any mix of literal bytes and
- * percent-escapes ("%63" for 'c'); *used receives the raw length matched. Every byte of the
- * secret is examined whatever the outcome (the loop does not stop at the first mismatch), so
- * the time does not depend on where a near-miss differs. */
-static bool
-encoded_match(const char *text, size_t len, const char *secret, size_t n, size_t *used)
-{
-    volatile unsigned char acc = 0;
-    size_t at = 0;
-    size_t k;
-
-    for (k = 0; k < n; k++) {
-        unsigned char c;
-        if (at >= len) {
-            return false;
-        }
-        c = (unsigned char)text[at];
-        if (c == '%' && at + 2 < len && hex_value(text[at + 1]) >= 0 &&
-            hex_value(text[at + 2]) >= 0) {
-            c = (unsigned char)(hex_value(text[at + 1]) * 16 + hex_value(text[at + 2]));
-            at += 3;
-        } else {
-            at++;
-        }
-        acc = (unsigned char)(acc | (c ^ (unsigned char)secret[k]));
-    }
-    *used = at;
-    return acc == 0;
-}
-
 /* Copy a path into ev->path with every occurrence of secret redacted (literal or
  * percent-encoded, in any mix), then truncate. */
 void
@@ -224,7 +179,7 @@ np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len
      * redacted occurrence can come back. */
     while (i < len && used < sizeof(tmp)) {
         size_t raw = 0;
-        if (encoded_match(path + i, len - i, secret, slen, &raw)) {
+        if (np_token_match_encoded(path + i, len - i, secret, slen, &raw)) {
             size_t k;
             for (k = 0; k < sizeof(REDACTED) - 1 && used < sizeof(tmp); k++) {
                 tmp[used++] = REDACTED[k];

@@ -268,14 +268,14 @@ np_settings_new(const struct nonoproxy_config *cfg, struct np_settings **out,
     if (rc != NONOPROXY_OK) {
         goto out;
     }
+    s->credential_cb = cfg->credential_cb;
+    s->credential_userdata = cfg->credential_userdata;
     rc = np_settings_routes(s, cfg, diag);
     if (rc != NONOPROXY_OK) {
         goto out;
     }
     s->resolver.fn = cfg->resolver;
     s->resolver.userdata = cfg->resolver_userdata;
-    s->credential_cb = cfg->credential_cb;
-    s->credential_userdata = cfg->credential_userdata;
     *out = s;
     s = NULL;
 out:

@@ -204,6 +204,27 @@ np_cred_ref_check(const char *key, enum np_cred_scheme *scheme, char *why, size_
     return 0;
 }
 
+bool
+np_cred_ref_is_custom(const char *key)
+{
+    const char *sep = key != NULL ? strstr(key, "://") : NULL;
+    const char *c;
+
+    if (sep == NULL || sep == key || !(key[0] >= 'a' && key[0] <= 'z') ||
+        has_prefix(key, ENV_PREFIX, PREFIX_LEN(ENV_PREFIX)) ||
+        has_prefix(key, FILE_PREFIX, PREFIX_LEN(FILE_PREFIX)) ||
+        has_prefix(key, KEYRING_PREFIX, PREFIX_LEN(KEYRING_PREFIX))) {
+        return false;
+    }
+    for (c = key; c < sep; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '+' || *c == '.' ||
+              *c == '-')) {
+            return false;
+        }
+    }
+    return printable_ascii(key, strlen(key));
+}
+
 const char *
 np_cred_env_name(const char *key, size_t *len)
 {
@@ -629,10 +650,15 @@ check_content(struct cred_load *l)
         fail(l, "the secret is longer than NONOPROXY_SECRET_MAX (8192) bytes");
         return NP_CRED_UNAVAILABLE;
     }
-    if (memchr(l->buf, '\0', l->n) != NULL || memchr(l->buf, '\r', l->n) != NULL ||
-        memchr(l->buf, '\n', l->n) != NULL) {
-        fail(l, "the secret contains a NUL, CR or LF byte");
-        return NP_CRED_UNAVAILABLE;
+    size_t i;
+
+    for (i = 0; i < l->n; i++) {
+        unsigned char c = (unsigned char)l->buf[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            fail(l, "the secret contains a control character (it could split or corrupt an "
+                    "upstream header)");
+            return NP_CRED_UNAVAILABLE;
+        }
     }
     return NP_CRED_LOADED;
 }
@@ -647,11 +673,17 @@ np_cred_load(const char *key, nonoproxy_credential_fn *cb, void *userdata, char 
     enum np_cred_status st = NP_CRED_UNAVAILABLE;
     enum np_cred_scheme scheme = NP_CRED_KEYRING;
     struct cred_load l = {key, NULL, 0, detail, detail_cap};
+    bool custom = np_cred_ref_is_custom(key);
     bool pass = true;
 
     *secret = NULL;
     *len = 0;
-    if (np_cred_ref_check(key, &scheme, detail, detail_cap) != 0) {
+    if (custom) {
+        if (cb == NULL) {
+            (void)np_cred_ref_check(key, &scheme, detail, detail_cap); /* the reason */
+            goto out;
+        }
+    } else if (np_cred_ref_check(key, &scheme, detail, detail_cap) != 0) {
         goto out; /* the reason is in detail; on success it is "" */
     }
     l.buf = np_malloc(SCRATCH_CAP);
@@ -662,7 +694,10 @@ np_cred_load(const char *key, nonoproxy_credential_fn *cb, void *userdata, char 
     if (cb != NULL) {
         st = load_callback(&l, cb, userdata, &pass);
     }
-    if (pass) {
+    if (pass && custom) {
+        fail(&l, "unsupported credential scheme, and the credential callback did not resolve it");
+        st = NP_CRED_UNAVAILABLE;
+    } else if (pass) {
         switch (scheme) {
         case NP_CRED_ENV:
             st = load_env(&l);

@@ -25,6 +25,11 @@ enum np_cred_scheme {
  * why that quotes the reference (references are not secret). */
 int np_cred_ref_check(const char *key, enum np_cred_scheme *scheme, char *why, size_t why_cap);
 
+/* Whether key is "<scheme>://..." with a scheme ([a-z][a-z0-9+.-]*) other than env, file and
+ * keyring. Such a reference is refused at start unless the embedder installed a credential
+ * callback: then only the callback is asked for it (it may implement op://, vault://, ...). */
+bool np_cred_ref_is_custom(const char *key);
+
 /* For env:// references, the variable's name (points into key) and its length; else NULL. */
 const char *np_cred_env_name(const char *key, size_t *len);
 
@@ -36,8 +41,10 @@ enum np_cred_status {
 
 /* Load the secret for key (already checked by np_cred_ref_check): ask cb first (may be NULL;
  * PASS falls through to the built-in sources). A file's one trailing "\n" or "\r\n" is
- * stripped. A secret that is empty, longer than NONOPROXY_SECRET_MAX or holds NUL, CR or LF
- * is refused (UNAVAILABLE): it could split an upstream header. On LOADED *secret is a
+ * stripped. A secret that is empty, longer than NONOPROXY_SECRET_MAX or holds a control character (tab
+ * excepted)
+ * is refused (UNAVAILABLE): it could split an upstream header. A custom-scheme reference
+ * (np_cred_ref_is_custom) is asked of cb only; PASS or no cb ⇒ UNAVAILABLE. On LOADED *secret is a
  * NUL-terminated np_malloc'd copy (free with np_free_secret) and *len its length; every
  * intermediate buffer is wiped. On other results detail holds one line for the diagnostic
  * (naming the reference, never a value). */

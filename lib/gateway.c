@@ -18,14 +18,20 @@ gateway_diag(struct np_gateway *g, const struct np_route *r, const char *code,
              const char *detail)
 {
     struct nonoproxy_diagnostic *grown;
+    char key[160];
     char line[512];
+    size_t klen;
     char *route;
     char *msg;
 
-    (void)snprintf(line, sizeof(line),
-                   "route '%s': credential '%s' %s: %s; requests on this route answer 503 until "
-                   "the proxy is restarted with the credential available",
-                   r->prefix, r->credential_key,
+    /* detail starts with the quoted reference ("'env://X': ..."); it is named once here. */
+    np_copy_printable(key, sizeof(key), r->credential_key, strlen(r->credential_key));
+    klen = strlen(key);
+    if (detail[0] == '\'' && strncmp(detail + 1, key, klen) == 0 &&
+        strncmp(detail + 1 + klen, "': ", 3) == 0) {
+        detail += klen + 4;
+    }
+    (void)snprintf(line, sizeof(line), "route '%s': credential '%s' %s (%s)", r->prefix, key,
                    strcmp(code, "credential_not_found") == 0 ? "not found" : "unavailable",
                    detail);
     grown = np_realloc(g->diags, (g->n_diags + 1) * sizeof(*grown));
@@ -73,7 +79,9 @@ gateway_load(struct np_gateway *g, const struct np_settings *s, struct np_route 
                     r->prefix);
         return NONOPROXY_ERR_NOMEM;
     }
-    np_log(s, NONOPROXY_LOG_WARN, "%s", g->diags[g->n_diags - 1].message);
+    /* INFO, not WARN: the embedder reads nonoproxy_diagnostics() and decides how loud to be
+     * (the CLI refuses to start); the route answers 503 meanwhile. */
+    np_log(s, NONOPROXY_LOG_INFO, "%s; the route answers 503", g->diags[g->n_diags - 1].message);
     return NONOPROXY_OK;
 }
 
@@ -183,6 +191,16 @@ np_gateway_find_upstream(const struct np_gateway *g, const char *host, uint16_t 
         }
     }
     return NULL;
+}
+
+void
+np_gateway_close_idle(struct np_gateway *g)
+{
+    size_t i;
+
+    for (i = 0; g != NULL && i < g->n; i++) {
+        np_upool_close_idle(g->rt[i].pool);
+    }
 }
 
 void

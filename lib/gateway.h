@@ -49,6 +49,9 @@ int np_gateway_env(struct np_gateway *g, const struct sockaddr_storage *bound, c
 const struct np_route_rt *np_gateway_find_upstream(const struct np_gateway *g, const char *host,
                                                    uint16_t port);
 
+/* Close every pooled idle upstream connection (shutdown, after the workers are joined). */
+void np_gateway_close_idle(struct np_gateway *g);
+
 /* Free everything (wiping the env values). NULL-safe. Only after every thread is joined. */
 void np_gateway_free(struct np_gateway *g);
 

@@ -13,14 +13,6 @@
 #include "http_req.h"
 #include "stream.h"
 
-/* How a message body is delimited. */
-enum np_framing {
-    NP_FRAME_NONE = 0, /* no body */
-    NP_FRAME_LENGTH,   /* Content-Length bytes */
-    NP_FRAME_CHUNKED,  /* Transfer-Encoding: chunked */
-    NP_FRAME_CLOSE,    /* until the sender closes (responses only) */
-};
-
 /* A parsed response head. Pointers refer to the buffer given to np_http_resp_parse. */
 struct np_http_resp {
     unsigned status;

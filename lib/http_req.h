@@ -23,6 +23,14 @@ enum np_head_scan {
  * as soon as the bytes prove them exceeded, even before the line ends. */
 enum np_head_scan np_head_scan(const char *buf, size_t len, size_t *head_len);
 
+/* How a message body is delimited. */
+enum np_framing {
+    NP_FRAME_NONE = 0, /* no body */
+    NP_FRAME_LENGTH,   /* Content-Length bytes */
+    NP_FRAME_CHUNKED,  /* Transfer-Encoding: chunked */
+    NP_FRAME_CLOSE,    /* until the sender closes (responses only) */
+};
+
 enum np_method {
     NP_METHOD_OTHER = 0,
     NP_METHOD_CONNECT,

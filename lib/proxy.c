@@ -12,6 +12,7 @@
 #include "audit.h"
 #include "config.h"
 #include "env.h"
+#include "gateway.h"
 #include "listener.h"
 #include "net.h"
 #include "session.h"
@@ -215,6 +216,7 @@ nonoproxy_shutdown(struct nonoproxy_proxy *p)
         (void)write(p->stop_fd, &one, sizeof(one));
         np_listener_stop(p->listener);
         p->listener = NULL;
+        np_gateway_close_idle(p->gw); /* every worker is joined: no connection is in use */
         p->shut = true;
     }
     pthread_mutex_unlock(&p->shut_mu);

@@ -20,14 +20,17 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "gateway.h"
 #include "http_msg.h"
 #include "http_resp.h"
 #include "route.h"
 #include "stream.h"
+#include "token.h"
 #include "upool.h"
 
 #define REV_TARGET_CAP   ((size_t)32 * 1024)  /* upstream request-target, in relay_b */
 #define REV_SEND_MS      30000u               /* longest wait for one write to a peer */
+#define REV_MAX_INTERIM  8u                   /* 1xx answers skipped before the final one */
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -274,6 +277,47 @@ rev_admit(struct rev_req *q)
     return true;
 }
 
+/* Remove the session token from the upstream target wherever the route did not already
+ * replace it (SPEC §6.4: the phantom is stripped wherever it was): query parameters that
+ * carry it, in any spelling, are dropped. Returns -1 when it is in the path, where dropping a
+ * segment would change the meaning of the request. */
+static int
+strip_token(char *target, size_t *len, const char *token)
+{
+    size_t tl = strlen(token);
+    char *q = memchr(target, '?', *len);
+    size_t path_len = q != NULL ? (size_t)(q - target) : *len;
+    size_t r;
+    size_t w;
+
+    if (np_token_find_encoded(target, path_len, token, tl)) {
+        return -1;
+    }
+    if (q == NULL || !np_token_find_encoded(q, *len - path_len, token, tl)) {
+        return 0;
+    }
+    r = path_len + 1;
+    w = path_len + 1;
+    while (r < *len) {
+        char *amp = memchr(target + r, '&', *len - r);
+        size_t plen = amp != NULL ? (size_t)(amp - (target + r)) : *len - r;
+        if (!np_token_find_encoded(target + r, plen, token, tl)) {
+            if (w > path_len + 1) {
+                target[w++] = '&';
+            }
+            memmove(target + w, target + r, plen);
+            w += plen;
+        }
+        r += plen + (amp != NULL ? 1 : 0);
+    }
+    if (w == path_len + 1) {
+        w = path_len; /* no parameter left: no '?' either */
+    }
+    np_secure_zero(target + w, *len - w);
+    *len = w;
+    return 0;
+}
+
 /* Build the upstream head into relay_b (after the target area). */
 static bool
 rev_build_head(struct rev_req *q)
@@ -286,6 +330,13 @@ rev_build_head(struct rev_req *q)
 
     rc = np_route_upstream_target(q->rt->r, q->rest, q->rest_len, target, REV_TARGET_CAP,
                                   &target_len);
+    if (rc == 0 && strip_token(target, &target_len, se->ctx->token) != 0) {
+        np_secure_zero(target, target_len);
+        rev_deny(q, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                 "the session token must not appear in the request path",
+                 "the session token must not appear in the request path");
+        return false;
+    }
     if (rc == 0) {
         rc = np_route_build_head(q->rt->r, &se->req, target, target_len, q->body, q->body_len,
                                  se->ctx->token, head, NP_RELAY_CAP - REV_TARGET_CAP,
@@ -436,6 +487,7 @@ rev_read_resp_head(struct rev_req *q, struct np_uconn *c, struct np_http_resp *r
     const char *why = NULL;
     size_t got = 0;
     size_t total = 0;
+    unsigned interim = 0;
     enum np_head_scan sc;
     enum np_io io;
 
@@ -459,6 +511,9 @@ rev_read_resp_head(struct rev_req *q, struct np_uconn *c, struct np_http_resp *r
                 return RH_BAD;
             }
             if (resp->status >= 100 && resp->status < 200 && resp->status != 101) {
+                if (++interim > REV_MAX_INTERIM) {
+                    return RH_BAD; /* an endless stream of 1xx would hold the worker */
+                }
                 memmove(buf, buf + *head_len, *len - *head_len);
                 *len -= *head_len;
                 continue;
@@ -675,8 +730,14 @@ rev_exchange(struct rev_req *q, struct np_http_resp *resp, size_t *len, size_t *
             return NULL;
         }
         br = rev_send_body(q, c);
+        if (br == NP_BODY_STOPPED) {
+            np_uconn_close(c);
+            rev_deny(q, 503, NONOPROXY_DENIAL_NONE, "proxy shutting down",
+                     "proxy shutting down");
+            return NULL;
+        }
         if (br == NP_BODY_MALFORMED || br == NP_BODY_TRUNCATED || br == NP_BODY_SRC_TIMEOUT ||
-            br == NP_BODY_SRC_ERR || br == NP_BODY_STOPPED) {
+            br == NP_BODY_SRC_ERR) {
             np_uconn_close(c);
             rev_deny(q, br == NP_BODY_SRC_TIMEOUT ? 408 : 400,
                      br == NP_BODY_SRC_TIMEOUT ? NONOPROXY_DENIAL_REQUEST_TIMEOUT

@@ -12,7 +12,6 @@
 #include <nonoproxy/config.h>
 
 #include "common.h"
-#include "http_msg.h"
 #include "http_req.h"
 
 /* A route as frozen at start. Strings are np_malloc'd and owned by the route. */

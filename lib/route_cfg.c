@@ -1,6 +1,7 @@
 /* Route configuration (SPEC §1, §1.1), L1: the public route API (init, deep-copying add) and
  * the validation of every route into the frozen settings. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,13 +105,15 @@ np_config_routes_free(struct nonoproxy_config *cfg)
 
 /* Check one route's credential reference and tls_ca file. */
 static enum nonoproxy_err
-route_check_sources(const struct np_route *r, size_t i, struct nonoproxy_diag *diag)
+route_check_sources(const struct np_settings *s, const struct np_route *r, size_t i,
+                    struct nonoproxy_diag *diag)
 {
     char why[256];
     FILE *f;
 
-    if (r->credential_key != NULL && np_cred_ref_check(r->credential_key, NULL, why,
-                                                       sizeof(why)) != 0) {
+    if (r->credential_key != NULL &&
+        !(s->credential_cb != NULL && np_cred_ref_is_custom(r->credential_key)) &&
+        np_cred_ref_check(r->credential_key, NULL, why, sizeof(why)) != 0) {
         np_diag_set(diag, NONOPROXY_ERR_CREDENTIAL, 0, "routes[%zu] '%s': credential_key: %s", i,
                     r->prefix, why);
         return NONOPROXY_ERR_CREDENTIAL;
@@ -127,6 +130,18 @@ route_check_sources(const struct np_route *r, size_t i, struct nonoproxy_diag *d
         (void)fclose(f);
     }
     return NONOPROXY_OK;
+}
+
+/* Whether two routes would give the child the same <PREFIX>_BASE_URL name ("my-api" and
+ * "my_api"): the second would silently replace the first. */
+static bool
+same_base_url_name(const struct np_route *a, const struct np_route *b)
+{
+    char na[NONOPROXY_AUDIT_ROUTE_LEN + 64];
+    char nb[NONOPROXY_AUDIT_ROUTE_LEN + 64];
+
+    return np_route_base_url_name(a, na, sizeof(na)) != 0 &&
+           np_route_base_url_name(b, nb, sizeof(nb)) != 0 && strcmp(na, nb) == 0;
 }
 
 enum nonoproxy_err
@@ -153,6 +168,12 @@ np_settings_routes(struct np_settings *s, const struct nonoproxy_config *cfg,
             return NONOPROXY_ERR_INVALID_ARG;
         }
         s->n_routes = i + 1;
+        if (strlen(s->routes[i].prefix) >= NONOPROXY_AUDIT_ROUTE_LEN) {
+            np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0,
+                        "routes[%zu]: prefix: longer than %d characters", i,
+                        NONOPROXY_AUDIT_ROUTE_LEN - 1);
+            return NONOPROXY_ERR_INVALID_ARG;
+        }
         for (j = 0; j < i; j++) {
             if (strcmp(s->routes[j].prefix, s->routes[i].prefix) == 0) {
                 np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0,
@@ -160,8 +181,15 @@ np_settings_routes(struct np_settings *s, const struct nonoproxy_config *cfg,
                             s->routes[i].prefix, j);
                 return NONOPROXY_ERR_INVALID_ARG;
             }
+            if (same_base_url_name(&s->routes[i], &s->routes[j])) {
+                np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0,
+                            "routes[%zu] '%s': prefix: its child variable name is the same as "
+                            "routes[%zu] '%s' (non-alphanumerics become '_')",
+                            i, s->routes[i].prefix, j, s->routes[j].prefix);
+                return NONOPROXY_ERR_INVALID_ARG;
+            }
         }
-        rc = route_check_sources(&s->routes[i], i, diag);
+        rc = route_check_sources(s, &s->routes[i], i, diag);
         if (rc != NONOPROXY_OK) {
             return rc;
         }

@@ -13,10 +13,11 @@
 
 #include "audit.h"
 #include "config.h"
-#include "gateway.h"
 #include "http_req.h"
 #include "net.h"
 #include "token.h"
+
+struct np_gateway;
 
 /* Per-proxy state that connection threads read. Immutable while connections are served. */
 struct np_ctx {

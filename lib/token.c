@@ -378,3 +378,59 @@ np_token_check_proxy_auth(const struct np_http_req *req, const char *token)
     }
     return res;
 }
+
+/* Value of the hex digit c, or -1. */
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+bool
+np_token_match_encoded(const char *text, size_t len, const char *secret, size_t n, size_t *used)
+{
+    volatile unsigned char acc = 0;
+    size_t at = 0;
+    size_t k;
+
+    for (k = 0; k < n; k++) {
+        unsigned char c;
+        if (at >= len) {
+            return false;
+        }
+        c = (unsigned char)text[at];
+        if (c == '%' && at + 2 < len && hex_value(text[at + 1]) >= 0 &&
+            hex_value(text[at + 2]) >= 0) {
+            c = (unsigned char)(hex_value(text[at + 1]) * 16 + hex_value(text[at + 2]));
+            at += 3;
+        } else {
+            at++;
+        }
+        acc = (unsigned char)(acc | (c ^ (unsigned char)secret[k]));
+    }
+    *used = at;
+    return acc == 0;
+}
+
+bool
+np_token_find_encoded(const char *text, size_t len, const char *secret, size_t n)
+{
+    size_t used;
+    size_t i;
+
+    for (i = 0; n > 0 && i < len; i++) {
+        if (np_token_match_encoded(text + i, len - i, secret, n, &used)) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -34,4 +34,13 @@ enum np_auth {
  * Every Proxy-Authorization header present must be valid. Decoded bytes are wiped. */
 enum np_auth np_token_check_proxy_auth(const struct np_http_req *req, const char *token);
 
+/* Whether text[0..len) starts with secret[0..n) spelt with any mix of literal bytes and
+ * percent-escapes ("%63" for 'c'); *used receives the raw length matched. Every byte of the
+ * secret is examined whatever the outcome. */
+bool np_token_match_encoded(const char *text, size_t len, const char *secret, size_t n,
+                            size_t *used);
+
+/* Whether secret (n > 0 bytes) occurs anywhere in text[0..len) in any such spelling. */
+bool np_token_find_encoded(const char *text, size_t len, const char *secret, size_t n);
+
 #endif /* NP_TOKEN_H */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gateway.h"
 #include "hostfilter.h"
 #include "pump.h"
 

@@ -54,6 +54,23 @@ np_upool_free(struct np_upool *p)
     np_free(p);
 }
 
+void
+np_upool_close_idle(struct np_upool *p)
+{
+    struct np_uconn *c;
+
+    pthread_mutex_lock(&p->mu);
+    c = p->idle;
+    p->idle = NULL;
+    p->n_idle = 0;
+    pthread_mutex_unlock(&p->mu);
+    while (c != NULL) {
+        struct np_uconn *next = c->next;
+        np_uconn_close(c);
+        c = next;
+    }
+}
+
 /* Whether an idle connection's socket shows anything: EOF, an error, or bytes nobody asked
  * for. Any of these makes it unusable for the next request. */
 static bool

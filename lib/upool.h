@@ -30,6 +30,9 @@ int np_upool_new(size_t max_idle, uint32_t idle_ms, struct np_upool **out);
 /* Close every idle connection and free the pool. NULL-safe. */
 void np_upool_free(struct np_upool *p);
 
+/* Close every idle connection now (shutdown). [any thread] */
+void np_upool_close_idle(struct np_upool *p);
+
 /* The most recently returned usable idle connection, or NULL. */
 struct np_uconn *np_upool_take(struct np_upool *p);
 

@@ -96,7 +96,7 @@ struct nonoproxy_audit_event {
     enum nonoproxy_audit_kind kind;             /**< "event" */
     enum nonoproxy_audit_mode mode;             /**< "mode" */
     enum nonoproxy_audit_decision decision;     /**< "decision" */
-    char target[NONOPROXY_AUDIT_TARGET_LEN];    /**< host, or route prefix for reverse */
+    char target[NONOPROXY_AUDIT_TARGET_LEN];    /**< host; for reverse: the upstream host */
     bool has_port;                              /**< false: "port" is null */
     uint16_t port;                              /**< "port" */
     char method[NONOPROXY_AUDIT_METHOD_LEN];    /**< "method" */

@@ -25,7 +25,10 @@ struct nonoproxy_env_var {
  * \param cfg   read only; may be freed as soon as this returns.
  * \param out   receives the proxy on success; untouched on failure.
  * \param diag  may be NULL; on failure receives one line naming the field and the value.
- * \return NONOPROXY_OK or the error (INVALID_ARG for configuration, IO for bind, RNG, NOMEM).
+ * Route credentials are loaded here, on the calling thread (the credential callback and a
+ * keyring lookup run now); one that is not found is not an error (nonoproxy_diagnostics).
+ * \return NONOPROXY_OK or the error: INVALID_ARG (configuration), CREDENTIAL (malformed or
+ * unsupported credential reference), TLS (unusable trust file), IO (bind), RNG, NOMEM.
  * Thread-safety: [any thread]
  */
 NONOPROXY_API enum nonoproxy_err nonoproxy_start(const struct nonoproxy_config *cfg,

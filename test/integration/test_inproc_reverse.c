@@ -254,6 +254,11 @@ cred_cb(void *userdata, const char *key, char *buf, size_t cap, size_t *len)
         *len = sizeof(SECRET) - 1;
         return NONOPROXY_CREDENTIAL_FOUND;
     }
+    if (strcmp(key, "vault://kv/svc") == 0 && cap > sizeof(SECRET)) {
+        memcpy(buf, SECRET, sizeof(SECRET) - 1);
+        *len = sizeof(SECRET) - 1;
+        return NONOPROXY_CREDENTIAL_FOUND;
+    }
     if (strcmp(key, "absent-key") == 0) {
         return NONOPROXY_CREDENTIAL_NOT_FOUND;
     }
@@ -655,6 +660,128 @@ shutdown_while_streaming(void **state)
     assert_int_equal(count_fds(), fds0);
 }
 
+
+/* A token the client also put in the query is dropped before the request goes upstream;
+ * one in the path is refused (dropping a segment would change the request). */
+static void
+token_outside_its_slot_removed(void **state)
+{
+    struct upstream *u = up_start(UP_OK);
+    struct nonoproxy_proxy *p = start_route_proxy(u->port, "test-key", 0);
+    char path[512];
+    char head[4096];
+    char body[8];
+    char enc[256];
+    const char *t;
+    size_t i;
+    size_t n = 0;
+    int fd;
+
+    (void)state;
+    t = proxy_token(p);
+    for (i = 0; t[i] != '\0' && n + 4 < sizeof(enc); i++) { /* every byte percent-encoded */
+        n += (size_t)snprintf(enc + n, sizeof(enc) - n, "%%%02X", (unsigned char)t[i]);
+    }
+    fd = tcp_connect(nonoproxy_port(p));
+    snprintf(path, sizeof(path), "/svc/q?a=1&t=%s&b=2&e=%s", t, enc);
+    assert_int_equal(get(fd, p, path, head, sizeof(head)), 200);
+    assert_int_equal(read_n(fd, body, 2), 0);
+    snprintf(path, sizeof(path), "/svc/x%s/y", t);
+    assert_int_equal(get(fd, p, path, head, sizeof(head)), 400);
+    close(fd);
+    pthread_mutex_lock(&u->mu);
+    assert_non_null(strstr(u->log, "GET /q?a=1&b=2 HTTP/1.1\r\n"));
+    assert_null(strstr(u->log, t));
+    assert_null(strstr(u->log, enc));
+    assert_int_equal(u->requests, 1);
+    pthread_mutex_unlock(&u->mu);
+    nonoproxy_free(p);
+    up_stop(u);
+}
+
+/* A custom scheme is accepted when a callback is installed, and only the callback is asked;
+ * without a callback it is a start error. */
+static void
+custom_scheme_through_callback(void **state)
+{
+    struct upstream *u = up_start(UP_OK);
+    struct nonoproxy_proxy *p = start_route_proxy(u->port, "vault://kv/svc", 0);
+    struct nonoproxy_config cfg;
+    struct nonoproxy_route_config r;
+    struct nonoproxy_proxy *q = NULL;
+    struct nonoproxy_diag diag;
+    char head[4096];
+    char body[8];
+    int fd;
+
+    (void)state;
+    fd = tcp_connect(nonoproxy_port(p));
+    assert_int_equal(get(fd, p, "/svc/v", head, sizeof(head)), 200);
+    assert_int_equal(read_n(fd, body, 2), 0);
+    close(fd);
+    pthread_mutex_lock(&u->mu);
+    assert_non_null(strstr(u->log, "Authorization: Bearer " SECRET "\r\n"));
+    pthread_mutex_unlock(&u->mu);
+    nonoproxy_free(p);
+    up_stop(u);
+
+    nonoproxy_config_init(&cfg);
+    nonoproxy_route_config_init(&r, "svc", "https://example.com");
+    r.credential_key = "vault://kv/svc";
+    assert_int_equal(nonoproxy_config_add_route(&cfg, &r), NONOPROXY_OK);
+    assert_int_equal(nonoproxy_start(&cfg, &q, &diag), NONOPROXY_ERR_CREDENTIAL);
+    assert_non_null(strstr(diag.message, "unsupported"));
+    nonoproxy_config_free(&cfg);
+}
+
+/* Two prefixes that give the child the same variable name are refused. */
+static void
+start_rejects_colliding_variable_names(void **state)
+{
+    struct nonoproxy_config cfg;
+    struct nonoproxy_route_config r;
+    struct nonoproxy_proxy *p = NULL;
+    struct nonoproxy_diag diag;
+
+    (void)state;
+    nonoproxy_config_init(&cfg);
+    nonoproxy_route_config_init(&r, "my-api", "https://a.example");
+    assert_int_equal(nonoproxy_config_add_route(&cfg, &r), NONOPROXY_OK);
+    nonoproxy_route_config_init(&r, "my_api", "https://b.example");
+    assert_int_equal(nonoproxy_config_add_route(&cfg, &r), NONOPROXY_OK);
+    assert_int_equal(nonoproxy_start(&cfg, &p, &diag), NONOPROXY_ERR_INVALID_ARG);
+    assert_non_null(strstr(diag.message, "routes[1] 'my_api'"));
+    nonoproxy_config_free(&cfg);
+}
+
+/* Shutdown closes the pooled idle upstream connections (the upstream sees them end) before
+ * nonoproxy_free. */
+static void
+shutdown_closes_pooled_connections(void **state)
+{
+    struct upstream *u = up_start(UP_OK);
+    struct nonoproxy_proxy *p = start_route_proxy(u->port, "test-key", 0);
+    char head[4096];
+    char body[8];
+    int fd;
+
+    (void)state;
+    fd = tcp_connect(nonoproxy_port(p));
+    assert_int_equal(get(fd, p, "/svc/pool", head, sizeof(head)), 200);
+    assert_int_equal(read_n(fd, body, 2), 0);
+    close(fd);
+    nonoproxy_shutdown(p);
+    /* The upstream's connection thread ends when it reads EOF: join it before free. */
+    pthread_mutex_lock(&u->mu);
+    assert_int_equal(u->n_conns, 1);
+    pthread_mutex_unlock(&u->mu);
+    assert_int_equal(pthread_join(u->threads[0], NULL), 0);
+    u->n_conns = 0;
+    close(u->conns[0]);
+    nonoproxy_free(p);
+    up_stop(u);
+}
+
 int
 main(void)
 {
@@ -669,6 +796,10 @@ main(void)
         cmocka_unit_test(pipelined_requests),
         cmocka_unit_test(chunked_to_http10_client),
         cmocka_unit_test(shutdown_while_streaming),
+        cmocka_unit_test(token_outside_its_slot_removed),
+        cmocka_unit_test(custom_scheme_through_callback),
+        cmocka_unit_test(start_rejects_colliding_variable_names),
+        cmocka_unit_test(shutdown_closes_pooled_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -269,9 +269,11 @@ static const struct env_row ENV_ROWS[] = {
     {"env_with_spaces_kept", " sk env ", NP_CRED_LOADED, NULL},
     {"env_unset_not_found", NULL, NP_CRED_NOT_FOUND, "unset or empty"},
     {"env_empty_not_found", "", NP_CRED_NOT_FOUND, "unset or empty"},
-    {"env_inner_cr_refused", "sk-inner\rcr", NP_CRED_UNAVAILABLE, "NUL, CR or LF"},
-    {"env_inner_lf_refused", "sk-inner\nlf", NP_CRED_UNAVAILABLE, "NUL, CR or LF"},
-    {"env_trailing_lf_refused", "sk-trail\n", NP_CRED_UNAVAILABLE, "NUL, CR or LF"},
+    {"env_inner_cr_refused", "sk-inner\rcr", NP_CRED_UNAVAILABLE, "control character"},
+    {"env_inner_soh_refused", "sk-inner\x01soh", NP_CRED_UNAVAILABLE, "control character"},
+    {"env_inner_del_refused", "sk-inner\x7f" "del", NP_CRED_UNAVAILABLE, "control character"},
+    {"env_inner_lf_refused", "sk-inner\nlf", NP_CRED_UNAVAILABLE, "control character"},
+    {"env_trailing_lf_refused", "sk-trail\n", NP_CRED_UNAVAILABLE, "control character"},
 };
 
 static void
@@ -377,13 +379,13 @@ static const struct file_row FILE_ROWS[] = {
     {"file_without_newline", S("sk-file"), NP_CRED_LOADED, "sk-file", NULL},
     {"file_spaces_kept", S(" sk file \n"), NP_CRED_LOADED, " sk file ", NULL},
     {"file_two_newlines_only_one_stripped", S("sk-file\n\n"), NP_CRED_UNAVAILABLE, NULL,
-     "NUL, CR or LF"},
+     "control character"},
     {"file_crlf_twice_only_one_stripped", S("sk-file\r\n\r\n"), NP_CRED_UNAVAILABLE, NULL,
-     "NUL, CR or LF"},
-    {"file_lone_trailing_cr_refused", S("sk-file\r"), NP_CRED_UNAVAILABLE, NULL, "NUL, CR or LF"},
-    {"file_inner_lf_refused", S("sk-inner\nlf"), NP_CRED_UNAVAILABLE, NULL, "NUL, CR or LF"},
-    {"file_inner_cr_refused", S("sk-inner\rcr"), NP_CRED_UNAVAILABLE, NULL, "NUL, CR or LF"},
-    {"file_inner_nul_refused", S("sk-inner\0nul"), NP_CRED_UNAVAILABLE, NULL, "NUL, CR or LF"},
+     "control character"},
+    {"file_lone_trailing_cr_refused", S("sk-file\r"), NP_CRED_UNAVAILABLE, NULL, "control character"},
+    {"file_inner_lf_refused", S("sk-inner\nlf"), NP_CRED_UNAVAILABLE, NULL, "control character"},
+    {"file_inner_cr_refused", S("sk-inner\rcr"), NP_CRED_UNAVAILABLE, NULL, "control character"},
+    {"file_inner_nul_refused", S("sk-inner\0nul"), NP_CRED_UNAVAILABLE, NULL, "control character"},
     {"file_empty_not_found", S(""), NP_CRED_NOT_FOUND, NULL, "empty"},
     {"file_only_newline_not_found", S("\n"), NP_CRED_NOT_FOUND, NULL, "empty"},
     {"file_only_crlf_not_found", S("\r\n"), NP_CRED_NOT_FOUND, NULL, "empty"},
@@ -579,9 +581,9 @@ static const struct cb_row CB_ROWS[] = {
     {"found_over_cap_refused", NONOPROXY_CREDENTIAL_FOUND, NP_CRED_UNAVAILABLE, NULL,
      NONOPROXY_SECRET_MAX + 1, "more than"},
     {"found_inner_lf_refused", NONOPROXY_CREDENTIAL_FOUND, NP_CRED_UNAVAILABLE, S("sk-cb\nlf"),
-     "NUL, CR or LF"},
+     "control character"},
     {"found_inner_nul_refused", NONOPROXY_CREDENTIAL_FOUND, NP_CRED_UNAVAILABLE, S("sk-cb\0nul"),
-     "NUL, CR or LF"},
+     "control character"},
     {"unknown_result_refused", (enum nonoproxy_credential_result)7, NP_CRED_UNAVAILABLE, NULL, 0,
      "unknown result"},
 };
@@ -619,22 +621,39 @@ load_callback_rows(void **state)
     unset_env(ENV_VAR);
 }
 
-/* A malformed or unsupported reference is refused before anyone, the callback included, is
- * asked (it is a start error, SPEC §1.1). */
+/* A malformed reference of a built-in scheme is refused before anyone, the callback
+ * included, is asked (it is a start error, SPEC §1.1). A custom scheme ("op://") goes to the
+ * callback only: FOUND loads it, PASS leaves it unavailable, and without a callback it is
+ * unsupported. */
 static void
 load_refuses_bad_reference(void **state)
 {
     struct cb_state s = {NONOPROXY_CREDENTIAL_FOUND, "sk-x", 4, 0, NULL, 0};
+    struct cb_state pass = {NONOPROXY_CREDENTIAL_PASS, NULL, 0, 0, NULL, 0};
     struct load_result r;
 
     (void)state;
-    load(&r, "op://vault/item/field", fake_resolver, &s);
-    assert_int_equal(r.st, NP_CRED_UNAVAILABLE);
-    assert_int_equal(s.calls, 0);
-    assert_non_null(strstr(r.detail, "unsupported"));
     load(&r, "env://LD_PRELOAD", fake_resolver, &s);
     assert_int_equal(r.st, NP_CRED_UNAVAILABLE);
     assert_int_equal(s.calls, 0);
+    load(&r, "op://vault/item/field", NULL, NULL);
+    assert_int_equal(r.st, NP_CRED_UNAVAILABLE);
+    assert_non_null(strstr(r.detail, "unsupported"));
+    load(&r, "op://vault/item/field", fake_resolver, &pass);
+    assert_int_equal(r.st, NP_CRED_UNAVAILABLE);
+    assert_int_equal(pass.calls, 1);
+    assert_non_null(strstr(r.detail, "did not resolve"));
+    load(&r, "op://vault/item/field", fake_resolver, &s);
+    assert_int_equal(r.st, NP_CRED_LOADED);
+    assert_int_equal(s.calls, 1);
+    assert_true(np_cred_ref_is_custom("op://vault/item"));
+    assert_true(np_cred_ref_is_custom("vault+v2://x"));
+    assert_false(np_cred_ref_is_custom("env://X"));
+    assert_false(np_cred_ref_is_custom("file:///x"));
+    assert_false(np_cred_ref_is_custom("keyring://a/b"));
+    assert_false(np_cred_ref_is_custom("OP://x"));
+    assert_false(np_cred_ref_is_custom("openai-key"));
+    assert_false(np_cred_ref_is_custom("://x"));
 }
 
 /* The callback may claim a key of any scheme, keyring names included, without the keyring
