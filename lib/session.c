@@ -8,11 +8,12 @@
 
 #define NP_REPLY_DEADLINE_MS 5000
 
-/* Whether field holds the token anywhere (a client may put it in a host name or a path). */
+/* Whether field holds the token anywhere, literal or percent-encoded (a client may put it in
+ * a host name or a path). */
 static bool
 holds_token(const char *field, const char *token)
 {
-    return memmem(field, strlen(field), token, NP_TOKEN_HEX_LEN) != NULL;
+    return np_token_find_encoded(field, strlen(field), token, NP_TOKEN_HEX_LEN);
 }
 
 void

@@ -428,6 +428,11 @@ np_token_find_encoded(const char *text, size_t len, const char *secret, size_t n
     size_t i;
 
     for (i = 0; n > 0 && i < len; i++) {
+        /* Only a position that starts like the secret (or with an escape) can match: skip the
+         * rest cheaply, so a long path costs a scan, not a scan per position. */
+        if (text[i] != secret[0] && text[i] != '%') {
+            continue;
+        }
         if (np_token_match_encoded(text + i, len - i, secret, n, &used)) {
             return true;
         }

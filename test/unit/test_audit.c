@@ -1015,6 +1015,28 @@ json_random_bytes_stay_valid(void **state)
     free(ev);
 }
 
+/* A token spelt with percent-escapes (any mix) is redacted in the path too. */
+static void
+redact_percent_encoded_token(void **state)
+{
+    static const char tok[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    struct nonoproxy_audit_event ev;
+    char path[512];
+    size_t n = 0;
+    size_t i;
+
+    (void)state;
+    n += (size_t)snprintf(path + n, sizeof(path) - n, "/svc/x?k=");
+    for (i = 0; i < 64; i++) {
+        n += (size_t)snprintf(path + n, sizeof(path) - n, i % 2 == 0 ? "%%%02X" : "%c",
+                              i % 2 == 0 ? (unsigned char)tok[i] : tok[i]);
+    }
+    n += (size_t)snprintf(path + n, sizeof(path) - n, "&z=1");
+    memset(&ev, 0, sizeof(ev));
+    np_audit_set_path(&ev, path, n, tok);
+    assert_string_equal(ev.path, "/svc/x?k=[REDACTED]&z=1");
+}
+
 int
 main(void)
 {
@@ -1031,6 +1053,7 @@ main(void)
         cmocka_unit_test(set_truncates_and_replaces_controls),
         cmocka_unit_test(redact_table),
         cmocka_unit_test(redact_long_path_token_across_cut),
+        cmocka_unit_test(redact_percent_encoded_token),
         cmocka_unit_test(redact_expansion_is_truncated),
         cmocka_unit_test(mode_names),
         cmocka_unit_test(denial_category_names),

@@ -570,6 +570,45 @@ proxy_auth_generated_token(void **state)
     assert_int_equal(np_token_check_proxy_auth(&req, tok), NP_AUTH_OK);
 }
 
+/* The token found in any mix of literal bytes and percent-escapes, and nothing else. */
+static void
+token_find_encoded_rows(void **state)
+{
+    static const char tok[] = "c0ffee";
+    static const struct {
+        const char *name;
+        const char *text;
+        bool found;
+        size_t used; /* raw length matched at offset 0 (0 = not checked) */
+    } rows[] = {
+        {"literal", "c0ffee", true, 6},
+        {"inside_text", "/a/b?x=c0ffee&y", true, 0},
+        {"all_escaped_lower", "%63%30%66%66%65%65", true, 18},
+        {"mixed", "c%30f%66ee", true, 10},
+        {"escaped_upper_case_letters_differ", "%43%30%66%66%65%65", false, 0},
+        {"one_char_changed", "c0ffef", false, 0},
+        {"truncated", "c0ffe", false, 0},
+        {"truncated_escape", "c0ffe%6", false, 0},
+        {"bad_escape_is_literal", "c0ffe%zz", false, 0},
+        {"empty", "", false, 0},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        size_t used = 0;
+        bool found = np_token_find_encoded(rows[i].text, strlen(rows[i].text), tok, 6);
+        if (found != rows[i].found) {
+            fail_msg("row %s: found %d", rows[i].name, (int)found);
+        }
+        if (rows[i].used != 0) {
+            assert_true(np_token_match_encoded(rows[i].text, strlen(rows[i].text), tok, 6,
+                                               &used));
+            assert_int_equal(used, rows[i].used);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -589,6 +628,7 @@ main(void)
         cmocka_unit_test(proxy_auth_basic_length_cap),
         cmocka_unit_test(proxy_auth_empty_token_never_ok),
         cmocka_unit_test(proxy_auth_generated_token),
+        cmocka_unit_test(token_find_encoded_rows),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
