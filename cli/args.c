@@ -60,7 +60,7 @@ static const struct cli_opt OPTS[] = {
      "extra PEM trust roots for upstream TLS"},
     {"allow-missing-credentials", 0, NULL, opt_flag,
      offsetof(struct cli_args, allow_missing_credentials), 0,
-     "start even if a route's credential is not found"},
+     "start even if a route's credential is missing"},
     {"bind", 0, "ADDR", opt_string, offsetof(struct cli_args, bind_addr), 0,
      "listen on IP address ADDR (default 127.0.0.1)"},
     {"port", 0, "N", opt_uint, offsetof(struct cli_args, port), UINT16_MAX,
@@ -681,8 +681,8 @@ cli_args_usage(FILE *out)
         usage_row(out, left, o->help);
     }
     (void)fprintf(out, "\nRoute keys (--route " ROUTE_SYNTAX "; UPSTREAM is\n"
-                       "https://host[:port][/base] and cannot contain ','; each KEY at most "
-                       "once):\n");
+                       "https://host[:port][/base], or http:// to a loopback host, and cannot\n"
+                       "contain ','; each KEY at most once):\n");
     for (i = 0; i < ARRAY_LEN(ROUTE_KEYS); i++) {
         (void)snprintf(left, sizeof(left), "%s=%s", ROUTE_KEYS[i].name, ROUTE_KEYS[i].value);
         usage_row(out, left, ROUTE_KEYS[i].help);
@@ -692,8 +692,8 @@ cli_args_usage(FILE *out)
                   "\nCOMMAND's environment is this one plus HTTP_PROXY, HTTPS_PROXY, NO_PROXY\n"
                   "(and lowercase forms), NONO_PROXY_TOKEN, NODE_USE_ENV_PROXY, and per route\n"
                   "<PREFIX>_BASE_URL and its phantom-token variable; variables named by an\n"
-                  "env:// credential are removed. A credential that is not found is an error\n"
-                  "unless --allow-missing-credentials is given.\n");
+                  "env:// credential are removed. A credential that is not found or not\n"
+                  "available is an error unless --allow-missing-credentials is given.\n");
     (void)fprintf(out,
                   "\nExit status: that of COMMAND, or 128+N if signal N killed it; %d for an\n"
                   "error of " CLI_PROG " itself, %d if COMMAND cannot be run, %d if it is\n"

@@ -179,7 +179,7 @@ np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len
      * redacted occurrence can come back. */
     while (i < len && used < sizeof(tmp)) {
         size_t raw = 0;
-        if ((path[i] == secret[0] || path[i] == '%') &&
+        if ((path[i] == secret[0] || (path[i] ^ 0x20) == secret[0] || path[i] == '%') &&
             np_token_match_encoded(path + i, len - i, secret, slen, &raw)) {
             size_t k;
             for (k = 0; k < sizeof(REDACTED) - 1 && used < sizeof(tmp); k++) {

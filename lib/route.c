@@ -1513,20 +1513,13 @@ out:
 /* Upstream request head                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Whether v[0..len) contains tok[0..tok_len), comparing every window in constant time. */
+/* Whether v[0..len) contains tok[0..tok_len) in any spelling np_token_find_encoded knows
+ * (literal or percent-encoded, ASCII case folded). The client sent these bytes and holds the
+ * token: where the scan stops tells it nothing new. */
 static bool
 contains_token(const char *v, size_t len, const char *tok, size_t tok_len)
 {
-    bool found = false;
-    size_t i;
-
-    if (tok_len == 0 || len < tok_len) {
-        return false;
-    }
-    for (i = 0; i <= len - tok_len; i++) {
-        found |= np_ct_equal(v + i, tok_len, tok, tok_len);
-    }
-    return found;
+    return np_token_find_encoded(v, len, tok, tok_len);
 }
 
 /* Whether a header value carries the phantom: in clear, or inside "Basic base64(...)". */

@@ -1,4 +1,4 @@
-/* Route configuration (SPEC §1, §1.1), L1: the public route API (init, deep-copying add) and
+/* Route configuration (SPEC §1, §1.1), L2 (it checks credential references): the public route API (init, deep-copying add) and
  * the validation of every route into the frozen settings. */
 #include <errno.h>
 #include <stdbool.h>
@@ -144,6 +144,24 @@ same_base_url_name(const struct np_route *a, const struct np_route *b)
            np_route_base_url_name(b, nb, sizeof(nb)) != 0 && strcmp(na, nb) == 0;
 }
 
+/* Whether a's phantom variable (explicit env_var or derived) is named like b's base URL. */
+static bool
+phantom_is_base_url(const struct np_route *a, const struct np_route *b)
+{
+    char na[NONOPROXY_AUDIT_ROUTE_LEN + 320];
+    char nb[NONOPROXY_AUDIT_ROUTE_LEN + 64];
+    const char *key = a->credential_key;
+
+    if (key == NULL || (a->env_var == NULL && strstr(key, "://") != NULL)) {
+        return false;
+    }
+    if (a->env_var == NULL && strlen(key) >= sizeof(na) - 1) {
+        return false;
+    }
+    return np_route_phantom_name(a, na, sizeof(na)) != 0 &&
+           np_route_base_url_name(b, nb, sizeof(nb)) != 0 && strcmp(na, nb) == 0;
+}
+
 enum nonoproxy_err
 np_settings_routes(struct np_settings *s, const struct nonoproxy_config *cfg,
                    struct nonoproxy_diag *diag)
@@ -179,6 +197,14 @@ np_settings_routes(struct np_settings *s, const struct nonoproxy_config *cfg,
                 np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0,
                             "routes[%zu] '%s': prefix: duplicate of routes[%zu]", i,
                             s->routes[i].prefix, j);
+                return NONOPROXY_ERR_INVALID_ARG;
+            }
+            if (phantom_is_base_url(&s->routes[i], &s->routes[j]) ||
+                phantom_is_base_url(&s->routes[j], &s->routes[i])) {
+                np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0,
+                            "routes[%zu] '%s': env_var: a phantom variable and a base-URL "
+                            "variable of routes[%zu] '%s' have the same name",
+                            i, s->routes[i].prefix, j, s->routes[j].prefix);
                 return NONOPROXY_ERR_INVALID_ARG;
             }
             if (same_base_url_name(&s->routes[i], &s->routes[j])) {

@@ -395,6 +395,14 @@ hex_value(char c)
     return -1;
 }
 
+/* c with A-Z folded to a-z, without branches on the value. */
+static unsigned char
+ascii_lower(unsigned char c)
+{
+    unsigned char upper = (unsigned char)((unsigned char)(c - 'A') < 26u);
+    return (unsigned char)(c | (upper << 5));
+}
+
 bool
 np_token_match_encoded(const char *text, size_t len, const char *secret, size_t n, size_t *used)
 {
@@ -415,7 +423,8 @@ np_token_match_encoded(const char *text, size_t len, const char *secret, size_t 
         } else {
             at++;
         }
-        acc = (unsigned char)(acc | (c ^ (unsigned char)secret[k]));
+        /* ASCII case folded: the token is hex, and "ABC" names the same value as "abc". */
+        acc = (unsigned char)(acc | (ascii_lower(c) ^ ascii_lower((unsigned char)secret[k])));
     }
     *used = at;
     return acc == 0;
@@ -430,7 +439,8 @@ np_token_find_encoded(const char *text, size_t len, const char *secret, size_t n
     for (i = 0; n > 0 && i < len; i++) {
         /* Only a position that starts like the secret (or with an escape) can match: skip the
          * rest cheaply, so a long path costs a scan, not a scan per position. */
-        if (text[i] != secret[0] && text[i] != '%') {
+        if (ascii_lower((unsigned char)text[i]) != ascii_lower((unsigned char)secret[0]) &&
+            text[i] != '%') {
             continue;
         }
         if (np_token_match_encoded(text + i, len - i, secret, n, &used)) {

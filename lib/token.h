@@ -35,7 +35,8 @@ enum np_auth {
 enum np_auth np_token_check_proxy_auth(const struct np_http_req *req, const char *token);
 
 /* Whether text[0..len) starts with secret[0..n) spelt with any mix of literal bytes and
- * percent-escapes ("%63" for 'c'); *used receives the raw length matched. Every byte of the
+ * percent-escapes ("%63" for 'c'), ASCII case folded (the token is hex: "AB" and "ab" are the
+ * same value to a careless upstream); *used receives the raw length matched. Every byte of the
  * secret is examined whatever the outcome. */
 bool np_token_match_encoded(const char *text, size_t len, const char *secret, size_t n,
                             size_t *used);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -672,6 +673,7 @@ token_outside_its_slot_removed(void **state)
     char head[4096];
     char body[8];
     char enc[256];
+    char upper[128];
     const char *t;
     size_t i;
     size_t n = 0;
@@ -682,8 +684,12 @@ token_outside_its_slot_removed(void **state)
     for (i = 0; t[i] != '\0' && n + 4 < sizeof(enc); i++) { /* every byte percent-encoded */
         n += (size_t)snprintf(enc + n, sizeof(enc) - n, "%%%02X", (unsigned char)t[i]);
     }
+    for (i = 0; t[i] != '\0' && i + 1 < sizeof(upper); i++) {
+        upper[i] = (char)toupper((unsigned char)t[i]);
+    }
+    upper[i] = '\0';
     fd = tcp_connect(nonoproxy_port(p));
-    snprintf(path, sizeof(path), "/svc/q?a=1&t=%s&b=2&e=%s", t, enc);
+    snprintf(path, sizeof(path), "/svc/q?a=1&t=%s&b=2&e=%s&u=%s", t, enc, upper);
     assert_int_equal(get(fd, p, path, head, sizeof(head)), 200);
     assert_int_equal(read_n(fd, body, 2), 0);
     snprintf(path, sizeof(path), "/svc/x%s/y", t);
@@ -693,6 +699,7 @@ token_outside_its_slot_removed(void **state)
     assert_non_null(strstr(u->log, "GET /q?a=1&b=2 HTTP/1.1\r\n"));
     assert_null(strstr(u->log, t));
     assert_null(strstr(u->log, enc));
+    assert_null(strstr(u->log, upper));
     assert_int_equal(u->requests, 1);
     pthread_mutex_unlock(&u->mu);
     nonoproxy_free(p);
@@ -751,6 +758,18 @@ start_rejects_colliding_variable_names(void **state)
     assert_int_equal(nonoproxy_config_add_route(&cfg, &r), NONOPROXY_OK);
     assert_int_equal(nonoproxy_start(&cfg, &p, &diag), NONOPROXY_ERR_INVALID_ARG);
     assert_non_null(strstr(diag.message, "routes[1] 'my_api'"));
+    nonoproxy_config_free(&cfg);
+
+    /* A phantom variable named like another route's base URL. */
+    nonoproxy_config_init(&cfg);
+    nonoproxy_route_config_init(&r, "a", "https://a.example");
+    r.credential_key = "env://A_KEY";
+    r.env_var = "B_BASE_URL";
+    assert_int_equal(nonoproxy_config_add_route(&cfg, &r), NONOPROXY_OK);
+    nonoproxy_route_config_init(&r, "b", "https://b.example");
+    assert_int_equal(nonoproxy_config_add_route(&cfg, &r), NONOPROXY_OK);
+    assert_int_equal(nonoproxy_start(&cfg, &p, &diag), NONOPROXY_ERR_INVALID_ARG);
+    assert_non_null(strstr(diag.message, "env_var"));
     nonoproxy_config_free(&cfg);
 }
 
