@@ -646,6 +646,7 @@ load_refuses_bad_reference(void **state)
     load(&r, "op://vault/item/field", fake_resolver, &s);
     assert_int_equal(r.st, NP_CRED_LOADED);
     assert_int_equal(s.calls, 1);
+    np_free_secret(r.secret);
     assert_true(np_cred_ref_is_custom("op://vault/item"));
     assert_true(np_cred_ref_is_custom("vault+v2://x"));
     assert_false(np_cred_ref_is_custom("env://X"));
