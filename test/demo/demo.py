@@ -4,8 +4,10 @@
 A local HTTPS server (certificate from a test CA made with openssl) stands in for an API. The
 agent is a shell script run by nonoproxy-run with `--allow localhost`: it reaches the allowed
 server through HTTPS_PROXY, is refused a host outside the allowlist and the cloud metadata
-address, and a client without the session token is refused too. The audit events are printed
-as a table at the end. Nothing leaves the machine.
+address, and a client without the session token is refused too. Then it calls the API through
+a reverse route: it holds only a phantom token, and nonoproxy injects the real key (taken from
+an environment variable of nonoproxy-run that the agent never sees). The audit events are
+printed as a table at the end. Nothing leaves the machine.
 """
 import argparse
 import json
@@ -35,9 +37,16 @@ step "4. denied: a process that does not hold the session token" \
      "curl --proxy http://127.0.0.1:PORT https://localhost:$API_PORT/"
 curl -sS -o /dev/null --proxy "http://127.0.0.1:${HTTPS_PROXY##*:}" --cacert "$CA" \
      "https://localhost:$API_PORT/" 2>&1 | sed 's/^/   /'
+step "5. credential route: the agent holds only a phantom; the proxy injects the real key" \
+     'curl $API_BASE_URL/v1/models -H "Authorization: Bearer $API_KEY"'
+echo "   the agent's API_KEY is ${API_KEY%${API_KEY#????????}}... (the session token, not the key)"
+echo "   DEMO_API_KEY in the agent's environment: ${DEMO_API_KEY:-<not set>}"
+curl -sS --noproxy '*' "$API_BASE_URL/v1/models" -H "Authorization: Bearer $API_KEY"
 echo
 exit 0
 """
+
+DEMO_KEY = "sk-demo-0123456789abcdef"
 
 
 def table(events):
@@ -47,6 +56,8 @@ def table(events):
         target = ev.get("target") or "-"
         if ev.get("port") is not None:
             target = "%s:%s" % (target, ev["port"])
+        if ev.get("route_id"):
+            target = "/%s -> %s" % (ev["route_id"], target)
         if ev.get("event") == "close":
             what = "closed" + (" (%s)" % ev["reason"] if ev.get("reason") else "")
             size = "%s/%s" % (ev.get("bytes_up"), ev.get("bytes_down"))
@@ -76,22 +87,32 @@ def main():
 
     certs = Certs.get()
     api = UpstreamHTTPServer(tls=True)
+    llm = UpstreamHTTPServer(tls=True)  # the route's upstream: CONNECT to it would be refused
     with tempfile.TemporaryDirectory(prefix="nonoproxy-demo-") as tmp:
         audit = os.path.join(tmp, "audit.jsonl")
-        env = dict(os.environ, API_PORT=str(api.port), CA=certs.ca_cert)
+        env = dict(os.environ, API_PORT=str(api.port), CA=certs.ca_cert, DEMO_API_KEY=DEMO_KEY)
+        route = "api=https://localhost:%d,credential=env://DEMO_API_KEY,env-var=API_KEY" % llm.port
         cmd = [args.bin, "--allow", "localhost", "--audit-log", audit, "--connect-timeout", "2",
-               "--", "sh", "-c", AGENT]
-        print("$ nonoproxy-run --allow localhost --audit-log audit.jsonl -- sh agent.sh")
+               "--ca-file", certs.ca_cert, "--route", route, "--", "sh", "-c", AGENT]
+        print("$ DEMO_API_KEY=%s... nonoproxy-run --allow localhost --audit-log audit.jsonl \\\n"
+              "    --ca-file ca.pem --route %s -- sh agent.sh"
+              % (DEMO_KEY[:8], route.replace(str(llm.port), "PORT")))
         sys.stdout.flush()
         proc = subprocess.run(cmd, env=env, timeout=120, check=False)
+        injected = [r for r in llm.requests
+                    if ("Authorization", "Bearer " + DEMO_KEY) in r["headers"]]
+        print("   the API received %d request(s) with Authorization: Bearer %s... "
+              "(the real key, injected)" % (len(injected), DEMO_KEY[:8]))
         with open(audit, encoding="utf-8") as f:
             events = [json.loads(line) for line in f if line.strip()]
         print("\nAudit log (%d events, from --audit-log):\n" % len(events))
         print(table(events))
         api.close()
+        llm.close()
     Certs.cleanup()
     ok = proc.returncode == 0 and any(e.get("decision") == "allow" for e in events) and \
-        sum(1 for e in events if e.get("decision") == "deny") >= 4
+        sum(1 for e in events if e.get("decision") == "deny") >= 4 and len(injected) == 1 and \
+        any(e.get("mode") == "reverse" and e.get("status") == 200 for e in events)
     print("\ndemo %s" % ("finished" if ok else "FAILED (exit %d)" % proc.returncode))
     return 0 if ok else 1
 
