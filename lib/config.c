@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "common.h"
+#include "external.h"
 
 void
 nonoproxy_config_init(struct nonoproxy_config *cfg)
@@ -127,6 +128,7 @@ nonoproxy_config_free(struct nonoproxy_config *cfg)
     }
     strlist_free(cfg->allowed_hosts, cfg->allowed_hosts_len);
     np_config_routes_free(cfg);
+    np_config_external_free(cfg);
     nonoproxy_config_init(cfg);
 }
 
@@ -274,6 +276,10 @@ np_settings_new(const struct nonoproxy_config *cfg, struct np_settings **out,
     if (rc != NONOPROXY_OK) {
         goto out;
     }
+    rc = np_external_new(cfg, &s->ext, diag);
+    if (rc != NONOPROXY_OK) {
+        goto out;
+    }
     s->resolver.fn = cfg->resolver;
     s->resolver.userdata = cfg->resolver_userdata;
     *out = s;
@@ -291,6 +297,7 @@ np_settings_free(struct np_settings *s)
     }
     np_hostfilter_free(s->allow);
     np_settings_routes_free(s);
+    np_external_free(s->ext);
     np_free(s->ca_file);
     np_free(s);
 }

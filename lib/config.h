@@ -14,6 +14,7 @@
 #include "hostfilter.h"
 
 struct np_route;
+struct np_external;
 
 struct np_settings {
     struct sockaddr_storage bind_ss; /* port = bind_port (0 before bind) */
@@ -41,6 +42,8 @@ struct np_settings {
     size_t n_routes;
     nonoproxy_credential_fn *credential_cb;
     void *credential_userdata;
+
+    struct np_external *ext;     /* external proxy and bypass list; NULL = direct */
 };
 
 /* Validate cfg->routes (SPEC §1.1: every route field, duplicate prefixes, credential

@@ -126,6 +126,12 @@ struct nonoproxy_config {
     size_t routes_len;
     nonoproxy_credential_fn *credential_cb; /**< NULL = built-in sources only */
     void *credential_userdata;
+
+    /* Added with the external proxy (SPEC §8); set through the functions below. */
+    char *external_proxy;          /**< owned copy of the address (may hold a password; wiped
+                                        at free); NULL = connect directly */
+    char **bypass_hosts;           /**< normalised copies: exact or *.domain, go direct */
+    size_t bypass_hosts_len;
 };
 
 /** Set every field to its default (SPEC §1). Cannot fail; allocates nothing.
@@ -159,6 +165,27 @@ NONOPROXY_API void nonoproxy_route_config_init(struct nonoproxy_route_config *r,
  */
 NONOPROXY_API enum nonoproxy_err nonoproxy_config_add_route(struct nonoproxy_config *cfg,
                                                             const struct nonoproxy_route_config *r);
+
+/**
+ * Send every allowed destination through an enterprise proxy (SPEC §8): address is
+ * "host:port" or "user:password@host:port" (IPv6 in brackets; the port is required). The
+ * local allowlist and deny list still apply first. NULL clears it. The password never appears
+ * in a diag, a log line or an audit event.
+ * \return NONOPROXY_OK, NONOPROXY_ERR_INVALID_ARG (diag names the field, never the password)
+ * or NONOPROXY_ERR_NOMEM. [one thread per object]
+ */
+NONOPROXY_API enum nonoproxy_err nonoproxy_config_set_external_proxy(struct nonoproxy_config *cfg,
+                                                                     const char *address,
+                                                                     struct nonoproxy_diag *diag);
+
+/**
+ * Add a host that bypasses the external proxy (exact, or "*.domain" for its subdomains; the
+ * same syntax as allowlist entries). Copies and validates.
+ * \return NONOPROXY_OK, NONOPROXY_ERR_INVALID_ARG or NONOPROXY_ERR_NOMEM. [one thread per object]
+ */
+NONOPROXY_API enum nonoproxy_err nonoproxy_config_add_bypass_host(struct nonoproxy_config *cfg,
+                                                                  const char *host,
+                                                                  struct nonoproxy_diag *diag);
 
 /** Release the owned lists and re-initialise cfg. NULL-safe. [one thread per object] */
 NONOPROXY_API void nonoproxy_config_free(struct nonoproxy_config *cfg);
