@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 
 #include "alloc.h"
+#include "forward.h"
 #include "reverse.h"
+#include "upool.h"
 #include "tunnel.h"
 
 /* How long an idle client keep-alive connection waits for its next request. */
@@ -159,10 +161,9 @@ dispatch(struct np_session *se)
         return false; /* 407 answered and recorded */
     } else if (target_has_scheme(r, "https://")) {
         reject_request(se, NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST,
-                       "https forward-proxying is not supported; use CONNECT for https", false);
+                       "absolute-form https:// is not forwarded; use CONNECT for https", false);
     } else if (target_has_scheme(r, "http://")) {
-        reject_request(se, NONOPROXY_MODE_FORWARD, 501, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST,
-                       "plain-HTTP forwarding is not available in this version", false);
+        return np_forward_serve(se);
     } else if (r->target_len > 0 && r->target[0] == '/') {
         return np_reverse_serve(se);
     } else {
@@ -223,6 +224,8 @@ np_conn_serve(struct np_session *se, const struct np_ctx *ctx, int fd)
     if (se->linger) {
         linger_close(se);
     }
+    np_uconn_close(se->fwd_conn);
+    se->fwd_conn = NULL;
     /* The head held Proxy-Authorization (the token): wipe it before the buffer is reused. */
     np_secure_zero(se->in, se->in_len);
     np_net_close(fd);

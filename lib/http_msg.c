@@ -787,6 +787,16 @@ chk_feed(struct chunk_check *c, const char *p, size_t n, size_t *used)
     return CHK_MORE;
 }
 
+bool
+np_body_chunked_prefix_ok(const char *buf, size_t len)
+{
+    struct chunk_check c;
+    size_t used = 0;
+
+    memset(&c, 0, sizeof(c));
+    return chk_feed(&c, buf, len, &used) != CHK_BAD;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* np_body_relay                                                                            */
 /* ---------------------------------------------------------------------------------------- */

@@ -82,6 +82,11 @@ enum np_body_result {
  * with out == CHUNKED is complete and correctly terminated only on NP_BODY_DONE. */
 enum np_body_result np_body_relay(struct np_body_xfer *x);
 
+/* Whether buf[0..len), the first bytes of a chunked body, are well-formed so far (an
+ * incomplete body is fine; a bad size, a missing CRLF or a bad trailer is not). Lets a caller
+ * refuse a malformed body before anything goes upstream. */
+bool np_body_chunked_prefix_ok(const char *buf, size_t len);
+
 /* Write the chunked terminator "0\r\n\r\n" (used when an empty body is re-framed as chunked). */
 enum np_io np_body_write_last_chunk(struct np_stream *dst, uint64_t deadline);
 

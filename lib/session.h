@@ -18,6 +18,7 @@
 #include "token.h"
 
 struct np_gateway;
+struct np_uconn;
 
 /* Per-proxy state that connection threads read. Immutable while connections are served. */
 struct np_ctx {
@@ -44,6 +45,9 @@ struct np_session {
     char *relay_b;
     struct np_http_req req;        /* the current head, pointing into in */
     bool linger;                   /* an error was answered: drain before closing */
+    struct np_uconn *fwd_conn;     /* forward proxy: the kept-alive upstream connection of
+                                      this client connection (closed when it ends), or NULL */
+    char fwd_key[NP_HOST_BUF + 16]; /* "host:port" (and "!" when through the external proxy) */
 };
 
 /* Record ev: into the ring and to the embedder's audit callback. */

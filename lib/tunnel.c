@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "external.h"
 #include "gateway.h"
 #include "hostfilter.h"
 #include "pump.h"
@@ -152,6 +153,62 @@ bypasses_route(struct np_session *se, struct nonoproxy_audit_event *ev, const ch
     return true;
 }
 
+/* Whether an allowed CONNECT goes through the external proxy (SPEC §8): one is configured and
+ * the destination is neither bypassed nor loopback. A name the local resolver cannot resolve
+ * still goes there (the enterprise proxy resolves it); a name that resolved to a denied
+ * address was refused by the filter already. */
+static bool
+via_external(const struct np_session *se, enum np_host_verdict v, const struct np_host_query *q)
+{
+    const struct np_external *ext = se->ctx->s->ext;
+
+    if (ext == NULL || ext->host[0] == '\0') {
+        return false;
+    }
+    if (v == NP_HOST_ALLOW) {
+        return !np_external_bypassed(ext, q->norm, q->port, &q->addrs);
+    }
+    return v == NP_HOST_RESOLVE_FAILED && !np_external_bypassed(ext, q->norm, q->port, NULL);
+}
+
+/* Chain the CONNECT through the external proxy, then relay. */
+static void
+external_tunnel(struct np_session *se, struct nonoproxy_audit_event *ev,
+                const struct np_host_query *q)
+{
+    const struct np_ctx *ctx = se->ctx;
+    struct np_ext_tunnel t;
+    enum np_ext_result r;
+
+    ev->mode = NONOPROXY_MODE_EXTERNAL;
+    memset(&t, 0, sizeof(t));
+    t.fd = -1;
+    t.early = se->relay_b; /* free until the relay starts, and large enough for any early bytes */
+    t.early_cap = NP_RELAY_CAP;
+    r = np_external_connect(ctx->s->ext, &ctx->s->resolver, q->norm, q->port,
+                            ctx->s->connect_timeout_ms, ctx->s->response_timeout_ms,
+                            ctx->stop_fd, &t);
+    if (r != NP_EXT_OK) {
+        deny(se, ev, r == NP_EXT_TIMEOUT ? 504 : 502,
+             r == NP_EXT_REJECTED  ? NONOPROXY_DENIAL_EXTERNAL_PROXY_REJECTED
+             : r == NP_EXT_TIMEOUT ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
+                                   : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED,
+             t.reason);
+        return;
+    }
+    ev->status = 200;
+    np_emit(ctx, ev);
+    if (np_net_send_all(se->fd, established, sizeof(established) - 1, ctx->stop_fd,
+                        np_deadline(5000)) != NP_IO_OK ||
+        (t.early_len > 0 && np_net_send_all(se->fd, t.early, t.early_len, ctx->stop_fd,
+                                            np_deadline(5000)) != NP_IO_OK)) {
+        record_close(se, ev, 0, 0, "client gone before the tunnel opened");
+    } else {
+        relay(se, ev, t.fd);
+    }
+    np_net_close(t.fd);
+}
+
 void
 np_tunnel_serve(struct np_session *se)
 {
@@ -190,6 +247,10 @@ np_tunnel_serve(struct np_session *se)
     v = np_hostfilter_decide(se->ctx->s->allow, &se->ctx->s->resolver, &q);
     if (q.norm[0] != '\0') {
         np_audit_set(ev.target, sizeof(ev.target), q.norm, strlen(q.norm));
+    }
+    if (via_external(se, v, &q)) {
+        external_tunnel(se, &ev, &q);
+        return;
     }
     if (v != NP_HOST_ALLOW) {
         deny_verdict(se, &ev, v, &q);

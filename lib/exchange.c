@@ -1,0 +1,440 @@
+/* One HTTP exchange with an upstream (L3): see exchange.h. Moved out of reverse.c so that
+ * the forward proxy shares the same body, framing and keep-alive code. */
+#include "exchange.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+#include "http_resp.h"
+
+#define XCHG_SEND_MS     30000u /* longest wait for one write to a peer */
+#define XCHG_MAX_INTERIM 8u     /* 1xx answers skipped before the final one */
+
+static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+void
+np_xchg_deny(struct np_xchg *q, int status, enum nonoproxy_denial_category cat, const char *reason,
+             const char *msg)
+{
+    q->ev.decision = NONOPROXY_DECISION_DENY;
+    q->ev.denial_category = cat;
+    q->ev.status = (uint16_t)status;
+    np_audit_set(q->ev.reason, sizeof(q->ev.reason), reason, strlen(reason));
+    np_emit(q->se->ctx, &q->ev);
+    if (q->json) {
+        np_session_reply_json(q->se, status, msg);
+    } else {
+        np_session_reply_text(q->se, status, NULL, reason);
+    }
+}
+
+int
+np_xchg_connect_any(struct np_xchg *q, const struct np_addrlist *al, const char *what,
+                    struct np_xfail *f)
+{
+    const struct np_ctx *ctx = q->se->ctx;
+    enum np_io io = NP_IO_ERR;
+    int err = EHOSTUNREACH;
+    int fd = -1;
+    size_t i;
+
+    for (i = 0; i < al->n; i++) {
+        io = np_net_connect(&al->addr[i], ctx->s->connect_timeout_ms, ctx->stop_fd, &fd, &err);
+        if (io == NP_IO_OK || io == NP_IO_STOPPED) {
+            break;
+        }
+    }
+    if (io != NP_IO_OK) {
+        f->status = io == NP_IO_TIMEOUT || err == ETIMEDOUT ? 504 : 502;
+        f->cat = f->status == 504 ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
+                                  : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+        (void)snprintf(f->reason, sizeof(f->reason), "upstream connect to %s failed: %s", what,
+                       io == NP_IO_STOPPED ? "proxy shutting down" : NP_ERRSTR(err));
+        return -1;
+    }
+    return fd;
+}
+
+bool
+np_xchg_precheck_body(struct np_xchg *q)
+{
+    struct np_session *se = q->se;
+    size_t have = se->in_len - se->head_len;
+
+    if (q->body != NP_FRAME_CHUNKED || have == 0 ||
+        np_body_chunked_prefix_ok(se->in + se->head_len, have)) {
+        return true;
+    }
+    np_xchg_deny(q, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, "malformed chunked request body",
+                 "malformed chunked request body");
+    return false;
+}
+
+/* Outcome of reading a response head. */
+enum xchg_rh {
+    RH_OK = 0,
+    RH_NOTHING,   /* the upstream closed or failed before sending a byte */
+    RH_TIMEOUT,
+    RH_BAD,       /* malformed, too large, or closed mid-head */
+    RH_STOPPED,
+};
+
+/* Read a final (non-1xx) response head into relay_a; *len is what was received, *head_len the
+ * head's length. Interim 1xx responses are dropped. */
+static enum xchg_rh
+xchg_read_resp_head(struct np_xchg *q, struct np_uconn *c, struct np_http_resp *resp,
+                   size_t *len, size_t *head_len)
+{
+    char *buf = q->se->relay_a;
+    const char *why = NULL;
+    size_t got = 0;
+    size_t total = 0;
+    unsigned interim = 0;
+    enum np_head_scan sc;
+    enum np_io io;
+
+    *len = 0;
+    /* The request has just been sent: the answer cannot be there yet. Waiting first saves
+     * the read that would only say "not yet". */
+    if (!np_stream_pending(&c->st)) {
+        io = np_net_wait(c->fd, POLLIN, q->se->ctx->stop_fd,
+                         np_deadline(q->se->ctx->s->response_timeout_ms));
+        if (io == NP_IO_TIMEOUT) {
+            return RH_TIMEOUT;
+        }
+        if (io == NP_IO_STOPPED) {
+            return RH_STOPPED;
+        }
+    }
+    for (;;) {
+        sc = np_head_scan(buf, *len, head_len);
+        if (sc == NP_HEAD_COMPLETE) {
+            if (np_http_resp_parse(buf, *head_len, resp, &why) != 0) {
+                return RH_BAD;
+            }
+            if (resp->status >= 100 && resp->status < 200 && resp->status != 101) {
+                if (++interim > XCHG_MAX_INTERIM) {
+                    return RH_BAD; /* an endless stream of 1xx would hold the worker */
+                }
+                memmove(buf, buf + *head_len, *len - *head_len);
+                *len -= *head_len;
+                continue;
+            }
+            return resp->status == 101 ? RH_BAD : RH_OK;
+        }
+        if (sc != NP_HEAD_NEED_MORE || *len == NP_RELAY_CAP) {
+            return RH_BAD;
+        }
+        io = np_stream_recv(&c->st, buf + *len, NP_RELAY_CAP - *len, &got,
+                            np_deadline(q->se->ctx->s->response_timeout_ms));
+        if (io == NP_IO_TIMEOUT) {
+            return RH_TIMEOUT;
+        }
+        if (io == NP_IO_STOPPED) {
+            return RH_STOPPED;
+        }
+        if (io != NP_IO_OK) {
+            return total == 0 ? RH_NOTHING : RH_BAD;
+        }
+        *len += got;
+        total += got;
+    }
+}
+
+/* Move the bytes after the head to the front of se->in; they start the request body (or the
+ * next request). */
+static void
+xchg_shift_in(struct np_session *se, size_t from)
+{
+    memmove(se->in, se->in + from, se->in_len - from);
+    np_secure_zero(se->in + se->in_len - from, from);
+    se->in_len -= from;
+}
+
+/* Stream the request body from the client to the upstream. Leaves the bytes after the body
+ * at the front of se->in. */
+static enum np_body_result
+xchg_send_body(struct np_xchg *q, struct np_uconn *c)
+{
+    struct np_session *se = q->se;
+    struct np_body_xfer x;
+    enum np_body_result br;
+
+    if (q->body == NP_FRAME_NONE) {
+        return NP_BODY_DONE;
+    }
+    if (q->expect_continue && se->in_len == 0) {
+        (void)np_stream_send_all(&q->client, continue_100, sizeof(continue_100) - 1,
+                                 np_deadline(XCHG_SEND_MS));
+    }
+    memset(&x, 0, sizeof(x));
+    x.src = &q->client;
+    x.dst = &c->st;
+    x.in = q->body;
+    x.length = q->body_len;
+    x.out = q->body;
+    x.buf = se->in;
+    x.cap = NP_IN_CAP;
+    x.have = se->in_len;
+    x.idle_ms = se->ctx->s->header_timeout_ms;
+    x.send_ms = XCHG_SEND_MS;
+    br = np_body_relay(&x);
+    q->ev.bytes_up = x.body_bytes;
+    if (br == NP_BODY_DONE) {
+        memmove(se->in, se->in + x.leftover_off, x.leftover_len);
+        se->in_len = x.leftover_len;
+    } else {
+        se->in_len = 0;
+    }
+    return br;
+}
+
+/* Write the client's response head for resp with framing out into relay_b. */
+static size_t
+xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_framing out,
+                bool keep)
+{
+    char *b = q->se->relay_b;
+    size_t cap = NP_RELAY_CAP;
+    size_t n;
+    size_t i;
+    int w;
+
+    w = snprintf(b, cap, "HTTP/1.1 %u %s\r\n", resp->status, np_http_reason((int)resp->status));
+    n = (size_t)w;
+    for (i = 0; i < resp->n_headers; i++) {
+        const struct np_header *h = &resp->headers[i];
+        if (np_http_hop_by_hop(h->name, h->name_len, resp->headers, resp->n_headers)) {
+            continue;
+        }
+        if (n + h->name_len + h->value_len + 4 >= cap - 128) {
+            return 0;
+        }
+        memcpy(b + n, h->name, h->name_len);
+        n += h->name_len;
+        memcpy(b + n, ": ", 2);
+        n += 2;
+        memcpy(b + n, h->value, h->value_len);
+        n += h->value_len;
+        memcpy(b + n, "\r\n", 2);
+        n += 2;
+    }
+    w = snprintf(b + n, cap - n, "%s%s\r\n",
+                 out == NP_FRAME_CHUNKED ? "Transfer-Encoding: chunked\r\n" : "",
+                 !keep ? "Connection: close\r\n"
+                 : q->client_http10 ? "Connection: keep-alive\r\n"
+                                    : "");
+    return n + (size_t)w;
+}
+
+/* Relay the response: head to the client, then the body. Returns whether both the client and
+ * the upstream connection may be reused. */
+static bool
+xchg_respond(struct np_xchg *q, struct np_uconn *c, const struct np_http_resp *resp, size_t len,
+            size_t head_len, bool *up_reusable)
+{
+    struct np_session *se = q->se;
+    enum np_framing in = np_http_resp_framing(resp, q->head_method);
+    enum np_framing out = in;
+    struct np_body_xfer x;
+    enum np_body_result br = NP_BODY_DONE;
+    bool keep;
+    size_t n;
+
+    if (in == NP_FRAME_CHUNKED || in == NP_FRAME_CLOSE) {
+        out = q->client_http10 ? NP_FRAME_CLOSE : NP_FRAME_CHUNKED;
+    }
+    keep = q->client_keep_alive && out != NP_FRAME_CLOSE;
+    n = xchg_client_head(q, resp, out, keep);
+    q->ev.status = (uint16_t)resp->status;
+    if (n != 0 && in == NP_FRAME_LENGTH && len - head_len == resp->content_length &&
+        resp->content_length <= NP_RELAY_CAP - n) {
+        /* The whole body came with the head (the common small API answer): one write. */
+        memcpy(se->relay_b + n, se->relay_a + head_len, (size_t)resp->content_length);
+        n += (size_t)resp->content_length;
+        q->ev.bytes_down = resp->content_length;
+        in = NP_FRAME_NONE;
+        len = head_len;
+    }
+    np_emit(se->ctx, &q->ev);
+    if (n == 0 || np_stream_send_all(&q->client, se->relay_b, n, np_deadline(XCHG_SEND_MS)) !=
+                      NP_IO_OK) {
+        *up_reusable = false;
+        return false;
+    }
+    if (in != NP_FRAME_NONE) {
+        memset(&x, 0, sizeof(x));
+        x.src = &c->st;
+        x.dst = &q->client;
+        x.in = in;
+        x.length = resp->content_length;
+        x.out = out;
+        x.buf = se->relay_a;
+        x.cap = NP_RELAY_CAP;
+        memmove(se->relay_a, se->relay_a + head_len, len - head_len);
+        x.have = len - head_len;
+        x.idle_ms = se->ctx->s->response_timeout_ms;
+        x.send_ms = XCHG_SEND_MS;
+        br = np_body_relay(&x);
+        q->ev.bytes_down = x.body_bytes;
+        *up_reusable = br == NP_BODY_DONE && in != NP_FRAME_CLOSE && resp->keep_alive &&
+                       x.leftover_len == 0;
+    } else {
+        *up_reusable = resp->keep_alive && len == head_len;
+    }
+    return keep && br == NP_BODY_DONE;
+}
+
+/* Answer an upstream failure after the request was admitted. */
+static void
+xchg_fail_answer(struct np_xchg *q, const struct np_xfail *f)
+{
+    np_xchg_deny(q, f->status, f->cat, f->reason,
+                 f->status == 504   ? "upstream timed out"
+                 : f->status == 403 ? "upstream host denied"
+                                    : "upstream unavailable");
+}
+
+/* Send the head (and body) on a pooled or new connection and read the response head, trying
+ * a fresh connection once when a pooled one turns out to be stale and the request can be
+ * repeated. Returns the connection (response head in relay_a) or NULL when answered. */
+static __attribute__((noinline)) struct np_uconn *
+xchg_exchange(struct np_xchg *q, struct np_http_resp *resp, size_t *len, size_t *head_len)
+{
+    struct np_session *se = q->se;
+    const char *head = se->relay_b + NP_XCHG_HEAD_OFF;
+    struct np_xfail f;
+    struct np_uconn *c;
+    enum np_body_result br;
+    enum xchg_rh rh;
+    int attempt;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        bool reused;
+        memset(&f, 0, sizeof(f));
+        c = attempt == 0 ? q->ops->take(q) : NULL;
+        reused = c != NULL;
+        if (c == NULL && (c = q->ops->open(q, &f)) == NULL) {
+            xchg_fail_answer(q, &f);
+            return NULL;
+        }
+        c->uses++;
+        if (np_stream_send_all(&c->st, head, q->up_head_len, np_deadline(XCHG_SEND_MS)) !=
+            NP_IO_OK) {
+            np_uconn_close(c);
+            if (reused && q->idempotent && q->body == NP_FRAME_NONE) {
+                continue;
+            }
+            f.status = 502;
+            f.cat = NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+            (void)snprintf(f.reason, sizeof(f.reason), "sending the request upstream failed");
+            xchg_fail_answer(q, &f);
+            return NULL;
+        }
+        br = xchg_send_body(q, c);
+        if (br == NP_BODY_STOPPED) {
+            np_uconn_close(c);
+            np_xchg_deny(q, 503, NONOPROXY_DENIAL_NONE, "proxy shutting down",
+                     "proxy shutting down");
+            return NULL;
+        }
+        if (br == NP_BODY_MALFORMED || br == NP_BODY_TRUNCATED || br == NP_BODY_SRC_TIMEOUT ||
+            br == NP_BODY_SRC_ERR) {
+            np_uconn_close(c);
+            np_xchg_deny(q, br == NP_BODY_SRC_TIMEOUT ? 408 : 400,
+                     br == NP_BODY_SRC_TIMEOUT ? NONOPROXY_DENIAL_REQUEST_TIMEOUT
+                                               : NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                     br == NP_BODY_MALFORMED ? "malformed chunked request body"
+                                             : "request body incomplete",
+                     "bad request body");
+            return NULL;
+        }
+        /* NP_BODY_DST_ERR: the upstream stopped reading; it may still have answered. */
+        rh = xchg_read_resp_head(q, c, resp, len, head_len);
+        if (rh == RH_OK) {
+            return c;
+        }
+        np_uconn_close(c);
+        if (rh == RH_NOTHING && reused && q->idempotent && q->body == NP_FRAME_NONE) {
+            continue;
+        }
+        f.status = rh == RH_TIMEOUT ? 504 : 502;
+        f.cat = rh == RH_TIMEOUT ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
+                                 : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+        (void)snprintf(f.reason, sizeof(f.reason), "%s",
+                       rh == RH_TIMEOUT   ? "upstream response timed out"
+                       : rh == RH_NOTHING ? "upstream closed the connection without answering"
+                       : rh == RH_STOPPED ? "proxy shutting down"
+                                          : "malformed upstream response head");
+        xchg_fail_answer(q, &f);
+        return NULL;
+    }
+    return NULL; /* not reached: the second attempt always answers */
+}
+
+/* Fill the request facts that outlive the head buffer. */
+static void
+xchg_facts(struct np_xchg *q)
+{
+    const struct np_http_req *req = &q->se->req;
+    const struct np_header *ex = np_http_req_header(req, "Expect");
+    static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
+    size_t i;
+
+    q->body = np_http_req_framing(req);
+    q->body_len = req->content_length;
+    q->head_method = req->method == NP_METHOD_HEAD;
+    q->client_keep_alive = req->keep_alive;
+    q->client_http10 = req->http_major == 1 && req->http_minor == 0;
+    q->expect_continue = ex != NULL && ex->value_len == 12 &&
+                         strncasecmp(ex->value, "100-continue", 12) == 0;
+    for (i = 0; i < NP_ARRAY_LEN(idem); i++) {
+        if (strcmp(req->method_name, idem[i]) == 0) {
+            q->idempotent = true;
+        }
+    }
+}
+
+void
+np_xchg_init(struct np_xchg *x, struct np_session *se, const struct np_xchg_ops *ops,
+             void *ops_ctx, bool json)
+{
+    memset(x, 0, sizeof(*x));
+    x->se = se;
+    x->ops = ops;
+    x->ops_ctx = ops_ctx;
+    x->json = json;
+    xchg_facts(x);
+    np_stream_init_plain(&x->client, se->fd, se->ctx->stop_fd);
+}
+
+bool
+np_xchg_run(struct np_xchg *x)
+{
+    struct np_session *se = x->se;
+    struct np_http_resp resp;
+    struct np_uconn *c;
+    size_t len = 0;
+    size_t head_len = 0;
+    bool up_reusable = false;
+    bool keep;
+
+    xchg_shift_in(se, se->head_len); /* the head is no longer needed: wipe it */
+    memset(&se->req, 0, sizeof(se->req));
+    c = xchg_exchange(x, &resp, &len, &head_len);
+    np_secure_zero(se->relay_b + NP_XCHG_HEAD_OFF, x->up_head_len); /* it may hold a secret */
+    if (c == NULL) {
+        return false;
+    }
+    keep = xchg_respond(x, c, &resp, len, head_len, &up_reusable);
+    if (up_reusable) {
+        x->ops->put(x, c);
+    } else {
+        np_uconn_close(c);
+    }
+    return keep;
+}

@@ -1,0 +1,90 @@
+/* One HTTP exchange with an upstream (SPEC §5, §6), L3: shared by reverse routes and the
+ * forward proxy. The caller builds the upstream head; this module sends it on a reused or new
+ * upstream connection (retrying once on a fresh one when a reused connection turns out dead
+ * and the request can be repeated), streams the request body, reads the response head
+ * (skipping interim 1xx), answers the client with hop-by-hop headers removed and framing
+ * chosen for the client, streams the response body, and hands the connection back when the
+ * exchange ended cleanly.
+ *
+ * Buffers (the worker's): se->in holds the client's head and then serves as the work buffer
+ * of the request body; the upstream head lives in relay_b at NP_XCHG_HEAD_OFF (it may hold a
+ * secret and is wiped once sent); relay_a receives the response. */
+#ifndef NP_EXCHANGE_H
+#define NP_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nonoproxy/audit.h>
+
+#include "http_msg.h"
+#include "session.h"
+#include "stream.h"
+#include "upool.h"
+
+#define NP_XCHG_HEAD_OFF ((size_t)32 * 1024) /* relay_b[0..OFF) is free for the target */
+
+struct np_xchg;
+
+/* Why an upstream connection could not be had. */
+struct np_xfail {
+    int status;                              /* 502, 504, 403 */
+    enum nonoproxy_denial_category cat;
+    char reason[256];                        /* one line, no secret */
+};
+
+/* Where upstream connections come from. */
+struct np_xchg_ops {
+    /* A connection that may be reused for this request, or NULL. */
+    struct np_uconn *(*take)(struct np_xchg *x);
+    /* A new connection, or NULL with f filled. */
+    struct np_uconn *(*open)(struct np_xchg *x, struct np_xfail *f);
+    /* The exchange ended cleanly: c may be reused. */
+    void (*put)(struct np_xchg *x, struct np_uconn *c);
+};
+
+struct np_xchg {
+    struct np_session *se;
+    struct nonoproxy_audit_event ev; /* allow event, filled by the caller; status set here */
+    const struct np_xchg_ops *ops;
+    void *ops_ctx;
+    bool json;                       /* error answers as JSON (routes) or plain text */
+
+    /* Request facts that outlive the head (np_xchg_facts). */
+    enum np_framing body;
+    uint64_t body_len;
+    bool head_method;
+    bool idempotent;
+    bool client_keep_alive;
+    bool client_http10;
+    bool expect_continue;
+
+    size_t up_head_len;              /* relay_b + NP_XCHG_HEAD_OFF, written by the caller */
+    struct np_stream client;
+};
+
+/* Start an exchange for the request in se->req: facts, client stream, ev zeroed. */
+void np_xchg_init(struct np_xchg *x, struct np_session *se, const struct np_xchg_ops *ops,
+                  void *ops_ctx, bool json);
+
+/* Record x->ev as a deny (cat, reason) and answer status with msg (JSON or text). */
+void np_xchg_deny(struct np_xchg *x, int status, enum nonoproxy_denial_category cat,
+                  const char *reason, const char *msg);
+
+/* Check the request body bytes already received (after the head) for malformed chunk
+ * framing, so that a bad body is refused before anything goes upstream. Returns false after
+ * answering 400 when they are malformed. */
+bool np_xchg_precheck_body(struct np_xchg *x);
+
+/* Connect to the checked addresses in turn (connect timeout each). Returns the socket or -1
+ * with f filled (504 on timeout, else 502). */
+int np_xchg_connect_any(struct np_xchg *x, const struct np_addrlist *al, const char *what,
+                        struct np_xfail *f);
+
+/* Run the exchange (the upstream head is ready). Every outcome is answered and audited.
+ * Returns true when the client connection may carry another request (se->in then starts
+ * with the bytes after this request). */
+bool np_xchg_run(struct np_xchg *x);
+
+#endif /* NP_EXCHANGE_H */

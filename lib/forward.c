@@ -1,0 +1,351 @@
+/* Plain-HTTP forward proxy (L3).
+ *
+ * One request: parse the absolute URI (no userinfo, no fragment) → a request to the proxy's
+ * own address goes to the reverse routes → host filter (allowlist, deny list, DNS pinned) →
+ * direct, or through the external proxy unless bypassed → a body already malformed? → the
+ * origin-form head (Host from the URI; Proxy-Authorization, Proxy-Connection and every
+ * hop-by-hop header removed) → the exchange (exchange.c) on this client's kept-alive
+ * connection to the same origin, or a new one. */
+#include "forward.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+#include "exchange.h"
+#include "external.h"
+#include "gateway.h"
+#include "hostfilter.h"
+#include "reverse.h"
+#include "token.h"
+#include "upool.h"
+
+/* The parts of an absolute http:// URI. Pointers into the request target. */
+struct fwd_uri {
+    const char *authority; /* host[:port] as sent, for the Host header */
+    size_t authority_len;
+    const char *host;      /* without brackets */
+    size_t host_len;
+    uint16_t port;
+    const char *path;      /* from the first '/' or '?' on; empty means "/" */
+    size_t path_len;
+};
+
+/* Everything the connection callbacks need. */
+struct fwd_ctx {
+    struct np_host_query q; /* the filter's verdict and checked addresses */
+    bool via_ext;           /* through the external proxy */
+    char key[NP_HOST_BUF + 16];
+};
+
+/* Parse "http://authority[/path][?query]" (scheme already checked). Returns 0 or -1. */
+static int
+fwd_parse(const char *t, size_t len, struct fwd_uri *u)
+{
+    const char *a = t + 7; /* after "http://" */
+    const char *end = t + len;
+    const char *p = a;
+    const char *colon = NULL;
+    unsigned long port = 80;
+
+    memset(u, 0, sizeof(*u));
+    while (p < end && *p != '/' && *p != '?') {
+        if (*p == '@' || *p == '#' || *p == '\\' || (unsigned char)*p <= ' ') {
+            return -1; /* userinfo, fragment, odd bytes: never a guess */
+        }
+        p++;
+    }
+    if (memchr(p, '#', (size_t)(end - p)) != NULL) {
+        return -1;
+    }
+    u->authority = a;
+    u->authority_len = (size_t)(p - a);
+    u->path = p;
+    u->path_len = (size_t)(end - p);
+    if (u->authority_len > 0 && a[0] == '[') {
+        const char *rb = memchr(a, ']', u->authority_len);
+        if (rb == NULL) {
+            return -1;
+        }
+        u->host = a + 1;
+        u->host_len = (size_t)(rb - a - 1);
+        colon = rb + 1 < p ? rb + 1 : NULL;
+        if (colon != NULL && *colon != ':') {
+            return -1;
+        }
+    } else {
+        colon = memchr(a, ':', u->authority_len);
+        u->host = a;
+        u->host_len = colon != NULL ? (size_t)(colon - a) : u->authority_len;
+    }
+    if (colon != NULL) {
+        const char *d = colon + 1;
+        port = 0;
+        if (d == p || p - d > 5) {
+            return -1;
+        }
+        for (; d < p; d++) {
+            if (*d < '0' || *d > '9') {
+                return -1;
+            }
+            port = port * 10 + (unsigned long)(*d - '0');
+        }
+    }
+    if (u->host_len == 0 || port == 0 || port > 65535) {
+        return -1;
+    }
+    u->port = (uint16_t)port;
+    return 0;
+}
+
+/* Whether norm:port is the proxy's own listener (then the request is for a route). */
+static bool
+fwd_is_self(const struct np_session *se, const char *norm, uint16_t port)
+{
+    struct sockaddr_storage ss;
+
+    if (strcmp(norm, "localhost") == 0) {
+        return np_sockaddr_port(&se->ctx->self) == port;
+    }
+    if (!np_host_parse_ip(norm, &ss)) {
+        return false;
+    }
+    np_sockaddr_set_port(&ss, port);
+    return np_addr_is_self((const struct sockaddr *)&ss, &se->ctx->self);
+}
+
+/* Append src[0..n) at *len in out (capacity cap). Returns false when it does not fit. */
+static bool
+fwd_put(char *out, size_t cap, size_t *len, const char *src, size_t n)
+{
+    if (n > cap - *len) {
+        return false;
+    }
+    memcpy(out + *len, src, n);
+    *len += n;
+    return true;
+}
+
+/* The origin-form head into relay_b + NP_XCHG_HEAD_OFF. */
+static bool
+fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
+{
+    struct np_session *se = x->se;
+    const struct np_http_req *req = &se->req;
+    const char *tok = se->ctx->token;
+    char *out = se->relay_b + NP_XCHG_HEAD_OFF;
+    size_t cap = NP_RELAY_CAP - NP_XCHG_HEAD_OFF;
+    size_t n = 0;
+    char line[64];
+    bool ok;
+    size_t i;
+
+    ok = fwd_put(out, cap, &n, req->method_name, strlen(req->method_name)) &&
+         fwd_put(out, cap, &n, " ", 1) &&
+         (u->path_len == 0 || u->path[0] == '?' ? fwd_put(out, cap, &n, "/", 1) : true) &&
+         fwd_put(out, cap, &n, u->path, u->path_len) &&
+         fwd_put(out, cap, &n, " HTTP/1.1\r\nHost: ", 17) &&
+         fwd_put(out, cap, &n, u->authority, u->authority_len) && fwd_put(out, cap, &n, "\r\n", 2);
+    for (i = 0; ok && i < req->n_headers; i++) {
+        const struct np_header *h = &req->headers[i];
+        if (np_http_hop_by_hop(h->name, h->name_len, req->headers, req->n_headers) ||
+            (h->name_len == 4 && strncasecmp(h->name, "host", 4) == 0) ||
+            (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0) ||
+            np_token_find_encoded(h->value, h->value_len, tok, strlen(tok))) {
+            continue;
+        }
+        ok = fwd_put(out, cap, &n, h->name, h->name_len) && fwd_put(out, cap, &n, ": ", 2) &&
+             fwd_put(out, cap, &n, h->value, h->value_len) && fwd_put(out, cap, &n, "\r\n", 2);
+    }
+    if (ok && x->body == NP_FRAME_LENGTH) {
+        int w = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
+                         (unsigned long long)x->body_len);
+        ok = fwd_put(out, cap, &n, line, (size_t)w);
+    } else if (ok && x->body == NP_FRAME_CHUNKED) {
+        ok = fwd_put(out, cap, &n, "Transfer-Encoding: chunked\r\n", 28);
+    }
+    ok = ok && fwd_put(out, cap, &n, "\r\n", 2);
+    if (!ok) {
+        np_xchg_deny(x, 431, NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                     "the request head is too large to forward", NULL);
+        return false;
+    }
+    x->up_head_len = n;
+    return true;
+}
+
+/* This client's kept-alive connection, when it goes to the same origin the same way and the
+ * origin has not closed it meanwhile. */
+static struct np_uconn *
+fwd_take(struct np_xchg *x)
+{
+    const struct fwd_ctx *fc = x->ops_ctx;
+    struct np_session *se = x->se;
+    struct np_uconn *c = se->fwd_conn;
+    struct pollfd pfd;
+
+    if (c == NULL) {
+        return NULL;
+    }
+    se->fwd_conn = NULL;
+    pfd.fd = c->fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (strcmp(se->fwd_key, fc->key) != 0 || poll(&pfd, 1, 0) != 0) {
+        np_uconn_close(c); /* another origin, or closed (or chatty) while idle */
+        return NULL;
+    }
+    return c;
+}
+
+/* Keep the connection for this client's next request. */
+static void
+fwd_put_conn(struct np_xchg *x, struct np_uconn *c)
+{
+    const struct fwd_ctx *fc = x->ops_ctx;
+    struct np_session *se = x->se;
+
+    np_uconn_close(se->fwd_conn);
+    se->fwd_conn = c;
+    (void)snprintf(se->fwd_key, sizeof(se->fwd_key), "%s", fc->key);
+}
+
+/* A tunnel to the origin through the external proxy. Returns the socket or -1 with f. */
+static int
+fwd_open_external(struct np_xchg *x, const struct fwd_ctx *fc, struct np_xfail *f)
+{
+    const struct np_ctx *ctx = x->se->ctx;
+    struct np_ext_tunnel t;
+    char early[64];
+    enum np_ext_result r;
+
+    memset(&t, 0, sizeof(t));
+    t.fd = -1;
+    t.early = early;
+    t.early_cap = sizeof(early);
+    r = np_external_connect(ctx->s->ext, &ctx->s->resolver, fc->q.norm, fc->q.port,
+                            ctx->s->connect_timeout_ms, ctx->s->response_timeout_ms,
+                            ctx->stop_fd, &t);
+    if (r == NP_EXT_OK && t.early_len == 0) {
+        return t.fd;
+    }
+    np_net_close(t.fd);
+    f->status = r == NP_EXT_TIMEOUT ? 504 : 502;
+    f->cat = r == NP_EXT_REJECTED  ? NONOPROXY_DENIAL_EXTERNAL_PROXY_REJECTED
+             : r == NP_EXT_TIMEOUT ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
+                                   : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+    (void)snprintf(f->reason, sizeof(f->reason), "%s",
+                   r == NP_EXT_OK ? "external proxy sent data before the request" : t.reason);
+    return -1;
+}
+
+/* A new connection to the origin: directly to the checked addresses, or through the
+ * external proxy. */
+static struct np_uconn *
+fwd_open(struct np_xchg *x, struct np_xfail *f)
+{
+    const struct fwd_ctx *fc = x->ops_ctx;
+    struct np_uconn *c;
+    int fd;
+
+    fd = fc->via_ext ? fwd_open_external(x, fc, f) : np_xchg_connect_any(x, &fc->q.addrs, fc->key, f);
+    if (fd < 0) {
+        return NULL;
+    }
+    c = np_uconn_new(fd, NULL, x->se->ctx->stop_fd);
+    if (c == NULL) {
+        f->status = 502;
+        f->cat = NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+        (void)snprintf(f->reason, sizeof(f->reason), "out of memory");
+    }
+    return c;
+}
+
+static const struct np_xchg_ops fwd_ops = {
+    .take = fwd_take,
+    .open = fwd_open,
+    .put = fwd_put_conn,
+};
+
+/* Apply the host filter and decide direct or external. Returns false when answered. */
+static bool
+fwd_filter(struct np_xchg *x, struct fwd_ctx *fc, const struct fwd_uri *u)
+{
+    const struct np_ctx *ctx = x->se->ctx;
+    const struct np_external *ext = ctx->s->ext;
+    enum np_host_verdict v;
+
+    fc->q.host = u->host;
+    fc->q.host_len = u->host_len;
+    fc->q.port = u->port;
+    fc->q.self = &ctx->self;
+    v = np_hostfilter_decide(ctx->s->allow, &ctx->s->resolver, &fc->q);
+    if (fc->q.norm[0] != '\0') {
+        np_audit_set(x->ev.target, sizeof(x->ev.target), fc->q.norm, strlen(fc->q.norm));
+    }
+    if (v == NP_HOST_ALLOW) {
+        fc->via_ext = ext != NULL && ext->host[0] != '\0' &&
+                      !np_external_bypassed(ext, fc->q.norm, u->port, &fc->q.addrs);
+    } else if (v == NP_HOST_RESOLVE_FAILED && ext != NULL && ext->host[0] != '\0' &&
+               !np_external_bypassed(ext, fc->q.norm, u->port, NULL)) {
+        fc->via_ext = true; /* the enterprise proxy resolves names the local resolver cannot */
+    } else {
+        np_xchg_deny(x,
+                     v == NP_HOST_RESOLVE_FAILED ? 502 : v == NP_HOST_DENY_INVALID ? 400 : 403,
+                     v == NP_HOST_RESOLVE_FAILED ? NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED
+                     : v == NP_HOST_DENY_SELF    ? NONOPROXY_DENIAL_SELF_REQUEST
+                     : v == NP_HOST_DENY_INVALID ? NONOPROXY_DENIAL_MALFORMED_REQUEST
+                                                 : NONOPROXY_DENIAL_HOST_DENIED,
+                     fc->q.reason, NULL);
+        return false;
+    }
+    if (fc->via_ext) {
+        x->ev.mode = NONOPROXY_MODE_EXTERNAL;
+    }
+    (void)snprintf(fc->key, sizeof(fc->key), "%s:%u%s", fc->q.norm, (unsigned)u->port,
+                   fc->via_ext ? "!" : "");
+    return true;
+}
+
+bool
+np_forward_serve(struct np_session *se)
+{
+    struct fwd_ctx fc;
+    struct fwd_uri u;
+    struct np_xchg x;
+    char norm[NP_HOST_BUF];
+
+    memset(&fc, 0, sizeof(fc));
+    np_xchg_init(&x, se, &fwd_ops, &fc, false);
+    np_audit_event_init(&x.ev, NONOPROXY_MODE_FORWARD, NONOPROXY_DECISION_ALLOW);
+    np_audit_set(x.ev.method, sizeof(x.ev.method), se->req.method_name,
+                 strlen(se->req.method_name));
+    x.ev.auth_mechanism = se->ctx->s->require_auth ? NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION
+                                                   : NONOPROXY_AUTH_MECH_NONE;
+    x.ev.auth_outcome = se->ctx->s->require_auth ? NONOPROXY_AUTH_OUTCOME_SUCCEEDED
+                                                 : NONOPROXY_AUTH_OUTCOME_NONE;
+    if (fwd_parse(se->req.target, se->req.target_len, &u) != 0) {
+        np_audit_set_path(&x.ev, se->req.target, se->req.target_len, se->ctx->token);
+        np_xchg_deny(&x, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                     "malformed absolute URI (userinfo, fragment, bad host or port)", NULL);
+        return false;
+    }
+    np_audit_set(x.ev.target, sizeof(x.ev.target), u.host, u.host_len);
+    x.ev.has_port = true;
+    x.ev.port = u.port;
+    np_audit_set_path(&x.ev, u.path, u.path_len, se->ctx->token);
+    if (np_host_normalize(u.host, u.host_len, norm, sizeof(norm)) == 0 &&
+        fwd_is_self(se, norm, u.port) && se->ctx->gw != NULL && se->ctx->gw->n > 0 &&
+        u.path_len > 0 && u.path[0] == '/') {
+        /* A client that sends its base-URL requests through HTTP_PROXY: serve the route. */
+        se->req.target = u.path;
+        se->req.target_len = u.path_len;
+        return np_reverse_serve(se);
+    }
+    if (!fwd_filter(&x, &fc, &u) || !np_xchg_precheck_body(&x) || !fwd_build_head(&x, &u)) {
+        return false;
+    }
+    return np_xchg_run(&x);
+}
