@@ -24,8 +24,9 @@
 
 struct cli_opt;
 
-/* Applies one option (and its value, NULL for flags) to *a; false with err set on a bad value. */
-typedef bool cli_opt_fn(struct cli_args *a, const struct cli_opt *o, const char *value, char *err,
+/* Applies one option (and its value, NULL for flags) to *a; false with err set on a bad value.
+ * value is getopt's optarg: it points into argv and is writable (see opt_once). */
+typedef bool cli_opt_fn(struct cli_args *a, const struct cli_opt *o, char *value, char *err,
                         size_t err_len);
 
 /* One row of the option table: getopt_long, the handler and the usage text all come from it. */
@@ -40,6 +41,8 @@ struct cli_opt {
 };
 
 static cli_opt_fn opt_list;
+static cli_opt_fn opt_nonempty_list;
+static cli_opt_fn opt_once;
 static cli_opt_fn opt_route;
 static cli_opt_fn opt_string;
 static cli_opt_fn opt_uint;
@@ -49,8 +52,8 @@ static cli_opt_fn opt_count;
 static cli_opt_fn opt_help;
 static cli_opt_fn opt_version;
 
-/* Later options (--config, --external-proxy, --bypass, ...) are new rows, with a new handler
- * where no existing one fits. Help texts stay within 51 columns: the usage fits in 80. */
+/* Later options (--config, ...) are new rows, with a new handler where no existing one fits.
+ * Help texts stay within 51 columns: the usage fits in 80. */
 static const struct cli_opt OPTS[] = {
     {"allow", 0, "HOST", opt_list, offsetof(struct cli_args, allow), 0,
      "allow HOST: name, *.domain or IP[:port]; repeatable"},
@@ -61,6 +64,10 @@ static const struct cli_opt OPTS[] = {
     {"allow-missing-credentials", 0, NULL, opt_flag,
      offsetof(struct cli_args, allow_missing_credentials), 0,
      "start even if a route's credential is missing"},
+    {"external-proxy", 0, "ADDR", opt_once, offsetof(struct cli_args, external_proxy), 0,
+     "send traffic via proxy [USER:PASS@]HOST:PORT"},
+    {"bypass", 0, "HOST", opt_nonempty_list, offsetof(struct cli_args, bypass), 0,
+     "reach HOST (or *.domain) directly; repeatable"},
     {"bind", 0, "ADDR", opt_string, offsetof(struct cli_args, bind_addr), 0,
      "listen on IP address ADDR (default 127.0.0.1)"},
     {"port", 0, "N", opt_uint, offsetof(struct cli_args, port), UINT16_MAX,
@@ -143,6 +150,28 @@ find_opt(int val)
     return NULL;
 }
 
+size_t
+cli_blank_userinfo(char *value)
+{
+    char *at = strrchr(value, '@');
+    size_t n = 0;
+
+    if (at == NULL) {
+        return 0;
+    }
+    n = (size_t)(at - value);
+    memset(value, '*', n);
+    return n;
+}
+
+const char *
+cli_proxy_hostport(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+
+    return at != NULL ? at + 1 : addr;
+}
+
 void
 cli_printable(char *dst, size_t cap, const char *s)
 {
@@ -198,7 +227,7 @@ bad_number(const struct cli_opt *o, const char *value, char *err, size_t err_len
 
 /* Appends value to the cli_list field of o (repeatable options). */
 static bool
-opt_list(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+opt_list(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
     struct cli_list *l = field_of(a, o);
     const char **grown = NULL;
@@ -220,6 +249,38 @@ opt_list(struct cli_args *a, const struct cli_opt *o, const char *value, char *e
     }
     l->items[l->len] = value;
     l->len++;
+    return true;
+}
+
+/* Appends a non-empty value to the cli_list field of o. */
+static bool
+opt_nonempty_list(struct cli_args *a, const struct cli_opt *o, char *value, char *err,
+                  size_t err_len)
+{
+    if (value[0] == '\0') {
+        (void)snprintf(err, err_len, "--%s: empty value", o->name);
+        return false;
+    }
+    return opt_list(a, o, value, err, err_len);
+}
+
+/* Stores a non-empty value that may be given only once, keeping it writable (a char * into
+ * argv): a value that can hold a password is blanked there after use, and a second occurrence
+ * would leave the first one unblanked. The value is never quoted in an error. */
+static bool
+opt_once(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
+{
+    char **dst = field_of(a, o);
+
+    if (value[0] == '\0') {
+        (void)snprintf(err, err_len, "--%s: empty value", o->name);
+        return false;
+    }
+    if (*dst != NULL) {
+        (void)snprintf(err, err_len, "--%s: given twice", o->name);
+        return false;
+    }
+    *dst = value;
     return true;
 }
 
@@ -407,7 +468,7 @@ grow_routes(struct cli_routes *l, char *err, size_t err_len)
 
 /* Parses a --route value into an owned copy and appends it to the routes (command-line order). */
 static bool
-opt_route(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+opt_route(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
     struct cli_routes *l = field_of(a, o);
     struct cli_route r;
@@ -438,8 +499,7 @@ out:
 
 /* Stores a non-empty string value; the last occurrence wins. */
 static bool
-opt_string(struct cli_args *a, const struct cli_opt *o, const char *value, char *err,
-           size_t err_len)
+opt_string(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
     const char **dst = field_of(a, o);
 
@@ -453,7 +513,7 @@ opt_string(struct cli_args *a, const struct cli_opt *o, const char *value, char 
 
 /* Stores an integer in 0..o->max. */
 static bool
-opt_uint(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+opt_uint(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
     struct cli_uint *dst = field_of(a, o);
     unsigned long long v = 0;
@@ -469,8 +529,7 @@ opt_uint(struct cli_args *a, const struct cli_opt *o, const char *value, char *e
 
 /* Stores a number of seconds in 0..o->max, converted to milliseconds. */
 static bool
-opt_seconds(struct cli_args *a, const struct cli_opt *o, const char *value, char *err,
-            size_t err_len)
+opt_seconds(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
     struct cli_uint *dst = field_of(a, o);
     unsigned long long v = 0;
@@ -486,7 +545,7 @@ opt_seconds(struct cli_args *a, const struct cli_opt *o, const char *value, char
 
 /* Sets a bool flag. */
 static bool
-opt_flag(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+opt_flag(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
     bool *dst = field_of(a, o);
 
@@ -499,7 +558,7 @@ opt_flag(struct cli_args *a, const struct cli_opt *o, const char *value, char *e
 
 /* Counts a repeatable flag (-v -v), saturating at MAX_VERBOSE. */
 static bool
-opt_count(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+opt_count(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
     unsigned *dst = field_of(a, o);
 
@@ -514,7 +573,7 @@ opt_count(struct cli_args *a, const struct cli_opt *o, const char *value, char *
 
 /* Ends parsing: print the help. */
 static bool
-opt_help(struct cli_args *a, const struct cli_opt *o, const char *value, char *err, size_t err_len)
+opt_help(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
     (void)o;
     (void)value;
@@ -526,8 +585,7 @@ opt_help(struct cli_args *a, const struct cli_opt *o, const char *value, char *e
 
 /* Ends parsing: print the version. */
 static bool
-opt_version(struct cli_args *a, const struct cli_opt *o, const char *value, char *err,
-            size_t err_len)
+opt_version(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
     (void)o;
     (void)value;
@@ -569,6 +627,7 @@ getopt_error(int c, int argc, char **argv, char *err, size_t err_len)
 {
     const struct cli_opt *o = find_opt(optopt);
     char shown[SHOWN_LEN];
+    char *eq = NULL;
 
     if (c == ':' && o != NULL) {
         (void)snprintf(err, err_len, "--%s: missing value %s", o->name, o->arg);
@@ -579,6 +638,11 @@ getopt_error(int c, int argc, char **argv, char *err, size_t err_len)
                        optopt >= 0x20 && optopt < 0x7f ? optopt : '?');
     } else if (optind > 0 && optind <= argc && argv[optind - 1] != NULL) {
         cli_printable(shown, sizeof(shown), argv[optind - 1]);
+        /* Never echo a value: a mistyped --external-proxy=USER:PASS@... would show the password */
+        eq = strchr(shown, '=');
+        if (eq != NULL) {
+            *eq = '\0';
+        }
         (void)snprintf(err, err_len, "unknown or ambiguous option '%s'", shown);
     } else {
         (void)snprintf(err, err_len, "bad option");
@@ -642,6 +706,7 @@ cli_args_free(struct cli_args *a)
         return;
     }
     free(a->allow.items);
+    free(a->bypass.items);
     for (i = 0; i < a->routes.len; i++) {
         free(a->routes.items[i].buf);
     }
@@ -689,11 +754,21 @@ cli_args_usage(FILE *out)
     }
     (void)fprintf(out, "\nWithout --allow, every host not on the built-in deny list is allowed.\n");
     (void)fprintf(out,
+                  "\nWith --external-proxy, or %s when it is not\n"
+                  "given, connections to hosts that are neither loopback nor named by --bypass\n"
+                  "go through that proxy; --allow and the deny list still apply first. The\n"
+                  "password is blanked from the process's command line once read, but others\n"
+                  "may see it until then; better: put it in the --config file (planned) or in\n"
+                  "%s.\n",
+                  CLI_EXTERNAL_PROXY_ENV, CLI_EXTERNAL_PROXY_ENV);
+    (void)fprintf(out,
                   "\nCOMMAND's environment is this one plus HTTP_PROXY, HTTPS_PROXY, NO_PROXY\n"
                   "(and lowercase forms), NONO_PROXY_TOKEN, NODE_USE_ENV_PROXY, and per route\n"
-                  "<PREFIX>_BASE_URL and its phantom-token variable; variables named by an\n"
-                  "env:// credential are removed. A credential that is not found or not\n"
-                  "available is an error unless --allow-missing-credentials is given.\n");
+                  "<PREFIX>_BASE_URL and its phantom-token variable; %s\n"
+                  "and the variables named by an env:// credential are removed. A credential\n"
+                  "that is not found or not available is an error unless\n"
+                  "--allow-missing-credentials is given.\n",
+                  CLI_EXTERNAL_PROXY_ENV);
     (void)fprintf(out,
                   "\nExit status: that of COMMAND, or 128+N if signal N killed it; %d for an\n"
                   "error of " CLI_PROG " itself, %d if COMMAND cannot be run, %d if it is\n"

@@ -19,6 +19,10 @@
 /** Upper bound of the --*-timeout options, in seconds (one day). */
 #define CLI_MAX_TIMEOUT_SECS 86400u
 
+/** Environment variable read for the external proxy's address when --external-proxy is not
+ * given; always removed from COMMAND's environment (it may hold a password). */
+#define CLI_EXTERNAL_PROXY_ENV "NONOPROXY_EXTERNAL_PROXY"
+
 /** What the command line asks for. */
 enum cli_action {
     CLI_ACTION_ERROR = 0,   /**< bad command line; the error buffer says why */
@@ -92,6 +96,11 @@ struct cli_args {
     struct cli_uint header_timeout_ms;  /**< --header-timeout SECS */
     struct cli_uint idle_timeout_ms;    /**< --idle-timeout SECS */
     struct cli_uint connect_timeout_ms; /**< --connect-timeout SECS */
+    char *external_proxy;               /**< --external-proxy ADDR, at most once; NULL = none.
+                                             Points into argv, writable: once the address is
+                                             copied, cli_blank_userinfo() hides its password
+                                             from /proc/<pid>/cmdline */
+    struct cli_list bypass;             /**< --bypass HOST, repeatable */
     bool quiet;                         /**< -q: no summary, no default warning lines */
     unsigned verbose;                   /**< -v count: 1 = INFO, 2+ = DEBUG */
     enum cli_action action;
@@ -117,6 +126,19 @@ void cli_args_usage(FILE *out);
 
 /** Write the two-line hint printed after a command-line error. */
 void cli_args_usage_hint(FILE *out);
+
+/**
+ * Overwrite with '*' the userinfo of an external proxy address held in value, that is every
+ * byte before its last '@' ("user:pw@host:port" becomes "*******@host:port"); the length and
+ * the "@host:port" part stay, so the process's command line keeps its shape. An address
+ * without '@' is left alone.
+ * \return the number of bytes blanked.
+ */
+size_t cli_blank_userinfo(char *value);
+
+/** Return the "host:port" part of an external proxy address, pointing into addr: what follows
+ * its last '@', or all of it. Safe to print: never the userinfo. */
+const char *cli_proxy_hostport(const char *addr);
 
 /** Copy s into dst (cap > 0) with control and non-ASCII bytes replaced by '?', truncated with
  * "..." when longer than the buffer: safe to print on a terminal. */

@@ -26,6 +26,9 @@ cli_env_collect_removals(const struct cli_routes *routes, const char **names, si
     size_t i = 0;
     const char *name = NULL;
 
+    if (cap > 0) {
+        names[n++] = CLI_EXTERNAL_PROXY_ENV;
+    }
     for (i = 0; i < routes->len && n < cap; i++) {
         name = cli_env_ref_name(routes->items[i].credential);
         if (name != NULL) {
@@ -49,6 +52,20 @@ static bool
 name_is(const char *name, size_t len, const char *s)
 {
     return strlen(s) == len && memcmp(name, s, len) == 0;
+}
+
+const char *
+cli_env_value(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+    size_t i = 0;
+
+    for (i = 0; envp != NULL && envp[i] != NULL; i++) {
+        if (strncmp(envp[i], name, len) == 0 && envp[i][len] == '=') {
+            return envp[i] + len + 1;
+        }
+    }
+    return NULL;
 }
 
 /* Returns true when a source sets name (len bytes) at position (src, idx) or after it. */

@@ -39,12 +39,25 @@ struct cli_env {
  */
 const char *cli_env_ref_name(const char *ref);
 
+/** How many names cli_env_collect_removals() writes besides those of the routes. */
+#define CLI_ENV_FIXED_REMOVALS 1
+
 /**
- * Write to names (capacity cap, at least routes->len) the variable names of the env://
+ * Write to names (capacity cap, at least routes->len + CLI_ENV_FIXED_REMOVALS) the names of the
+ * variables COMMAND must not inherit: first CLI_EXTERNAL_PROXY_ENV (always, whether or not it
+ * was used: it may hold the external proxy's password), then the variable names of the env://
  * credentials of routes, in route order, pointing into the routes' strings.
  * \return how many were written.
  */
 size_t cli_env_collect_removals(const struct cli_routes *routes, const char **names, size_t cap);
+
+/**
+ * Return the value of variable name in envp ("NAME=value" entries, NULL-terminated; NULL = no
+ * entry), pointing into the first matching entry; NULL when absent. The match is exact. Pure
+ * lookup for run.c, which passes environ (getenv() is not thread-safe and the tests need a
+ * fixed environment).
+ */
+const char *cli_env_value(char *const *envp, const char *name);
 
 /**
  * Build out from plan: the base entries whose name is neither in plan->remove nor set by a

@@ -175,6 +175,64 @@ add_routes(const struct cli_args *a, struct nonoproxy_config *cfg)
     return true;
 }
 
+/* Returns the external proxy's address: --external-proxy, else a non-empty
+ * NONOPROXY_EXTERNAL_PROXY of our environment, else NULL. *source names where it came from. */
+static const char *
+external_address(const struct cli_args *a, const char **source)
+{
+    const char *addr = a->external_proxy;
+
+    *source = "--external-proxy";
+    if (addr == NULL) {
+        *source = CLI_EXTERNAL_PROXY_ENV;
+        addr = cli_env_value(environ, CLI_EXTERNAL_PROXY_ENV);
+        if (addr != NULL && addr[0] == '\0') {
+            addr = NULL; /* set but empty = not set, as for the *_PROXY variables */
+        }
+    }
+    return addr;
+}
+
+/* Copies the external proxy's address and the --bypass hosts into cfg (the library validates
+ * and copies them), then blanks the userinfo of --external-proxy's value in argv, which
+ * /proc/<pid>/cmdline shows to every user. On failure prints why (never the address: it may
+ * hold a password) and returns false. */
+static bool
+add_external(const struct cli_args *a, struct nonoproxy_config *cfg)
+{
+    struct nonoproxy_diag diag;
+    enum nonoproxy_err rc = NONOPROXY_OK;
+    const char *source = NULL;
+    const char *addr = external_address(a, &source);
+    char shown[256];
+    size_t i = 0;
+
+    memset(&diag, 0, sizeof(diag));
+    if (addr != NULL) {
+        rc = nonoproxy_config_set_external_proxy(cfg, addr, &diag);
+        if (a->external_proxy != NULL) {
+            (void)cli_blank_userinfo(a->external_proxy); /* copied (or refused): hide it now */
+        }
+        if (rc != NONOPROXY_OK) {
+            (void)fprintf(stderr, PROG ": %s: %s\n", source, diag_text(&diag, rc));
+            if (a->external_proxy != NULL) {
+                cli_args_usage_hint(stderr);
+            }
+            return false;
+        }
+    }
+    for (i = 0; i < a->bypass.len; i++) {
+        rc = nonoproxy_config_add_bypass_host(cfg, a->bypass.items[i], &diag);
+        if (rc != NONOPROXY_OK) {
+            cli_printable(shown, sizeof(shown), a->bypass.items[i]);
+            (void)fprintf(stderr, PROG ": --bypass '%s': %s\n", shown, diag_text(&diag, rc));
+            cli_args_usage_hint(stderr);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Builds the configuration from a and starts the proxy into *out; on failure prints the
  * one-line reason and returns false. */
 static bool
@@ -189,6 +247,9 @@ start_proxy(const struct cli_args *a, struct cli_sink *sink, struct nonoproxy_pr
 
     nonoproxy_config_init(&cfg);
     memset(&diag, 0, sizeof(diag));
+    if (!add_external(a, &cfg)) {
+        goto out; /* first: the password leaves argv as early as possible */
+    }
     for (i = 0; i < a->allow.len; i++) {
         rc = nonoproxy_config_allow_host(&cfg, a->allow.items[i], &diag);
         if (rc != NONOPROXY_OK) {
@@ -230,6 +291,23 @@ print_listening(const struct cli_args *a, const struct nonoproxy_proxy *p)
                   (unsigned)nonoproxy_port(p));
 }
 
+/* Prints "nonoproxy-run: external proxy HOST:PORT (from SOURCE), N bypass hosts" when one is
+ * configured: HOST:PORT only, never the userinfo. */
+static void
+print_external(const struct cli_args *a)
+{
+    const char *source = NULL;
+    const char *addr = external_address(a, &source);
+    char shown[256];
+
+    if (addr == NULL) {
+        return;
+    }
+    cli_printable(shown, sizeof(shown), cli_proxy_hostport(addr));
+    (void)fprintf(stderr, PROG ": external proxy %s (from %s), %zu bypass host%s\n", shown, source,
+                  a->bypass.len, a->bypass.len == 1 ? "" : "s");
+}
+
 /* Returns true for the diagnostics of a route whose credential could not be loaded. */
 static bool
 credential_missing(const struct nonoproxy_diagnostic *d)
@@ -266,9 +344,9 @@ report_diagnostics(const struct cli_args *a, const struct nonoproxy_proxy *p)
     return ok;
 }
 
-/* Builds the child's environment (SPEC §11): environ minus the variables named by env://
- * credentials and minus those the proxy sets, plus nonoproxy_env_vars() and
- * nonoproxy_credential_env_vars(). Prints why on failure. */
+/* Builds the child's environment (SPEC §11): environ minus NONOPROXY_EXTERNAL_PROXY, minus the
+ * variables named by env:// credentials and minus those the proxy sets, plus nonoproxy_env_vars()
+ * and nonoproxy_credential_env_vars(). Prints why on failure. */
 static bool
 proxy_env(const struct cli_args *a, const struct nonoproxy_proxy *p, struct cli_env *env)
 {
@@ -288,14 +366,15 @@ proxy_env(const struct cli_args *a, const struct nonoproxy_proxy *p, struct cli_
         (void)fprintf(stderr, PROG ": proxy environment: %s\n", nonoproxy_strerror(rc));
         goto out;
     }
-    removals = calloc(a->routes.len + 1, sizeof(*removals));
+    removals = calloc(a->routes.len + CLI_ENV_FIXED_REMOVALS, sizeof(*removals));
     if (removals == NULL) {
         (void)fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     plan.base = environ;
     plan.remove = removals;
-    plan.n_remove = cli_env_collect_removals(&a->routes, removals, a->routes.len);
+    plan.n_remove =
+        cli_env_collect_removals(&a->routes, removals, a->routes.len + CLI_ENV_FIXED_REMOVALS);
     plan.sources = src;
     plan.n_sources = sizeof(src) / sizeof(src[0]);
     if (!cli_env_build(&plan, env)) {
@@ -472,6 +551,7 @@ cli_run(const struct cli_args *a)
     }
     if (a->verbose > 0) {
         print_listening(a, proxy);
+        print_external(a);
     }
     if (!proxy_env(a, proxy, &env)) {
         goto out;

@@ -32,6 +32,8 @@ struct parse_case {
     const char *header_ms;
     const char *idle_ms;
     const char *connect_ms;
+    const char *external_proxy;
+    const char *bypass; /* --bypass values joined by ',' ("" or NULL = none) */
     bool quiet;
     bool allow_missing;
     unsigned verbose;
@@ -304,6 +306,100 @@ static struct parse_case CASES[] = {
      .allow_missing = true,
      .command = "x"},
 
+    /* --external-proxy: at most once, never empty, not validated here (the library does it) */
+    {.rule = "external_proxy_host_port",
+     .argv = {NR, "--external-proxy", "proxy.corp:3128", "x"},
+     .action = CLI_ACTION_RUN,
+     .external_proxy = "proxy.corp:3128",
+     .command = "x"},
+    {.rule = "external_proxy_with_userinfo_equals_form",
+     .argv = {NR, "--external-proxy=user:secret@proxy.corp:3128", "x"},
+     .action = CLI_ACTION_RUN,
+     .external_proxy = "user:secret@proxy.corp:3128",
+     .command = "x"},
+    {.rule = "external_proxy_ipv6_with_userinfo",
+     .argv = {NR, "--external-proxy", "u:secret@[2001:db8::1]:8080", "x"},
+     .action = CLI_ACTION_RUN,
+     .external_proxy = "u:secret@[2001:db8::1]:8080",
+     .command = "x"},
+    {.rule = "external_proxy_not_validated_by_the_parser",
+     .argv = {NR, "--external-proxy", "no port here", "x"},
+     .action = CLI_ACTION_RUN,
+     .external_proxy = "no port here",
+     .command = "x"},
+    {.rule = "external_proxy_unique_prefix_accepted",
+     .argv = {NR, "--ext", "h:1", "x"},
+     .action = CLI_ACTION_RUN,
+     .external_proxy = "h:1",
+     .command = "x"},
+    {.rule = "external_proxy_empty_rejected",
+     .argv = {NR, "--external-proxy=", "x"},
+     .err = "--external-proxy: empty value"},
+    {.rule = "external_proxy_empty_separate_value_rejected",
+     .argv = {NR, "--external-proxy", "", "x"},
+     .err = "--external-proxy: empty value"},
+    {.rule = "external_proxy_given_twice_rejected",
+     .argv = {NR, "--external-proxy", "a:secret@h:1", "--external-proxy=b:secret@h:2", "x"},
+     .err = "--external-proxy: given twice"},
+    {.rule = "external_proxy_same_value_twice_rejected",
+     .argv = {NR, "--external-proxy", "h:1", "--external-proxy", "h:1", "x"},
+     .err = "--external-proxy: given twice"},
+    {.rule = "external_proxy_needs_a_value",
+     .argv = {NR, "--external-proxy"},
+     .err = "--external-proxy: missing value ADDR"},
+    {.rule = "external_proxy_mistyped_never_echoes_password",
+     .argv = {NR, "--external-proxyy=user:secret@h:1", "x"},
+     .err = "unknown or ambiguous option '--external-proxyy'"},
+
+    /* --bypass: repeatable, never empty, not validated here */
+    {.rule = "bypass_once_without_external_proxy",
+     .argv = {NR, "--bypass", "intranet.corp", "x"},
+     .action = CLI_ACTION_RUN,
+     .bypass = "intranet.corp",
+     .command = "x"},
+    {.rule = "bypass_is_repeatable_in_order",
+     .argv = {NR, "--bypass", "b.com", "--bypass=*.corp.example", "--bypass", "10.0.0.1", "x"},
+     .action = CLI_ACTION_RUN,
+     .bypass = "b.com,*.corp.example,10.0.0.1",
+     .command = "x"},
+    {.rule = "bypass_grows_past_initial_capacity",
+     .argv = {NR,  "--bypass", "1", "--bypass", "2", "--bypass", "3", "--bypass", "4", "--bypass",
+              "5", "--bypass", "6", "--bypass", "7", "--bypass", "8", "--bypass", "9", "x"},
+     .action = CLI_ACTION_RUN,
+     .bypass = "1,2,3,4,5,6,7,8,9",
+     .command = "x"},
+    {.rule = "bypass_and_allow_are_separate_lists",
+     .argv = {NR, "--allow", "a.com", "--bypass", "b.com", "--allow", "c.com", "--bypass", "d.com",
+              "x"},
+     .action = CLI_ACTION_RUN,
+     .allow = "a.com,c.com",
+     .bypass = "b.com,d.com",
+     .command = "x"},
+    {.rule = "bypass_with_external_proxy",
+     .argv = {NR, "--bypass", "localhost", "--external-proxy", "u:secret@[::1]:3128", "--bypass",
+              "*.internal", "x"},
+     .action = CLI_ACTION_RUN,
+     .external_proxy = "u:secret@[::1]:3128",
+     .bypass = "localhost,*.internal",
+     .command = "x"},
+    {.rule = "bypass_value_not_validated_by_the_parser",
+     .argv = {NR, "--bypass", "a b", "x"},
+     .action = CLI_ACTION_RUN,
+     .bypass = "a b",
+     .command = "x"},
+    {.rule = "bypass_empty_rejected",
+     .argv = {NR, "--bypass=", "x"},
+     .err = "--bypass: empty value"},
+    {.rule = "bypass_empty_after_good_one_rejected",
+     .argv = {NR, "--bypass", "a.com", "--bypass", "", "x"},
+     .err = "--bypass: empty value"},
+    {.rule = "bypass_needs_a_value",
+     .argv = {NR, "--bypass"},
+     .err = "--bypass: missing value HOST"},
+    {.rule = "prefix_b_is_ambiguous_between_bind_and_bypass",
+     .argv = {NR, "--b", "x", "y"},
+     .err = "unknown or ambiguous option '--b'"},
+
     /* --bind, --audit-log */
     {.rule = "bind_literal",
      .argv = {NR, "--bind", "::1", "x"},
@@ -500,9 +596,12 @@ static struct parse_case CASES[] = {
     {.rule = "unknown_long_option",
      .argv = {NR, "--frob", "x"},
      .err = "unknown or ambiguous option '--frob'"},
-    {.rule = "unknown_long_option_with_value",
+    {.rule = "unknown_long_option_value_not_echoed",
      .argv = {NR, "--frob=1", "x"},
-     .err = "unknown or ambiguous option '--frob=1'"},
+     .err = "unknown or ambiguous option '--frob'"},
+    {.rule = "ambiguous_option_value_not_echoed",
+     .argv = {NR, "--a=secret", "x"},
+     .err = "unknown or ambiguous option '--a'"},
     {.rule = "ambiguous_prefix_rejected",
      .argv = {NR, "--a", "x", "y"},
      .err = "unknown or ambiguous option '--a'"},
@@ -631,6 +730,10 @@ check_fields(const struct parse_case *c, const struct cli_args *a)
     check_uint(&a->header_timeout_ms, c->header_ms);
     check_uint(&a->idle_timeout_ms, c->idle_ms);
     check_uint(&a->connect_timeout_ms, c->connect_ms);
+    check_str(a->external_proxy, c->external_proxy);
+    s = join(a->bypass.items, a->bypass.len, ',');
+    assert_string_equal(s, c->bypass != NULL ? c->bypass : "");
+    free(s);
     assert_int_equal(a->quiet, c->quiet);
     assert_int_equal(a->verbose, c->verbose);
     if (c->command == NULL) {
@@ -668,6 +771,7 @@ run_case(void **state)
     if (act == CLI_ACTION_ERROR) {
         assert_non_null(c->err);
         assert_string_equal(err, c->err);
+        assert_null(strstr(err, "secret")); /* no error quotes a password */
     } else {
         assert_string_equal(err, "");
     }
@@ -676,7 +780,9 @@ run_case(void **state)
     }
     cli_args_free(&a);
     assert_null(a.allow.items);
+    assert_null(a.bypass.items);
     assert_null(a.routes.items);
+    assert_null(a.external_proxy);
     for (i = 0; i < argc; i++) {
         free(argv[i]);
     }
@@ -723,6 +829,12 @@ usage_lists_every_option(void **state)
         "--route PREFIX=UPSTREAM[,KEY=VALUE...]",
         "--ca-file FILE",
         "--allow-missing-credentials",
+        "--external-proxy ADDR",
+        "[USER:PASS@]HOST:PORT",
+        "--bypass HOST",
+        "NONOPROXY_EXTERNAL_PROXY when it is not\ngiven",
+        "password is blanked from the process's command line",
+        "NONOPROXY_EXTERNAL_PROXY\nand the variables named by an env:// credential are removed",
         "credential=KEY",
         "inject=MODE",
         "header=H",
@@ -826,13 +938,14 @@ env_ref_name_only_for_env_scheme(void **state)
     }
 }
 
-/* Only env:// credentials are collected, in route order, up to the capacity. */
+/* NONOPROXY_EXTERNAL_PROXY always comes first, then only env:// credentials, in route order,
+ * up to the capacity. */
 static void
 env_removals_from_routes(void **state)
 {
     struct cli_route items[5];
     struct cli_routes routes = {items, ARRAY_LEN(items), ARRAY_LEN(items)};
-    const char *names[5];
+    const char *names[5 + CLI_ENV_FIXED_REMOVALS];
 
     (void)state;
     memset(items, 0, sizeof(items));
@@ -841,13 +954,170 @@ env_removals_from_routes(void **state)
     items[2].credential = "file:///k";
     items[3].credential = "env://A";
     items[4].credential = "openai-key";
-    assert_int_equal(cli_env_collect_removals(&routes, names, ARRAY_LEN(names)), 2);
-    assert_string_equal(names[0], "B");
-    assert_string_equal(names[1], "A");
-    assert_int_equal(cli_env_collect_removals(&routes, names, 1), 1);
-    assert_string_equal(names[0], "B");
+    assert_int_equal(cli_env_collect_removals(&routes, names, ARRAY_LEN(names)), 3);
+    assert_string_equal(names[0], "NONOPROXY_EXTERNAL_PROXY");
+    assert_string_equal(names[1], "B");
+    assert_string_equal(names[2], "A");
+    assert_int_equal(cli_env_collect_removals(&routes, names, 2), 2);
+    assert_string_equal(names[0], "NONOPROXY_EXTERNAL_PROXY");
+    assert_string_equal(names[1], "B");
+    assert_int_equal(cli_env_collect_removals(&routes, names, 0), 0);
     routes.len = 0;
-    assert_int_equal(cli_env_collect_removals(&routes, names, ARRAY_LEN(names)), 0);
+    assert_int_equal(cli_env_collect_removals(&routes, names, ARRAY_LEN(names)), 1);
+    assert_string_equal(names[0], "NONOPROXY_EXTERNAL_PROXY");
+}
+
+/* cli_blank_userinfo rows: {address, expected after blanking, bytes blanked}. Everything
+ * before the last '@' is the userinfo; the "@host:port" part and the length stay. */
+static void
+blank_userinfo_hides_everything_before_last_at(void **state)
+{
+    static const struct {
+        const char *in;
+        const char *want;
+        size_t blanked;
+    } rows[] = {
+        {"proxy.corp:3128", "proxy.corp:3128", 0},
+        {"user:secret@proxy.corp:3128", "***********@proxy.corp:3128", 11},
+        {"user@proxy.corp:3128", "****@proxy.corp:3128", 4},
+        {":secret@h:1", "*******@h:1", 7},
+        {"user:@h:1", "*****@h:1", 5},
+        {"@h:1", "@h:1", 0},
+        {"u:secret@[::1]:3128", "********@[::1]:3128", 8},
+        {"u:secret@[2001:db8::1]:8080", "********@[2001:db8::1]:8080", 8},
+        {"[2001:db8::1]:8080", "[2001:db8::1]:8080", 0},
+        {"[::ffff:10.0.0.1]:3128", "[::ffff:10.0.0.1]:3128", 0},
+        {"u:p@", "***@", 3},
+        {"a@secret@h:1", "********@h:1", 8}, /* refused by the library; blanked up to the last */
+        {"u:s\x1b\xc3\xa9@h:1", "******@h:1", 6},
+        {"", "", 0},
+    };
+    char buf[64];
+    size_t i = 0;
+
+    (void)state;
+    for (i = 0; i < ARRAY_LEN(rows); i++) {
+        assert_true(strlen(rows[i].in) < sizeof(buf));
+        memcpy(buf, rows[i].in, strlen(rows[i].in) + 1);
+        assert_int_equal(cli_blank_userinfo(buf), rows[i].blanked);
+        assert_string_equal(buf, rows[i].want);
+        assert_null(strstr(buf, "secret"));
+    }
+}
+
+/* The value the parser stores points into argv: blanking it through a.external_proxy changes
+ * argv itself (what /proc/<pid>/cmdline shows), in both the separate and the '=' form. Rows:
+ * {argv[1], argv[2], which argv changes, its text afterwards}. */
+static void
+blank_through_parsed_value_changes_argv(void **state)
+{
+    static const struct {
+        const char *arg1;
+        const char *arg2;
+        int changed;
+        const char *want;
+    } rows[] = {
+        {"--external-proxy", "user:secret@proxy:3128", 2, "***********@proxy:3128"},
+        {"--external-proxy=user:secret@proxy:3128", "-q", 1,
+         "--external-proxy=***********@proxy:3128"},
+        {"--ext=u:secret@[::1]:3128", "-q", 1, "--ext=********@[::1]:3128"},
+        {"--external-proxy", "proxy:3128", 2, "proxy:3128"},
+    };
+    char *argv[5];
+    struct cli_args a;
+    char err[CLI_ERR_LEN];
+    size_t i = 0;
+    int j = 0;
+
+    (void)state;
+    for (i = 0; i < ARRAY_LEN(rows); i++) {
+        argv[0] = strdup(NR);
+        argv[1] = strdup(rows[i].arg1);
+        argv[2] = strdup(rows[i].arg2);
+        argv[3] = strdup("true");
+        argv[4] = NULL;
+        for (j = 0; j < 4; j++) {
+            assert_non_null(argv[j]);
+        }
+        assert_int_equal(cli_args_parse(&a, 4, argv, err, sizeof(err)), CLI_ACTION_RUN);
+        assert_non_null(a.external_proxy);
+        (void)cli_blank_userinfo(a.external_proxy);
+        assert_string_equal(argv[rows[i].changed], rows[i].want);
+        for (j = 0; j < 4; j++) {
+            assert_null(strstr(argv[j], "secret"));
+        }
+        cli_args_free(&a);
+        for (j = 0; j < 4; j++) {
+            free(argv[j]);
+        }
+    }
+}
+
+/* cli_proxy_hostport rows: {address, what may be printed}. */
+static void
+proxy_hostport_never_shows_userinfo(void **state)
+{
+    static const struct {
+        const char *in;
+        const char *want;
+    } rows[] = {
+        {"proxy.corp:3128", "proxy.corp:3128"},
+        {"user:secret@proxy.corp:3128", "proxy.corp:3128"},
+        {"***********@proxy.corp:3128", "proxy.corp:3128"},
+        {"u:secret@[::1]:3128", "[::1]:3128"},
+        {"[2001:db8::1]:8080", "[2001:db8::1]:8080"},
+        {"a@secret@h:1", "h:1"},
+        {"u:secret@", ""},
+        {"", ""},
+    };
+    size_t i = 0;
+
+    (void)state;
+    for (i = 0; i < ARRAY_LEN(rows); i++) {
+        const char *got = cli_proxy_hostport(rows[i].in);
+
+        assert_string_equal(got, rows[i].want);
+        assert_ptr_equal(got, rows[i].in + strlen(rows[i].in) - strlen(rows[i].want));
+    }
+}
+
+/* cli_env_value rows: {environment, name, value or NULL}. */
+static void
+env_value_exact_name_first_entry(void **state)
+{
+    static const char *const env1[] = {
+        "NONOPROXY_EXTERNAL_PROXYX=wrong", "XNONOPROXY_EXTERNAL_PROXY=wrong",
+        "NONOPROXY_EXTERNAL_PROX=wrong",   "nonoproxy_external_proxy=wrong",
+        "NONOPROXY_EXTERNAL_PROXY",        "NONOPROXY_EXTERNAL_PROXY=u:p@h:1=x",
+        "NONOPROXY_EXTERNAL_PROXY=second", NULL,
+    };
+    static const char *const env2[] = {"A=1", "NONOPROXY_EXTERNAL_PROXY=", NULL};
+    static const char *const env3[] = {"A=1", NULL};
+    static const struct {
+        const char *const *envp;
+        const char *name;
+        const char *want;
+    } rows[] = {
+        {env1, "NONOPROXY_EXTERNAL_PROXY", "u:p@h:1=x"},
+        {env2, "NONOPROXY_EXTERNAL_PROXY", ""},
+        {env2, "A", "1"},
+        {env3, "NONOPROXY_EXTERNAL_PROXY", NULL},
+        {env3, "A=1", NULL},
+        {NULL, "NONOPROXY_EXTERNAL_PROXY", NULL},
+    };
+    size_t i = 0;
+
+    (void)state;
+    for (i = 0; i < ARRAY_LEN(rows); i++) {
+        const char *got = cli_env_value((char *const *)(uintptr_t)rows[i].envp, rows[i].name);
+
+        if (rows[i].want == NULL) {
+            assert_null(got);
+        } else {
+            assert_non_null(got);
+            assert_string_equal(got, rows[i].want);
+        }
+    }
 }
 
 #define ENV_MAX 8
@@ -934,6 +1204,17 @@ static const struct env_case ENV_CASES[] = {
      .proxy = {"U=http://x/?a=b"},
      .want = "A=b=c\nU=http://x/?a=b",
      .inherited = 1},
+    {.rule = "external_proxy_variable_always_removed",
+     .base = {"NONOPROXY_EXTERNAL_PROXY=user:secret@proxy:3128", "A=1",
+              "NONOPROXY_EXTERNAL_PROXY_X=2", "NONOPROXY_EXTERNAL_PROXY"},
+     .proxy = {"HTTPS_PROXY=p"},
+     .want = "A=1\nNONOPROXY_EXTERNAL_PROXY_X=2\nHTTPS_PROXY=p",
+     .inherited = 2},
+    {.rule = "external_proxy_variable_removed_with_env_refs",
+     .base = {"KEY=real", "NONOPROXY_EXTERNAL_PROXY=h:1", "B=2"},
+     .creds = {"env://KEY"},
+     .want = "B=2",
+     .inherited = 1},
     {.rule = "no_inherited_environment", .base_null = true, .proxy = {"P=1"}, .want = "P=1"},
     {.rule = "empty_everything", .want = ""},
 };
@@ -994,7 +1275,7 @@ run_env_case(void **state)
     struct nonoproxy_env_var vars[2][ENV_MAX];
     char *bufs[2][ENV_MAX];
     struct cli_env_source src[2];
-    const char *removals[ENV_MAX];
+    const char *removals[ENV_MAX + CLI_ENV_FIXED_REMOVALS];
     struct cli_env_plan plan;
     struct cli_env env;
     char *got = NULL;
@@ -1012,7 +1293,7 @@ run_env_case(void **state)
     src[1].n = split_vars(c->route, vars[1], bufs[1]);
     plan.base = c->base_null ? NULL : (char *const *)(uintptr_t)c->base;
     plan.remove = removals;
-    plan.n_remove = cli_env_collect_removals(&routes, removals, ENV_MAX);
+    plan.n_remove = cli_env_collect_removals(&routes, removals, ARRAY_LEN(removals));
     plan.sources = src;
     plan.n_sources = 2;
     assert_true(cli_env_build(&plan, &env));
@@ -1054,7 +1335,7 @@ usage_hint_is_two_lines(void **state)
 int
 main(void)
 {
-    struct CMUnitTest tests[ARRAY_LEN(CASES) + ARRAY_LEN(ENV_CASES) + 6];
+    struct CMUnitTest tests[ARRAY_LEN(CASES) + ARRAY_LEN(ENV_CASES) + 10];
     size_t i = 0;
     size_t j = 0;
 
@@ -1081,5 +1362,13 @@ main(void)
     tests[i++].test_func = usage_lists_every_option;
     tests[i].name = "usage_hint_is_two_lines";
     tests[i++].test_func = usage_hint_is_two_lines;
+    tests[i].name = "blank_userinfo_hides_everything_before_last_at";
+    tests[i++].test_func = blank_userinfo_hides_everything_before_last_at;
+    tests[i].name = "blank_through_parsed_value_changes_argv";
+    tests[i++].test_func = blank_through_parsed_value_changes_argv;
+    tests[i].name = "proxy_hostport_never_shows_userinfo";
+    tests[i++].test_func = proxy_hostport_never_shows_userinfo;
+    tests[i].name = "env_value_exact_name_first_entry";
+    tests[i++].test_func = env_value_exact_name_first_entry;
     return cmocka_run_group_tests_name("cli_args", tests, NULL, NULL);
 }
