@@ -10,9 +10,9 @@ cd "$(dirname "$0")"
 # Debian packages the build, the tests and the demo need.
 PACKAGES=(build-essential cmake pkg-config clang python3 curl wget openssl ca-certificates git
           libmbedtls-dev libhttp-parser-dev libcmocka-dev libcjson-dev libsecret-1-dev
-          gnome-keyring libsecret-tools dbus-daemon libglib2.0-bin)
+          gnome-keyring libsecret-tools dbus-daemon libglib2.0-bin tinyproxy iproute2)
 # Only the benchmarks compare against these.
-BENCH_PACKAGES=(nginx tinyproxy squid)
+BENCH_PACKAGES=(nginx squid)
 
 install_deps() {
     local missing=()

@@ -35,7 +35,9 @@ struct fwd_uri {
 
 /* Everything the connection callbacks need. */
 struct fwd_ctx {
+    const struct fwd_uri *u;
     struct np_host_query q; /* the filter's verdict and checked addresses */
+    bool decided;           /* q is filled (false while a kept-alive decision is reused) */
     bool via_ext;           /* through the external proxy */
     char key[NP_HOST_BUF + 16];
 };
@@ -176,6 +178,47 @@ fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
     return true;
 }
 
+/* Apply the host filter and decide direct or external. Returns false with f filled when the
+ * request must be refused. */
+static bool
+fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_xfail *f)
+{
+    const struct np_ctx *ctx = x->se->ctx;
+    const struct np_external *ext = ctx->s->ext;
+    const struct fwd_uri *u = fc->u;
+    enum np_host_verdict v;
+
+    memset(&fc->q, 0, sizeof(fc->q));
+    fc->q.host = u->host;
+    fc->q.host_len = u->host_len;
+    fc->q.port = u->port;
+    fc->q.self = &ctx->self;
+    fc->decided = true;
+    v = np_hostfilter_decide(ctx->s->allow, &ctx->s->resolver, &fc->q);
+    if (fc->q.norm[0] != '\0') {
+        np_audit_set(x->ev.target, sizeof(x->ev.target), fc->q.norm, strlen(fc->q.norm));
+    }
+    if (v == NP_HOST_ALLOW) {
+        fc->via_ext = ext != NULL && ext->host[0] != '\0' &&
+                      !np_external_bypassed(ext, fc->q.norm, u->port, &fc->q.addrs);
+    } else if (v == NP_HOST_RESOLVE_FAILED && ext != NULL && ext->host[0] != '\0' &&
+               !np_external_bypassed(ext, fc->q.norm, u->port, NULL)) {
+        fc->via_ext = true; /* the enterprise proxy resolves names the local resolver cannot */
+    } else {
+        f->status = v == NP_HOST_RESOLVE_FAILED ? 502 : v == NP_HOST_DENY_INVALID ? 400 : 403;
+        f->cat = v == NP_HOST_RESOLVE_FAILED ? NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED
+                 : v == NP_HOST_DENY_SELF    ? NONOPROXY_DENIAL_SELF_REQUEST
+                 : v == NP_HOST_DENY_INVALID ? NONOPROXY_DENIAL_MALFORMED_REQUEST
+                                             : NONOPROXY_DENIAL_HOST_DENIED;
+        (void)snprintf(f->reason, sizeof(f->reason), "%s", fc->q.reason);
+        return false;
+    }
+    x->ev.mode = fc->via_ext ? NONOPROXY_MODE_EXTERNAL : NONOPROXY_MODE_FORWARD;
+    (void)snprintf(fc->key, sizeof(fc->key), "%s:%u%s", fc->q.norm, (unsigned)u->port,
+                   fc->via_ext ? "!" : "");
+    return true;
+}
+
 /* This client's kept-alive connection, when it goes to the same origin the same way and the
  * origin has not closed it meanwhile. */
 static struct np_uconn *
@@ -246,10 +289,13 @@ fwd_open_external(struct np_xchg *x, const struct fwd_ctx *fc, struct np_xfail *
 static struct np_uconn *
 fwd_open(struct np_xchg *x, struct np_xfail *f)
 {
-    const struct fwd_ctx *fc = x->ops_ctx;
+    struct fwd_ctx *fc = x->ops_ctx;
     struct np_uconn *c;
     int fd;
 
+    if (!fc->decided && !fwd_decide(x, fc, f)) {
+        return NULL; /* the kept-alive connection was gone: the filter runs after all */
+    }
     fd = fc->via_ext ? fwd_open_external(x, fc, f) : np_xchg_connect_any(x, &fc->q.addrs, fc->key, f);
     if (fd < 0) {
         return NULL;
@@ -269,43 +315,31 @@ static const struct np_xchg_ops fwd_ops = {
     .put = fwd_put_conn,
 };
 
-/* Apply the host filter and decide direct or external. Returns false when answered. */
+/* When this client's kept-alive connection goes to the same origin, the filter's decision
+ * for it stands (the configuration is immutable and the connection is pinned to the addresses
+ * checked then): skip the filter and its DNS lookup. Returns true when reused. */
 static bool
-fwd_filter(struct np_xchg *x, struct fwd_ctx *fc, const struct fwd_uri *u)
+fwd_reuse_decision(const struct np_session *se, struct fwd_ctx *fc, const char *norm,
+                   uint16_t port, struct np_xchg *x)
 {
-    const struct np_ctx *ctx = x->se->ctx;
-    const struct np_external *ext = ctx->s->ext;
-    enum np_host_verdict v;
+    char key[sizeof(fc->key)];
+    size_t n;
 
-    fc->q.host = u->host;
-    fc->q.host_len = u->host_len;
-    fc->q.port = u->port;
-    fc->q.self = &ctx->self;
-    v = np_hostfilter_decide(ctx->s->allow, &ctx->s->resolver, &fc->q);
-    if (fc->q.norm[0] != '\0') {
-        np_audit_set(x->ev.target, sizeof(x->ev.target), fc->q.norm, strlen(fc->q.norm));
-    }
-    if (v == NP_HOST_ALLOW) {
-        fc->via_ext = ext != NULL && ext->host[0] != '\0' &&
-                      !np_external_bypassed(ext, fc->q.norm, u->port, &fc->q.addrs);
-    } else if (v == NP_HOST_RESOLVE_FAILED && ext != NULL && ext->host[0] != '\0' &&
-               !np_external_bypassed(ext, fc->q.norm, u->port, NULL)) {
-        fc->via_ext = true; /* the enterprise proxy resolves names the local resolver cannot */
-    } else {
-        np_xchg_deny(x,
-                     v == NP_HOST_RESOLVE_FAILED ? 502 : v == NP_HOST_DENY_INVALID ? 400 : 403,
-                     v == NP_HOST_RESOLVE_FAILED ? NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED
-                     : v == NP_HOST_DENY_SELF    ? NONOPROXY_DENIAL_SELF_REQUEST
-                     : v == NP_HOST_DENY_INVALID ? NONOPROXY_DENIAL_MALFORMED_REQUEST
-                                                 : NONOPROXY_DENIAL_HOST_DENIED,
-                     fc->q.reason, NULL);
+    if (se->fwd_conn == NULL || norm[0] == '\0') {
         return false;
     }
+    (void)snprintf(key, sizeof(key), "%s:%u", norm, (unsigned)port);
+    n = strlen(key);
+    if (strncmp(se->fwd_key, key, n) != 0 ||
+        (se->fwd_key[n] != '\0' && strcmp(se->fwd_key + n, "!") != 0)) {
+        return false;
+    }
+    (void)snprintf(fc->key, sizeof(fc->key), "%s", se->fwd_key);
+    fc->via_ext = se->fwd_key[n] == '!';
     if (fc->via_ext) {
         x->ev.mode = NONOPROXY_MODE_EXTERNAL;
     }
-    (void)snprintf(fc->key, sizeof(fc->key), "%s:%u%s", fc->q.norm, (unsigned)u->port,
-                   fc->via_ext ? "!" : "");
+    np_audit_set(x->ev.target, sizeof(x->ev.target), norm, strlen(norm));
     return true;
 }
 
@@ -315,9 +349,11 @@ np_forward_serve(struct np_session *se)
     struct fwd_ctx fc;
     struct fwd_uri u;
     struct np_xchg x;
-    char norm[NP_HOST_BUF];
+    struct np_xfail f;
+    char norm[NP_HOST_BUF] = "";
 
     memset(&fc, 0, sizeof(fc));
+    memset(&f, 0, sizeof(f));
     np_xchg_init(&x, se, &fwd_ops, &fc, false);
     np_audit_event_init(&x.ev, NONOPROXY_MODE_FORWARD, NONOPROXY_DECISION_ALLOW);
     np_audit_set(x.ev.method, sizeof(x.ev.method), se->req.method_name,
@@ -336,15 +372,21 @@ np_forward_serve(struct np_session *se)
     x.ev.has_port = true;
     x.ev.port = u.port;
     np_audit_set_path(&x.ev, u.path, u.path_len, se->ctx->token);
-    if (np_host_normalize(u.host, u.host_len, norm, sizeof(norm)) == 0 &&
-        fwd_is_self(se, norm, u.port) && se->ctx->gw != NULL && se->ctx->gw->n > 0 &&
+    if (np_host_normalize(u.host, u.host_len, norm, sizeof(norm)) != 0) {
+        norm[0] = '\0';
+    } else if (fwd_is_self(se, norm, u.port) && se->ctx->gw != NULL && se->ctx->gw->n > 0 &&
         u.path_len > 0 && u.path[0] == '/') {
         /* A client that sends its base-URL requests through HTTP_PROXY: serve the route. */
         se->req.target = u.path;
         se->req.target_len = u.path_len;
         return np_reverse_serve(se);
     }
-    if (!fwd_filter(&x, &fc, &u) || !np_xchg_precheck_body(&x) || !fwd_build_head(&x, &u)) {
+    fc.u = &u;
+    if (!fwd_reuse_decision(se, &fc, norm, u.port, &x) && !fwd_decide(&x, &fc, &f)) {
+        np_xchg_deny(&x, f.status, f.cat, f.reason, NULL);
+        return false;
+    }
+    if (!np_xchg_precheck_body(&x) || !fwd_build_head(&x, &u)) {
         return false;
     }
     return np_xchg_run(&x);
