@@ -46,20 +46,23 @@ struct fwd_ctx {
 static int
 fwd_parse(const char *t, size_t len, struct fwd_uri *u)
 {
-    const char *a = t + 7; /* after "http://" */
+    const char *a = t + 7; /* after "http://" (the caller checked the scheme) */
     const char *end = t + len;
     const char *p = a;
     const char *colon = NULL;
     unsigned long port = 80;
 
     memset(u, 0, sizeof(*u));
+    if (len < 7) {
+        return -1;
+    }
     while (p < end && *p != '/' && *p != '?') {
         if (*p == '@' || *p == '#' || *p == '\\' || (unsigned char)*p <= ' ') {
             return -1; /* userinfo, fragment, odd bytes: never a guess */
         }
         p++;
     }
-    if (memchr(p, '#', (size_t)(end - p)) != NULL) {
+    if (p < end && memchr(p, '#', (size_t)(end - p)) != NULL) {
         return -1;
     }
     u->authority = a;

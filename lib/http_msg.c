@@ -609,7 +609,8 @@ enum chk_state {
     CHK_SIZE_START = 0, /* first hex digit of a chunk size */
     CHK_SIZE,           /* more hex digits */
     CHK_SIZE_WS,        /* BWS after the size, before ';' or CR */
-    CHK_EXT,            /* chunk extensions, up to CR */
+    CHK_EXT_NAME,       /* after ';': optional whitespace, then an extension name */
+    CHK_EXT,            /* the rest of the chunk extensions, up to CR */
     CHK_SIZE_LF,        /* the LF ending the size line */
     CHK_DATA,           /* size bytes of data */
     CHK_DATA_CR,        /* the CRLF after the data */
@@ -637,7 +638,7 @@ chk_size_end(struct chunk_check *c, char ch)
     if (is_ows(ch)) {
         c->state = CHK_SIZE_WS;
     } else if (ch == ';') {
-        c->state = CHK_EXT;
+        c->state = CHK_EXT_NAME;
     } else if (ch == '\r') {
         c->state = CHK_SIZE_LF;
     } else {
@@ -671,6 +672,13 @@ chk_size_line(struct chunk_check *c, char ch)
         return true;
     case CHK_SIZE_WS:
         return chk_size_end(c, ch);
+    case CHK_EXT_NAME:
+        /* RFC 9112 §7.1.1: a ';' must introduce a name ("5 ;" is malformed). */
+        if (is_ows(ch)) {
+            return true;
+        }
+        c->state = CHK_EXT;
+        return is_tchar(ch);
     case CHK_EXT:
         if (ch == '\r') {
             c->state = CHK_SIZE_LF;
@@ -733,6 +741,7 @@ chk_byte(struct chunk_check *c, char ch)
     case CHK_SIZE_START:
     case CHK_SIZE:
     case CHK_SIZE_WS:
+    case CHK_EXT_NAME:
     case CHK_EXT:
     case CHK_SIZE_LF:
         return chk_size_line(c, ch);

@@ -1215,3 +1215,76 @@ def find_leaks(secret, blobs):
             if needle in data:
                 found.append((form, label))
     return found
+
+
+# --------------------------------------------------------------------------------------------
+# Forward proxy, external proxy and smuggling helpers (issue #4)
+# --------------------------------------------------------------------------------------------
+
+def url_authority(url):
+    """The authority ("host:port") of an absolute URL such as http://host:port/path."""
+    return url.split("/")[2]
+
+
+def absolute_request(method, url, auth, headers=(), body=None, host=None):
+    """Absolute-form request bytes for a forward proxy: `METHOD URL HTTP/1.1`, Host (the URL's
+    authority unless `host` is given; False for none), Proxy-Authorization `auth` (None: no
+    such header), the (name, value) headers in order, and Content-Length when body is not None
+    and no Content-Length/Transfer-Encoding header was given."""
+    if host is None:
+        host = url_authority(url)
+    hdrs = [] if auth is None else [("Proxy-Authorization", auth)]
+    hdrs += list(headers)
+    return origin_request(method, url, host if host is not False else None, hdrs, body)
+
+
+def read_http_responses(sock, methods, timeout=IO_TIMEOUT):
+    """Read one response per entry of `methods` (the request methods, in order) from one
+    connection; return (list of HTTPResult, bytes read past the last one)."""
+    out = []
+    extra = b""
+    for method in methods:
+        res, extra = read_http_response(sock, timeout, method=method, initial=extra)
+        out.append(res)
+    return out, extra
+
+
+_LEAVES_LOCK = threading.Lock()
+_LEAVES = {}
+
+
+def leaf_certificate(*sans):
+    """Return (cert path, key path) of a leaf certificate signed by the test CA for the given
+    subjectAltName entries ("IP:10.200.0.1", "DNS:example.test"); made once per set."""
+    certs = Certs.get()
+    key = (certs.dir,) + tuple(sorted(sans))
+    with _LEAVES_LOCK:
+        if key in _LEAVES:
+            return _LEAVES[key]
+        name = "leaf%d" % (len(_LEAVES) + 1)
+        ext = os.path.join(certs.dir, name + ".ext")
+        with open(ext, "w", encoding="ascii") as f:
+            f.write("basicConstraints=critical,CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=serverAuth\n"
+                    "subjectAltName=%s\n"
+                    "subjectKeyIdentifier=hash\n"
+                    "authorityKeyIdentifier=keyid,issuer\n" % ",".join(key[1:]))
+        certs._openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                       "-out", name + ".key")
+        certs._openssl("req", "-new", "-key", name + ".key", "-subj", "/CN=nonoproxy e2e " + name,
+                       "-out", name + ".csr")
+        certs._openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                       "-days", "2", "-set_serial", str(10 + len(_LEAVES)), "-extfile", ext,
+                       "-out", name + ".pem")
+        _LEAVES[key] = (os.path.join(certs.dir, name + ".pem"),
+                        os.path.join(certs.dir, name + ".key"))
+        return _LEAVES[key]
+
+
+def server_context_for(*sans):
+    """A server-side SSLContext with a leaf for the given subjectAltName entries."""
+    cert, key = leaf_certificate(*sans)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx

@@ -469,3 +469,88 @@ class RecordingUpstream:
                 s.close()
             except OSError:
                 pass
+
+
+# --------------------------------------------------------------------------------------------
+# Issue #4 (forward proxy, external proxy, smuggling): verbatim answers, one bind address
+# --------------------------------------------------------------------------------------------
+
+RAW = "raw"
+
+
+def raw_answer(data, close=False, delay=0.0):
+    """An Answer that ScriptedUpstream sends verbatim (status line, headers and body exactly as
+    given, so the test controls the response framing), then closes the connection when `close`
+    (a close-delimited body ends there) or reads the next request."""
+    return Answer(RAW, body=data, close_after=close, delay=delay)
+
+
+class ScriptedUpstream(RecordingUpstream):
+    """A RecordingUpstream that can also send raw answers (raw_answer) and listen on one given
+    address only (e.g. 10.200.0.1 in a private network namespace), optionally with its own TLS
+    context (a certificate naming that address: npe2e.server_context_for).
+
+    The handler is called once per request, as in RecordingUpstream."""
+
+    def __init__(self, tls=False, handler=None, host=None, ssl_context=None, handshake=True):
+        self.bind_host = host
+        self._user_handler = default_handler
+        super().__init__(tls=tls, handler=handler, handshake=handshake)
+        if tls and ssl_context is not None:
+            # Before any connection: nobody knows the port until this constructor returns.
+            self._ctx = ssl_context
+
+    # RecordingUpstream._answer reads self.handler; hand it the answer computed here.
+    @property
+    def handler(self):
+        return self._dispatch
+
+    @handler.setter
+    def handler(self, fn):
+        self._user_handler = fn or default_handler
+
+    def _dispatch(self, req):
+        ans = req.__dict__.pop("_scripted_answer", None)
+        return ans if ans is not None else self._user_handler(req)
+
+    def url(self, host=None, path=""):
+        return super().url(host or self.bind_host or "127.0.0.1", path)
+
+    def authority(self, host=None):
+        return super().authority(host or self.bind_host or "127.0.0.1")
+
+    def _bind(self):
+        if self.bind_host is None:
+            super()._bind()
+            return
+        family = socket.AF_INET6 if ":" in self.bind_host else socket.AF_INET
+        lst = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            lst.bind((self.bind_host, 0))
+            lst.listen(64)
+        except OSError:
+            lst.close()
+            raise
+        self._listeners = [lst]
+        self.port = lst.getsockname()[1]
+
+    def _answer(self, sock, req):
+        try:
+            ans = self._user_handler(req)
+        except Exception as exc:  # a broken handler is a test bug: report it, answer 500
+            with self._cond:
+                self.errors.append("handler raised %r" % (exc,))
+            ans = Answer.fixed(b"handler error\n", status=500, close_after=True)
+        if ans.kind != RAW:
+            req._scripted_answer = ans
+            return super()._answer(sock, req)
+        if ans.delay > 0 and self._stop.wait(ans.delay):
+            return False
+        sock.sendall(ans.body)
+        req.answered.set()
+        return not ans.close_after
+
+    def quiesce(self, timeout=IO_TIMEOUT):
+        """Wait until every connection accepted so far was closed by its peer (after the proxy
+        exited, say), so that every byte it sent is in `raw`; return whether they all were."""
+        return self.wait_for(lambda s: all(c.closed for c in s.connections), timeout)
