@@ -801,6 +801,59 @@ shutdown_closes_pooled_connections(void **state)
     up_stop(u);
 }
 
+/* A client that sends its base-URL request through HTTP_PROXY (absolute form, to the proxy's
+ * own address) is served by the route, after proxy authentication. */
+static void
+absolute_form_to_self_served_by_route(void **state)
+{
+    struct upstream *u = up_start(UP_OK);
+    struct nonoproxy_proxy *p = start_route_proxy(u->port, "test-key", 0);
+    char req[1024];
+    char head[4096];
+    char body[8];
+    char basic[256];
+    const struct nonoproxy_env_var *env;
+    size_t n;
+    size_t i;
+    int fd;
+
+    (void)state;
+    assert_int_equal(nonoproxy_env_vars(p, &env, &n), NONOPROXY_OK);
+    basic[0] = '\0';
+    for (i = 0; i < n; i++) {
+        if (strcmp(env[i].name, "HTTP_PROXY") == 0) {
+            snprintf(basic, sizeof(basic), "%s", env[i].value);
+        }
+    }
+    assert_true(basic[0] != '\0');
+    fd = tcp_connect(nonoproxy_port(p));
+    /* Without proxy credentials: 407, nothing upstream. */
+    snprintf(req, sizeof(req),
+             "GET http://127.0.0.1:%u/svc/abs HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer %s\r\n\r\n",
+             (unsigned)nonoproxy_port(p), proxy_token(p));
+    assert_int_equal(send_str(fd, req), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 407);
+    close(fd);
+    fd = tcp_connect(nonoproxy_port(p));
+    snprintf(req, sizeof(req),
+             "GET http://127.0.0.1:%u/svc/abs HTTP/1.1\r\nHost: x\r\n"
+             "Proxy-Authorization: Bearer %s\r\nAuthorization: Bearer %s\r\n\r\n",
+             (unsigned)nonoproxy_port(p), proxy_token(p), proxy_token(p));
+    assert_int_equal(send_str(fd, req), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 200);
+    assert_int_equal(read_n(fd, body, 2), 0);
+    close(fd);
+    pthread_mutex_lock(&u->mu);
+    assert_int_equal(u->requests, 1);
+    assert_non_null(strstr(u->log, "GET /abs HTTP/1.1\r\n"));
+    assert_non_null(strstr(u->log, "Authorization: Bearer " SECRET "\r\n"));
+    assert_null(strstr(u->log, proxy_token(p)));
+    pthread_mutex_unlock(&u->mu);
+    nonoproxy_free(p);
+    up_stop(u);
+}
+
 int
 main(void)
 {
@@ -819,6 +872,7 @@ main(void)
         cmocka_unit_test(custom_scheme_through_callback),
         cmocka_unit_test(start_rejects_colliding_variable_names),
         cmocka_unit_test(shutdown_closes_pooled_connections),
+        cmocka_unit_test(absolute_form_to_self_served_by_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
