@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "http_resp.h"
+#include "token.h"
 
 #define XCHG_SEND_MS     30000u /* longest wait for one write to a peer */
 #define XCHG_MAX_INTERIM 8u     /* 1xx answers skipped before the final one */
@@ -57,6 +58,68 @@ np_xchg_connect_any(struct np_xchg *q, const struct np_addrlist *al, const char 
         return -1;
     }
     return fd;
+}
+
+/* Remove the session token from the upstream target wherever the route did not already
+ * replace it (SPEC §6.4: the phantom is stripped wherever it was): query parameters that
+ * carry it, in any spelling, are dropped. Returns -1 when it is in the path, where dropping a
+ * segment would change the meaning of the request. */
+int
+np_xchg_strip_token(char *target, size_t *len, const char *token)
+{
+    size_t tl = strlen(token);
+    char *q = memchr(target, '?', *len);
+    size_t path_len = q != NULL ? (size_t)(q - target) : *len;
+    size_t r;
+    size_t w;
+
+    if (np_token_find_encoded(target, path_len, token, tl)) {
+        return -1;
+    }
+    if (q == NULL || !np_token_find_encoded(q, *len - path_len, token, tl)) {
+        return 0;
+    }
+    r = path_len + 1;
+    w = path_len + 1;
+    while (r < *len) {
+        char *amp = memchr(target + r, '&', *len - r);
+        size_t plen = amp != NULL ? (size_t)(amp - (target + r)) : *len - r;
+        if (!np_token_find_encoded(target + r, plen, token, tl)) {
+            if (w > path_len + 1) {
+                target[w++] = '&';
+            }
+            memmove(target + w, target + r, plen);
+            w += plen;
+        }
+        r += plen + (amp != NULL ? 1 : 0);
+    }
+    if (w == path_len + 1) {
+        w = path_len; /* no parameter left: no '?' either */
+    }
+    np_secure_zero(target + w, *len - w);
+    *len = w;
+    return 0;
+}
+
+bool
+np_xchg_value_has_token(const char *v, size_t len, const char *token)
+{
+    unsigned char dec[1024];
+    size_t tl = strlen(token);
+    size_t n = 0;
+    size_t i = 0;
+    bool found = np_token_find_encoded(v, len, token, tl);
+
+    /* "Basic <base64>" (any case, any whitespace): the token may hide in the decoded pair. */
+    if (!found && len > 6 && strncasecmp(v, "basic", 5) == 0 && (v[5] == ' ' || v[5] == '\t')) {
+        for (i = 5; i < len && (v[i] == ' ' || v[i] == '\t'); i++) {
+        }
+        if (np_base64_decode(v + i, len - i, dec, sizeof(dec), &n) == 0) {
+            found = np_token_find_encoded((const char *)dec, n, token, tl);
+        }
+        np_secure_zero(dec, sizeof(dec));
+    }
+    return found;
 }
 
 bool

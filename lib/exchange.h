@@ -77,6 +77,15 @@ void np_xchg_deny(struct np_xchg *x, int status, enum nonoproxy_denial_category 
  * answering 400 when they are malformed. */
 bool np_xchg_precheck_body(struct np_xchg *x);
 
+/* Remove the session token from a request-target (literal, percent-encoded, either case):
+ * query parameters carrying it are dropped. Returns -1 when it is in the path (the caller
+ * refuses the request: removing a segment would change its meaning). */
+int np_xchg_strip_token(char *target, size_t *len, const char *token);
+
+/* Whether a header value carries the session token: in any spelling np_token_find_encoded
+ * knows, or inside "Basic base64(...)". */
+bool np_xchg_value_has_token(const char *v, size_t len, const char *token);
+
 /* Connect to the checked addresses in turn (connect timeout each). Returns the socket or -1
  * with f filled (504 on timeout, else 502). */
 int np_xchg_connect_any(struct np_xchg *x, const struct np_addrlist *al, const char *what,

@@ -112,9 +112,12 @@ fwd_is_self(const struct np_session *se, const char *norm, uint16_t port)
     struct sockaddr_storage ss;
 
     if (strcmp(norm, "localhost") == 0) {
-        return np_sockaddr_port(&se->ctx->self) == port;
-    }
-    if (!np_host_parse_ip(norm, &ss)) {
+        /* localhost is the proxy when the proxy listens on loopback (or everywhere). */
+        if (np_sockaddr_port(&se->ctx->self) != port ||
+            !np_host_parse_ip(se->ctx->self.ss_family == AF_INET6 ? "::1" : "127.0.0.1", &ss)) {
+            return false;
+        }
+    } else if (!np_host_parse_ip(norm, &ss)) {
         return false;
     }
     np_sockaddr_set_port(&ss, port);
@@ -147,10 +150,20 @@ fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
     bool ok;
     size_t i;
 
-    ok = fwd_put(out, cap, &n, req->method_name, strlen(req->method_name)) &&
-         fwd_put(out, cap, &n, " ", 1) &&
-         (u->path_len == 0 || u->path[0] == '?' ? fwd_put(out, cap, &n, "/", 1) : true) &&
-         fwd_put(out, cap, &n, u->path, u->path_len) &&
+    char *target = se->relay_b;
+    size_t target_len = 0;
+
+    ok = (u->path_len == 0 || u->path[0] == '?'
+              ? fwd_put(target, NP_XCHG_HEAD_OFF, &target_len, "/", 1)
+              : true) &&
+         fwd_put(target, NP_XCHG_HEAD_OFF, &target_len, u->path, u->path_len);
+    if (ok && np_xchg_strip_token(target, &target_len, tok) != 0) {
+        np_xchg_deny(x, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                     "the session token must not appear in the request path", NULL);
+        return false;
+    }
+    ok = ok && fwd_put(out, cap, &n, req->method_name, strlen(req->method_name)) &&
+         fwd_put(out, cap, &n, " ", 1) && fwd_put(out, cap, &n, target, target_len) &&
          fwd_put(out, cap, &n, " HTTP/1.1\r\nHost: ", 17) &&
          fwd_put(out, cap, &n, u->authority, u->authority_len) && fwd_put(out, cap, &n, "\r\n", 2);
     for (i = 0; ok && i < req->n_headers; i++) {
@@ -158,7 +171,7 @@ fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
         if (np_http_hop_by_hop(h->name, h->name_len, req->headers, req->n_headers) ||
             (h->name_len == 4 && strncasecmp(h->name, "host", 4) == 0) ||
             (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0) ||
-            np_token_find_encoded(h->value, h->value_len, tok, strlen(tok))) {
+            np_xchg_value_has_token(h->value, h->value_len, tok)) {
             continue;
         }
         ok = fwd_put(out, cap, &n, h->name, h->name_len) && fwd_put(out, cap, &n, ": ", 2) &&
@@ -279,7 +292,7 @@ fwd_open_external(struct np_xchg *x, const struct fwd_ctx *fc, struct np_xfail *
     }
     np_net_close(t.fd);
     f->status = r == NP_EXT_TIMEOUT ? 504 : 502;
-    f->cat = r == NP_EXT_REJECTED  ? NONOPROXY_DENIAL_EXTERNAL_PROXY_REJECTED
+    f->cat = r == NP_EXT_REJECTED || r == NP_EXT_OK ? NONOPROXY_DENIAL_EXTERNAL_PROXY_REJECTED
              : r == NP_EXT_TIMEOUT ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
                                    : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
     (void)snprintf(f->reason, sizeof(f->reason), "%s",
@@ -383,6 +396,13 @@ np_forward_serve(struct np_session *se)
         se->req.target = u.path;
         se->req.target_len = u.path_len;
         return np_reverse_serve(se);
+    }
+    if (norm[0] != '\0' && np_gateway_find_upstream(se->ctx->gw, norm, u.port) != NULL) {
+        np_xchg_deny(&x, 403, NONOPROXY_DENIAL_CONNECT_BYPASSES_L7,
+                     "a request to a route's upstream bypasses credential injection; use the "
+                     "route's base URL",
+                     NULL);
+        return false;
     }
     fc.u = &u;
     if (!fwd_reuse_decision(se, &fc, norm, u.port, &x) && !fwd_decide(&x, &fc, &f)) {

@@ -244,47 +244,6 @@ rev_admit(struct np_xchg *q, const struct rev_ctx *rc)
     return true;
 }
 
-/* Remove the session token from the upstream target wherever the route did not already
- * replace it (SPEC §6.4: the phantom is stripped wherever it was): query parameters that
- * carry it, in any spelling, are dropped. Returns -1 when it is in the path, where dropping a
- * segment would change the meaning of the request. */
-static int
-strip_token(char *target, size_t *len, const char *token)
-{
-    size_t tl = strlen(token);
-    char *q = memchr(target, '?', *len);
-    size_t path_len = q != NULL ? (size_t)(q - target) : *len;
-    size_t r;
-    size_t w;
-
-    if (np_token_find_encoded(target, path_len, token, tl)) {
-        return -1;
-    }
-    if (q == NULL || !np_token_find_encoded(q, *len - path_len, token, tl)) {
-        return 0;
-    }
-    r = path_len + 1;
-    w = path_len + 1;
-    while (r < *len) {
-        char *amp = memchr(target + r, '&', *len - r);
-        size_t plen = amp != NULL ? (size_t)(amp - (target + r)) : *len - r;
-        if (!np_token_find_encoded(target + r, plen, token, tl)) {
-            if (w > path_len + 1) {
-                target[w++] = '&';
-            }
-            memmove(target + w, target + r, plen);
-            w += plen;
-        }
-        r += plen + (amp != NULL ? 1 : 0);
-    }
-    if (w == path_len + 1) {
-        w = path_len; /* no parameter left: no '?' either */
-    }
-    np_secure_zero(target + w, *len - w);
-    *len = w;
-    return 0;
-}
-
 /* Build the upstream head into relay_b (after the target area). */
 static bool
 rev_build_head(struct np_xchg *q, const struct rev_ctx *rc)
@@ -297,7 +256,7 @@ rev_build_head(struct np_xchg *q, const struct rev_ctx *rc)
 
     err = np_route_upstream_target(rc->rt->r, rc->rest, rc->rest_len, target, NP_XCHG_HEAD_OFF,
                                    &target_len);
-    if (err == 0 && strip_token(target, &target_len, se->ctx->token) != 0) {
+    if (err == 0 && np_xchg_strip_token(target, &target_len, se->ctx->token) != 0) {
         np_secure_zero(target, target_len);
         np_xchg_deny(q, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
                      "the session token must not appear in the request path",

@@ -835,6 +835,16 @@ absolute_form_to_self_served_by_route(void **state)
     assert_int_equal(send_str(fd, req), 0);
     assert_int_equal(read_head(fd, head, sizeof(head)), 407);
     close(fd);
+    /* Plain HTTP straight to the route's upstream would skip the route: 403. */
+    fd = tcp_connect(nonoproxy_port(p));
+    snprintf(req, sizeof(req),
+             "GET http://127.0.0.1:%u/direct HTTP/1.1\r\nHost: x\r\n"
+             "Proxy-Authorization: Bearer %s\r\n\r\n",
+             (unsigned)u->port, proxy_token(p));
+    assert_int_equal(send_str(fd, req), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 403);
+    close(fd);
+    assert_true(has_event(p, NONOPROXY_DENIAL_CONNECT_BYPASSES_L7, 403));
     fd = tcp_connect(nonoproxy_port(p));
     snprintf(req, sizeof(req),
              "GET http://127.0.0.1:%u/svc/abs HTTP/1.1\r\nHost: x\r\n"
