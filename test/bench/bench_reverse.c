@@ -1,7 +1,8 @@
-/* Reverse-proxy benchmark (issue #3, item 8): requests per second of keep-alive HTTP/1.1 GETs,
- * N clients at once (one thread and one persistent connection each, one request at a time), in
- * up to three setups with the same client code:
+/* Reverse- and forward-proxy benchmark: requests per second of keep-alive HTTP/1.1 GETs, N
+ * clients at once (one thread and one persistent connection each, one request at a time), in up
+ * to four setups with the same client code.
  *
+ * Reverse mode (issue #3, item 8; the default):
  *   direct     HTTPS straight to the upstream (this client does the TLS, mbedTLS), sending the
  *              real key itself;
  *   nonoproxy  plain HTTP to the route base URL nonoproxy-run gave this process (<VAR>), with
@@ -10,13 +11,21 @@
  *   nginx      plain HTTP to an nginx configured as the same reverse proxy, same phantom header
  *              (nginx overwrites it with the real key).
  *
+ * Forward mode (--forward; issue #4, item 4), plain HTTP only:
+ *   direct     "GET /bench" (origin form) straight to the origin;
+ *   nonoproxy  "GET http://127.0.0.1:<port>/bench" (absolute form) to the proxy in $HTTP_PROXY,
+ *              with "Proxy-Authorization: Basic base64(nono:<token>)", the token from
+ *              $NONO_PROXY_TOKEN (nonoproxy-run sets both);
+ *   tinyproxy, squid  the same absolute-form request without credentials.
+ *
  * Setups are alternated round by round; the table shows the median of the rounds and the median
  * of the per-round ratios. CPU time per request of the client, the proxy and the upstream is
  * read from /proc (process CPU clock for the client).
  *
  * A benchmark, not a test: it exits 0 whatever the numbers; 1 when a measurement is invalid (any
  * failed request: connect or I/O error, non-200 answer, bad framing) or a setup does not answer
- * 200 before the first round; 2 for a bad command line. Run it through test/bench/reverse.sh. */
+ * 200 before the first round; 2 for a bad command line. Run it through test/bench/reverse.sh or
+ * test/bench/forward.sh. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -48,7 +57,7 @@
 #error "the client threads share one ctr_drbg: mbedTLS must be built with MBEDTLS_THREADING_C"
 #endif
 
-#define MAX_MODES       3
+#define MAX_MODES       4
 #define MAX_ROUNDS      15
 #define MAX_CLIENTS     64
 #define MAX_PIDS        16
@@ -59,14 +68,19 @@
 #define CLIENT_STACK    ((size_t)256 * 1024)
 #define SAMPLE_LEN      200
 #define TARGET_VS_NGINX 1.0
+#define TARGET_VS_SQUID 2.0 /* forward: nonoproxy's ratio to direct >= 2 x squid's */
+#define AUTH_CAP        256
 
 enum mode_id {
     MODE_DIRECT = 0,
     MODE_NONOPROXY = 1,
-    MODE_NGINX = 2,
+    MODE_NGINX = 2,     /* reverse mode */
+    MODE_TINYPROXY = 2, /* forward mode */
+    MODE_SQUID = 3,     /* forward mode */
 };
 
-static const char *const mode_names[MAX_MODES] = {"direct", "nonoproxy", "nginx"};
+static const char *const reverse_names[MAX_MODES] = {"direct", "nonoproxy", "nginx", "-"};
+static const char *const forward_names[MAX_MODES] = {"direct", "nonoproxy", "tinyproxy", "squid"};
 
 /* Ways a request can fail; any of them makes the measurement invalid. */
 enum fail {
@@ -90,6 +104,11 @@ struct mode {
     size_t request_len;
     pid_t proxy_pids[MAX_PIDS];
     size_t nproxy_pids;
+    /* A kept-alive connection that the server closed before any byte of the next answer (no
+     * "Connection: close" announced it) is reopened and the request resent, as HTTP clients do,
+     * and counted as a reopen; otherwise it is a failure. Set for tinyproxy only, which closes
+     * every client connection after one answer. */
+    bool retry_stale;
 };
 
 /* One client connection; TLS state only for TLS modes. */
@@ -104,7 +123,8 @@ struct conn {
 struct client {
     _Alignas(64) _Atomic uint64_t done; /* 200 answers; on its own cache line */
     _Atomic uint64_t fails[FAIL_COUNT];
-    _Atomic uint64_t closes; /* answers with "Connection: close" (the client reconnects) */
+    _Atomic uint64_t closes;  /* answers with "Connection: close" (the client reconnects) */
+    _Atomic uint64_t reopens; /* unannounced closes of a kept-alive connection (retry_stale) */
     struct measurement *m;
     pthread_t thread;
     char *buf;               /* RESP_CAP bytes */
@@ -147,6 +167,17 @@ struct options {
     const char *phantom_env;
     pid_t nginx_pid;
     pid_t upstream_pid;
+    /* forward mode */
+    bool forward;
+    const char *proxy_env;        /* nonoproxy: its proxy URL ($HTTP_PROXY) */
+    const char *token_env;        /* nonoproxy: its token ($NONO_PROXY_TOKEN) */
+    const char *nonoproxy_target; /* the origin URL each proxied setup fetches (default: direct) */
+    const char *tinyproxy_addr;
+    const char *tinyproxy_target;
+    pid_t tinyproxy_pid;
+    const char *squid_addr;
+    const char *squid_target;
+    pid_t squid_pid;
 };
 
 /* The values of one measurement. */
@@ -158,11 +189,14 @@ struct sample {
     uint64_t requests;
     uint64_t fails[FAIL_COUNT];
     uint64_t closes;
+    uint64_t reopens;
     char first_fail[SAMPLE_LEN]; /* the first failure of the measurement, or "" */
 };
 
 struct bench {
     struct options o;
+    const char *const *names; /* reverse_names or forward_names */
+    unsigned nmodes;          /* 3 (reverse) or 4 (forward) */
     struct mode modes[MAX_MODES];
     struct tls tls;
     pid_t upstream_pids[MAX_PIDS];
@@ -465,6 +499,7 @@ struct answer {
     bool chunked;
     bool close;
     size_t len; /* head + body, once complete */
+    size_t got; /* bytes received so far */
 };
 
 /* True when value[0..len) equals word, ignoring case and surrounding blanks. */
@@ -689,6 +724,7 @@ read_answer(struct conn *c, char *buf, struct answer *a, enum fail *why)
             return false;
         }
         have += (size_t)n;
+        a->got = have;
         buf[have] = '\0';
         if (a->head_len == 0) {
             eoh = memmem(buf, have, "\r\n\r\n", 4);
@@ -771,6 +807,55 @@ client_fail(struct client *cl, enum fail why, const struct answer *a)
     }
 }
 
+/* After a failed send, or a receive that failed before any byte of the answer, on a connection
+ * that has served answers already: when the mode allows it (retry_stale), count a reopen, close
+ * the connection and return true (the caller reopens and resends). */
+static bool
+stale_reopen(struct client *cl, uint64_t served)
+{
+    if (!cl->m->mode->retry_stale || served == 0) {
+        return false;
+    }
+    count(&cl->reopens, 1);
+    conn_close(&cl->c);
+    return true;
+}
+
+/* Send one request on cl's open connection and read the answer: count a 200, a failure (the
+ * connection is then closed) or a reopen. *served counts the answers on the connection. */
+static void
+client_exchange(struct client *cl, uint64_t *served)
+{
+    const struct mode *mode = cl->m->mode;
+    struct answer a;
+    enum fail why = FAIL_IO;
+
+    if (conn_write(&cl->c, mode->request, mode->request_len) != 0) {
+        if (!stale_reopen(cl, *served)) {
+            client_fail(cl, FAIL_IO, NULL);
+            conn_close(&cl->c);
+        }
+        return;
+    }
+    if (!read_answer(&cl->c, cl->buf, &a, &why)) {
+        if (why == FAIL_FRAMING || a.got != 0 || !stale_reopen(cl, *served)) {
+            client_fail(cl, why, NULL);
+            conn_close(&cl->c);
+        }
+        return;
+    }
+    (*served)++;
+    if (a.status == 200) {
+        count(&cl->done, 1);
+    } else {
+        client_fail(cl, FAIL_STATUS, &a);
+    }
+    if (a.close) {
+        count(&cl->closes, 1);
+        conn_close(&cl->c);
+    }
+}
+
 /* A client: one connection (reopened after a failure), one request at a time, until stop. */
 static void *
 client_main(void *arg)
@@ -778,40 +863,24 @@ client_main(void *arg)
     struct client *cl = arg;
     struct measurement *m = cl->m;
     struct timespec pause = {0, 1000000L};
-    struct answer a;
-    enum fail why = FAIL_IO;
+    uint64_t served = 0; /* answers on the current connection */
     bool ready = false;
 
     (void)pthread_setname_np(pthread_self(), "bench-client"); /* tells perf samples apart */
     while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
-        if (cl->c.fd < 0 && conn_open(&cl->c, m->mode, m->tls) != 0) {
-            client_fail(cl, FAIL_CONNECT, NULL);
-            nanosleep(&pause, NULL); /* do not spin on a refusing server */
-        } else if (!ready) {
+        if (cl->c.fd < 0) {
+            served = 0;
+            if (conn_open(&cl->c, m->mode, m->tls) != 0) {
+                client_fail(cl, FAIL_CONNECT, NULL);
+                nanosleep(&pause, NULL); /* do not spin on a refusing server */
+            }
+        }
+        if (cl->c.fd >= 0 && !ready) {
             atomic_fetch_add(&m->ready, 1);
             ready = true;
         }
-        if (cl->c.fd < 0) {
-            continue;
-        }
-        if (conn_write(&cl->c, m->mode->request, m->mode->request_len) != 0) {
-            client_fail(cl, FAIL_IO, NULL);
-            conn_close(&cl->c);
-            continue;
-        }
-        if (!read_answer(&cl->c, cl->buf, &a, &why)) {
-            client_fail(cl, why, NULL);
-            conn_close(&cl->c);
-            continue;
-        }
-        if (a.status == 200) {
-            count(&cl->done, 1);
-        } else {
-            client_fail(cl, FAIL_STATUS, &a);
-        }
-        if (a.close) {
-            count(&cl->closes, 1);
-            conn_close(&cl->c);
+        if (cl->c.fd >= 0) {
+            client_exchange(cl, &served);
         }
     }
     if (!ready) {
@@ -976,6 +1045,7 @@ measure(struct bench *b, enum mode_id mi, unsigned window_ms, unsigned warmup_ms
             out->fails[k] += atomic_load(&m->cl[i].fails[k]);
         }
         out->closes += atomic_load(&m->cl[i].closes);
+        out->reopens += atomic_load(&m->cl[i].reopens);
         if (out->first_fail[0] == '\0' && m->cl[i].sample[0] != '\0') {
             memcpy(out->first_fail, m->cl[i].sample, SAMPLE_LEN);
         }
@@ -1025,12 +1095,12 @@ preflight(struct bench *b, enum mode_id mi)
     } else {
         rc = 0;
         if (b->o.verbose) {
-            (void)fprintf(stderr, "preflight %-9s HTTP 200, %zu-byte answer\n", mode_names[mi],
+            (void)fprintf(stderr, "preflight %-9s HTTP 200, %zu-byte answer\n", b->names[mi],
                           a.len);
         }
     }
     if (rc != 0) {
-        (void)fprintf(stderr, "bench_reverse: %s does not answer 200: %s\n", mode_names[mi],
+        (void)fprintf(stderr, "bench_reverse: %s does not answer 200: %s\n", b->names[mi],
                       cl->sample);
     }
     conn_close(&cl->c);
@@ -1093,65 +1163,202 @@ tls_free(struct tls *t)
     mbedtls_entropy_free(&t->entropy);
 }
 
-/* Set up mode m from url ("http[s]://host[:port][/base]"): the request for base + path with
- * "Authorization: Bearer <auth>". The host must be localhost or 127.0.0.1 (the connection
- * always goes to 127.0.0.1). 0 or -1 with a message. */
+/* The parts of an "http[s]://[userinfo@]host[:port][/base]" URL. */
+struct url {
+    bool tls;
+    char host[128];
+    uint16_t port;
+    const char *base; /* points into the URL; blen bytes, trailing '/' left out */
+    size_t blen;
+};
+
+/* Split url into u. The host must be localhost or 127.0.0.1 (connections always go to
+ * 127.0.0.1); userinfo, if any, is skipped. 0 or -1 with a message. */
 static int
-mode_set(struct mode *m, const char *name, const char *url, const char *path, const char *auth)
+url_split(const char *url, const char *name, struct url *u)
 {
     const char *hp;
     const char *hend;
+    const char *at;
     const char *colon;
-    const char *base;
-    size_t blen;
     size_t hlen;
     unsigned long port;
     char *end = NULL;
-    int n;
 
-    m->tls = strncmp(url, "https://", 8) == 0;
-    if (!m->tls && strncmp(url, "http://", 7) != 0) {
+    memset(u, 0, sizeof(*u));
+    u->tls = strncmp(url, "https://", 8) == 0;
+    if (!u->tls && strncmp(url, "http://", 7) != 0) {
         goto bad;
     }
-    hp = url + (m->tls ? 8 : 7);
+    hp = url + (u->tls ? 8 : 7);
     hend = hp + strcspn(hp, "/");
+    at = memchr(hp, '@', (size_t)(hend - hp));
+    while (at != NULL) { /* the last '@' of the authority ends the userinfo */
+        hp = at + 1;
+        at = memchr(hp, '@', (size_t)(hend - hp));
+    }
     colon = memchr(hp, ':', (size_t)(hend - hp));
     hlen = (size_t)((colon != NULL ? colon : hend) - hp);
-    port = m->tls ? 443 : 80;
+    port = u->tls ? 443 : 80;
     if (colon != NULL) {
         port = strtoul(colon + 1, &end, 10);
         if (end != hend || port == 0 || port > 65535) {
             goto bad;
         }
     }
-    if (hlen == 0 || hlen >= sizeof(m->host)) {
+    if (hlen == 0 || hlen >= sizeof(u->host)) {
         goto bad;
     }
-    memcpy(m->host, hp, hlen);
-    m->host[hlen] = '\0';
-    if (strcmp(m->host, "localhost") != 0 && strcmp(m->host, "127.0.0.1") != 0) {
-        (void)fprintf(stderr, "bench_reverse: %s: only localhost or 127.0.0.1: %s\n", name, url);
+    memcpy(u->host, hp, hlen);
+    u->host[hlen] = '\0';
+    if (strcmp(u->host, "localhost") != 0 && strcmp(u->host, "127.0.0.1") != 0) {
+        (void)fprintf(stderr, "bench_reverse: %s: only localhost or 127.0.0.1\n", name);
         return -1;
     }
-    m->port = (uint16_t)port;
-    base = hend;
-    blen = strlen(base);
-    while (blen > 0 && base[blen - 1] == '/') {
-        blen--;
+    u->port = (uint16_t)port;
+    u->base = hend;
+    u->blen = strlen(hend);
+    while (u->blen > 0 && u->base[u->blen - 1] == '/') {
+        u->blen--;
     }
+    return 0;
+bad:
+    /* The URL itself is not printed: a proxy URL carries the session token. */
+    (void)fprintf(stderr, "bench_reverse: %s: bad URL (http[s]://host[:port][/base])\n", name);
+    return -1;
+}
+
+/* Set up reverse-mode setup m from url ("http[s]://host[:port][/base]"): the request for base +
+ * path with "Authorization: Bearer <auth>". 0 or -1 with a message. */
+static int
+mode_set(struct mode *m, const char *name, const char *url, const char *path, const char *auth)
+{
+    struct url u;
+    int n;
+
+    if (url_split(url, name, &u) != 0) {
+        return -1;
+    }
+    m->tls = u.tls;
+    memcpy(m->host, u.host, sizeof(m->host));
+    m->port = u.port;
     n = snprintf(m->request, sizeof(m->request),
                  "GET %.*s%s HTTP/1.1\r\nHost: %s:%u\r\nAuthorization: Bearer %s\r\n"
                  "User-Agent: bench_reverse\r\nAccept: */*\r\n\r\n",
-                 (int)blen, base, path, m->host, (unsigned)m->port, auth);
+                 (int)u.blen, u.base, path, m->host, (unsigned)m->port, auth);
     if (n <= 0 || (size_t)n >= sizeof(m->request)) {
-        goto bad;
+        (void)fprintf(stderr, "bench_reverse: %s: request too long\n", name);
+        return -1;
     }
     m->request_len = (size_t)n;
     m->present = true;
     return 0;
-bad:
-    (void)fprintf(stderr, "bench_reverse: %s: bad URL '%s'\n", name, url);
-    return -1;
+}
+
+/* Encode in[0..len) in base64 (RFC 4648, padded) into out. 0, or -1 when out is too small. */
+static int
+base64_encode(const char *in, size_t len, char *out, size_t cap)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = (const unsigned char *)in;
+    size_t i;
+    size_t o = 0;
+    uint32_t v;
+
+    if ((len + 2) / 3 * 4 + 1 > cap) {
+        return -1;
+    }
+    for (i = 0; i + 2 < len; i += 3) {
+        v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = abc[v >> 6 & 63];
+        out[o++] = abc[v & 63];
+    }
+    if (i < len) {
+        v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = '=';
+        out[o++] = '=';
+        if (i + 1 < len) {
+            out[o - 2] = abc[v >> 6 & 63];
+        }
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* One forward-mode setup, as the command line and the environment give it. */
+struct forward_spec {
+    const char *name;
+    const char *proxy;  /* "http://[userinfo@]host:port" (userinfo ignored), NULL = direct */
+    const char *target; /* the origin's base URL */
+    const char *path;
+    const char *basic; /* base64 credentials for Proxy-Authorization, or NULL */
+};
+
+/* Write m's request for the origin t: origin form when spec has no proxy, else absolute form
+ * with the Proxy-Authorization header when spec has credentials. 0 or -1 with a message. */
+static int
+forward_request(struct mode *m, const struct forward_spec *spec, const struct url *t)
+{
+    char auth[AUTH_CAP + 64] = "";
+    char abs[192] = "";
+    int n;
+
+    if (spec->proxy != NULL) {
+        (void)snprintf(abs, sizeof(abs), "http://%s:%u", t->host, (unsigned)t->port);
+    }
+    if (spec->basic != NULL) {
+        (void)snprintf(auth, sizeof(auth), "Proxy-Authorization: Basic %s\r\n", spec->basic);
+    }
+    n = snprintf(m->request, sizeof(m->request),
+                 "GET %s%.*s%s HTTP/1.1\r\nHost: %s:%u\r\n%s"
+                 "User-Agent: bench_forward\r\nAccept: */*\r\n\r\n",
+                 abs, (int)t->blen, t->base, spec->path, t->host, (unsigned)t->port, auth);
+    if (n <= 0 || (size_t)n >= sizeof(m->request)) {
+        (void)fprintf(stderr, "bench_reverse: %s: request too long\n", spec->name);
+        return -1;
+    }
+    m->request_len = (size_t)n;
+    return 0;
+}
+
+/* Set up forward-mode setup m from spec: a GET of target + path, sent straight to the target
+ * or to the proxy. 0 or -1 with a message. */
+static int
+forward_mode_set(struct mode *m, const struct forward_spec *spec)
+{
+    struct url t;
+    struct url px;
+
+    if (url_split(spec->target, spec->name, &t) != 0) {
+        return -1;
+    }
+    if (t.tls) {
+        (void)fprintf(stderr, "bench_reverse: %s: --forward measures plain http only\n",
+                      spec->name);
+        return -1;
+    }
+    memcpy(m->host, t.host, sizeof(m->host));
+    m->port = t.port;
+    if (spec->proxy != NULL) {
+        if (url_split(spec->proxy, spec->name, &px) != 0) {
+            return -1;
+        }
+        if (px.tls || px.blen != 0) {
+            (void)fprintf(stderr, "bench_reverse: %s: the proxy must be http://host:port\n",
+                          spec->name);
+            return -1;
+        }
+        m->port = px.port;
+    }
+    if (forward_request(m, spec, &t) != 0) {
+        return -1;
+    }
+    m->present = true;
+    return 0;
 }
 
 /* The value of environment variable name, or NULL (with a message naming it). */
@@ -1234,25 +1441,121 @@ setup_modes(struct bench *b)
     return 0;
 }
 
+/* Build nonoproxy's forward setup from $proxy_env and $token_env (what nonoproxy-run gives this
+ * process). Returns 0 when it is set up or absent (not under nonoproxy-run: a message, no mode),
+ * -1 on a bad value. */
+static int
+setup_forward_nonoproxy(struct bench *b, const char *target)
+{
+    const struct options *o = &b->o;
+    struct mode *m = &b->modes[MODE_NONOPROXY];
+    const char *proxy;
+    const char *token;
+    char userpass[AUTH_CAP];
+    char basic[AUTH_CAP];
+    int n;
+    int rc = -1;
+
+    proxy = env_value(o->proxy_env, "nonoproxy (not run under nonoproxy-run?)");
+    token = o->token_env != NULL ? env_value(o->token_env, "nonoproxy token") : NULL;
+    if (proxy == NULL || token == NULL) {
+        return 0;
+    }
+    n = snprintf(userpass, sizeof(userpass), "nono:%s", token);
+    if (n <= 0 || (size_t)n >= sizeof(userpass) ||
+        base64_encode(userpass, (size_t)n, basic, sizeof(basic)) != 0) {
+        (void)fprintf(stderr, "bench_reverse: nonoproxy: $%s is too long\n", o->token_env);
+        goto out;
+    }
+    {
+        const struct forward_spec spec = {"nonoproxy", proxy, target, o->path, basic};
+
+        rc = forward_mode_set(m, &spec);
+    }
+    find_nonoproxy(m);
+out:
+    memset(userpass, 0, sizeof(userpass));
+    return rc;
+}
+
+/* The origin URL a proxied setup fetches: its own target, or the direct one. */
+static const char *
+target_or_direct(const struct options *o, const char *target)
+{
+    return target != NULL ? target : o->direct_url;
+}
+
+/* Build the forward-mode setups from the options. 0 or -1 (message printed). */
+static int
+setup_forward_modes(struct bench *b)
+{
+    const struct options *o = &b->o;
+    const struct forward_spec direct = {"direct", NULL, o->direct_url, o->path, NULL};
+    const struct forward_spec tinyproxy = {"tinyproxy", o->tinyproxy_addr,
+                                           target_or_direct(o, o->tinyproxy_target), o->path, NULL};
+    const struct forward_spec squid = {"squid", o->squid_addr, target_or_direct(o, o->squid_target),
+                                       o->path, NULL};
+    struct mode *m;
+
+    if (forward_mode_set(&b->modes[MODE_DIRECT], &direct) != 0) {
+        return -1;
+    }
+    if (o->proxy_env != NULL &&
+        setup_forward_nonoproxy(b, target_or_direct(o, o->nonoproxy_target)) != 0) {
+        return -1;
+    }
+    if (o->tinyproxy_addr != NULL) {
+        m = &b->modes[MODE_TINYPROXY];
+        if (forward_mode_set(m, &tinyproxy) != 0) {
+            return -1;
+        }
+        m->retry_stale = true;
+        m->nproxy_pids = family_of(o->tinyproxy_pid, m->proxy_pids, MAX_PIDS);
+    }
+    if (o->squid_addr != NULL) {
+        m = &b->modes[MODE_SQUID];
+        if (forward_mode_set(m, &squid) != 0) {
+            return -1;
+        }
+        m->nproxy_pids = family_of(o->squid_pid, m->proxy_pids, MAX_PIDS);
+    }
+    b->nupstream_pids = family_of(o->upstream_pid, b->upstream_pids, MAX_PIDS);
+    return 0;
+}
+
 /* ---- command line ------------------------------------------------------------------------ */
 
 static void
 usage(FILE *f)
 {
     (void)fprintf(
-        f, "usage: bench_reverse --ca FILE --direct URL --direct-key-env VAR [--nginx URL]\n"
-           "                     [--nonoproxy-url-env VAR] [--phantom-env VAR] [--path P]\n"
-           "                     [--nginx-pid PID] [--upstream-pid PID] [--clients N]\n"
-           "                     [--window-ms N] [--warmup-ms N] [--rounds N] [--quick] [-v]\n"
-           "  --direct URL           https base URL of the upstream (this client does TLS)\n"
-           "  --direct-key-env VAR   the real key, sent as 'Bearer <key>' in direct mode\n"
-           "  --nginx URL            http base URL of an nginx reverse proxy to the upstream\n"
-           "  --nonoproxy-url-env V  nonoproxy's route base URL is in $V (nonoproxy-run sets it)\n"
-           "  --phantom-env VAR      the phantom token, sent by the proxied modes\n"
-           "  --path P               appended to every base URL (default /bench)\n"
-           "  --nginx-pid, --upstream-pid  nginx master pids, for CPU time per request\n"
-           "  --quick                1000 ms windows, 200 ms warm-up, 3 rounds\n"
-           "                         (default: 3000 ms, 500 ms, 5 rounds, 16 clients)\n");
+        f,
+        "usage: bench_reverse --ca FILE --direct URL --direct-key-env VAR [--nginx URL]\n"
+        "                     [--nonoproxy-url-env VAR] [--phantom-env VAR] [--path P]\n"
+        "                     [--nginx-pid PID] [--upstream-pid PID] [--clients N]\n"
+        "                     [--window-ms N] [--warmup-ms N] [--rounds N] [--quick] [-v]\n"
+        "  --direct URL           https base URL of the upstream (this client does TLS)\n"
+        "  --direct-key-env VAR   the real key, sent as 'Bearer <key>' in direct mode\n"
+        "  --nginx URL            http base URL of an nginx reverse proxy to the upstream\n"
+        "  --nonoproxy-url-env V  nonoproxy's route base URL is in $V (nonoproxy-run sets it)\n"
+        "  --phantom-env VAR      the phantom token, sent by the proxied modes\n"
+        "  --path P               appended to every base URL (default /bench)\n"
+        "  --nginx-pid, --upstream-pid  nginx master pids, for CPU time per request\n"
+        "  --quick                1000 ms windows, 200 ms warm-up, 3 rounds\n"
+        "                         (default: 3000 ms, 500 ms, 5 rounds, 16 clients)\n"
+        "\n"
+        "       bench_reverse --forward --direct URL [--proxy-env VAR --token-env VAR]\n"
+        "                     [--nonoproxy-target URL] [--tinyproxy URL [--tinyproxy-target URL]\n"
+        "                     [--tinyproxy-pid PID]] [--squid URL [--squid-target URL]\n"
+        "                     [--squid-pid PID]] [--path P] [--upstream-pid PID] [--clients N]\n"
+        "                     [--window-ms N] [--warmup-ms N] [--rounds N] [--quick] [-v]\n"
+        "  --forward              plain-HTTP forward-proxy mode (no TLS, no keys)\n"
+        "  --direct URL           http base URL of the origin (origin-form requests)\n"
+        "  --proxy-env VAR        nonoproxy's proxy URL is in $VAR (HTTP_PROXY)\n"
+        "  --token-env VAR        its token is in $VAR (NONO_PROXY_TOKEN): Proxy-Authorization\n"
+        "  --tinyproxy, --squid URL  http://127.0.0.1:PORT of that proxy (no credentials)\n"
+        "  --X-target URL         the origin base URL setup X fetches (default: --direct)\n"
+        "  --tinyproxy-pid, --squid-pid  their pids, for CPU time per request\n");
 }
 
 static int
@@ -1283,10 +1586,66 @@ parse_pid(const char *s, pid_t *out)
     return 0;
 }
 
+/* Long-only options. */
+enum {
+    OPT_FORWARD = 256,
+    OPT_PROXY_ENV,
+    OPT_TOKEN_ENV,
+    OPT_NONOPROXY_TARGET,
+    OPT_TINYPROXY,
+    OPT_TINYPROXY_TARGET,
+    OPT_TINYPROXY_PID,
+    OPT_SQUID,
+    OPT_SQUID_TARGET,
+    OPT_SQUID_PID,
+};
+
+/* Apply forward-mode option ch (with its value arg) to o. 0 or -1. */
+static int
+apply_forward_opt(int ch, const char *arg, struct options *o)
+{
+    switch (ch) {
+    case OPT_FORWARD:
+        o->forward = true;
+        return 0;
+    case OPT_PROXY_ENV:
+        o->proxy_env = arg;
+        return 0;
+    case OPT_TOKEN_ENV:
+        o->token_env = arg;
+        return 0;
+    case OPT_NONOPROXY_TARGET:
+        o->nonoproxy_target = arg;
+        return 0;
+    case OPT_TINYPROXY:
+        o->tinyproxy_addr = arg;
+        return 0;
+    case OPT_TINYPROXY_TARGET:
+        o->tinyproxy_target = arg;
+        return 0;
+    case OPT_TINYPROXY_PID:
+        return parse_pid(arg, &o->tinyproxy_pid);
+    case OPT_SQUID:
+        o->squid_addr = arg;
+        return 0;
+    case OPT_SQUID_TARGET:
+        o->squid_target = arg;
+        return 0;
+    case OPT_SQUID_PID:
+        return parse_pid(arg, &o->squid_pid);
+    default:
+        usage(stderr);
+        return -1;
+    }
+}
+
 /* Apply option ch (with its value optarg) to o. 0 or -1. */
 static int
 apply_opt(int ch, const char *arg, struct options *o)
 {
+    if (ch >= OPT_FORWARD) {
+        return apply_forward_opt(ch, arg, o);
+    }
     switch (ch) {
     case 'C':
         o->ca_file = arg;
@@ -1356,6 +1715,16 @@ parse_args(int argc, char **argv, struct options *o)
         {"quick", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        {"forward", no_argument, NULL, OPT_FORWARD},
+        {"proxy-env", required_argument, NULL, OPT_PROXY_ENV},
+        {"token-env", required_argument, NULL, OPT_TOKEN_ENV},
+        {"nonoproxy-target", required_argument, NULL, OPT_NONOPROXY_TARGET},
+        {"tinyproxy", required_argument, NULL, OPT_TINYPROXY},
+        {"tinyproxy-target", required_argument, NULL, OPT_TINYPROXY_TARGET},
+        {"tinyproxy-pid", required_argument, NULL, OPT_TINYPROXY_PID},
+        {"squid", required_argument, NULL, OPT_SQUID},
+        {"squid-target", required_argument, NULL, OPT_SQUID_TARGET},
+        {"squid-pid", required_argument, NULL, OPT_SQUID_PID},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -1369,8 +1738,15 @@ parse_args(int argc, char **argv, struct options *o)
         }
         rc = apply_opt(ch, optarg, o);
     }
-    if (rc == 0 && (optind != argc || o->ca_file == NULL || o->direct_url == NULL ||
-                    o->direct_key_env == NULL || o->path[0] != '/')) {
+    if (rc == 0 && o->forward &&
+        (optind != argc || o->direct_url == NULL || o->path[0] != '/' ||
+         (o->proxy_env == NULL) != (o->token_env == NULL))) {
+        usage(stderr);
+        rc = -1;
+    }
+    if (rc == 0 && !o->forward &&
+        (optind != argc || o->ca_file == NULL || o->direct_url == NULL ||
+         o->direct_key_env == NULL || o->path[0] != '/')) {
         usage(stderr);
         rc = -1;
     }
@@ -1472,13 +1848,81 @@ print_ratio(const struct bench *b, enum mode_id num, enum mode_id den)
     }
 }
 
+/* Print the CPU time per request of every present setup. */
+static void
+print_cpu_table(const struct bench *b)
+{
+    unsigned mi;
+    double total;
+
+    (void)printf(
+        "\n\nCPU time per request, microseconds (median of the rounds; client: this process, "
+        "proxy and upstream: /proc)\n");
+    (void)printf("%-10s %8s %8s %9s %8s\n", "setup", "client", "proxy", "upstream", "total");
+    for (mi = 0; mi < MAX_MODES; mi++) {
+        if (!b->modes[mi].present) {
+            continue;
+        }
+        (void)printf("%-10s", b->names[mi]);
+        print_cell(b, (enum mode_id)mi, F_CLIENT, 8);
+        print_cell(b, (enum mode_id)mi, F_PROXY, 8);
+        print_cell(b, (enum mode_id)mi, F_UPSTREAM, 9);
+        total = mode_median(b, (enum mode_id)mi, F_CLIENT) +
+                mode_median(b, (enum mode_id)mi, F_PROXY) +
+                mode_median(b, (enum mode_id)mi, F_UPSTREAM);
+        (void)printf(" %8.1f\n", total);
+    }
+    (void)printf("\n");
+}
+
+/* Print the forward-mode tables: req/s and ratios, CPU time, the target line. */
+static void
+print_forward_table(const struct bench *b)
+{
+    const bool np = b->modes[MODE_NONOPROXY].present;
+    const bool tp = b->modes[MODE_TINYPROXY].present;
+    const bool sq = b->modes[MODE_SQUID].present;
+    double r;
+    char label[48];
+
+    (void)snprintf(label, sizeof(label), "GET keep-alive, %u cl.", b->o.clients);
+    (void)printf("\n%-22s %-5s %10s %10s %10s %10s %9s %9s %9s\n", "case", "unit", "direct",
+                 "nonoproxy", "tinyproxy", "squid", "np/direct", "tp/direct", "sq/direct");
+    (void)printf("%-22s %-5s", label, "req/s");
+    print_cell(b, MODE_DIRECT, F_RPS, 10);
+    print_cell(b, MODE_NONOPROXY, F_RPS, 10);
+    print_cell(b, MODE_TINYPROXY, F_RPS, 10);
+    print_cell(b, MODE_SQUID, F_RPS, 10);
+    print_ratio(b, MODE_NONOPROXY, MODE_DIRECT);
+    print_ratio(b, MODE_TINYPROXY, MODE_DIRECT);
+    print_ratio(b, MODE_SQUID, MODE_DIRECT);
+    print_cpu_table(b);
+    /* Per round, (np/direct) / (sq/direct) = np/sq: the median of the per-round np/sq. */
+    if (np && sq) {
+        r = ratio(b, MODE_NONOPROXY, MODE_SQUID);
+        (void)printf(
+            "  %s  nonoproxy's ratio / squid's ratio %.3f %s %.2f (median of the per-round "
+            "nonoproxy/squid)\n",
+            r >= TARGET_VS_SQUID ? "PASS" : "FAIL", r, r >= TARGET_VS_SQUID ? ">=" : "< ",
+            TARGET_VS_SQUID);
+    } else {
+        (void)printf("  n/a   nonoproxy / squid: %s not measured\n", np ? "squid" : "nonoproxy");
+    }
+    if (np && tp) {
+        (void)printf("  info  nonoproxy's ratio / tinyproxy's ratio %.3f (median of the per-round "
+                     "nonoproxy/tinyproxy)\n",
+                     ratio(b, MODE_NONOPROXY, MODE_TINYPROXY));
+    } else {
+        (void)printf("  n/a   nonoproxy / tinyproxy: %s not measured\n",
+                     np ? "tinyproxy" : "nonoproxy");
+    }
+}
+
 static void
 print_table(const struct bench *b)
 {
     const bool np = b->modes[MODE_NONOPROXY].present;
     const bool ng = b->modes[MODE_NGINX].present;
-    unsigned mi;
-    double total;
     char label[48];
 
     (void)snprintf(label, sizeof(label), "GET keep-alive, %u cl.", b->o.clients);
@@ -1491,24 +1935,7 @@ print_table(const struct bench *b)
     print_ratio(b, MODE_NONOPROXY, MODE_DIRECT);
     print_ratio(b, MODE_NGINX, MODE_DIRECT);
     print_ratio(b, MODE_NONOPROXY, MODE_NGINX);
-    (void)printf(
-        "\n\nCPU time per request, microseconds (median of the rounds; client: this process, "
-        "proxy and upstream: /proc)\n");
-    (void)printf("%-10s %8s %8s %9s %8s\n", "setup", "client", "proxy", "upstream", "total");
-    for (mi = 0; mi < MAX_MODES; mi++) {
-        if (!b->modes[mi].present) {
-            continue;
-        }
-        (void)printf("%-10s", mode_names[mi]);
-        print_cell(b, (enum mode_id)mi, F_CLIENT, 8);
-        print_cell(b, (enum mode_id)mi, F_PROXY, 8);
-        print_cell(b, (enum mode_id)mi, F_UPSTREAM, 9);
-        total = mode_median(b, (enum mode_id)mi, F_CLIENT) +
-                mode_median(b, (enum mode_id)mi, F_PROXY) +
-                mode_median(b, (enum mode_id)mi, F_UPSTREAM);
-        (void)printf(" %8.1f\n", total);
-    }
-    (void)printf("\n");
+    print_cpu_table(b);
     if (np && ng) {
         (void)printf("  %s  nonoproxy / nginx %.3f %s %.2f (median of the per-round ratios)\n",
                      ratio(b, MODE_NONOPROXY, MODE_NGINX) >= TARGET_VS_NGINX ? "PASS" : "FAIL",
@@ -1527,6 +1954,8 @@ print_failures(const struct bench *b)
     bool any = false;
     uint64_t sum[FAIL_COUNT];
     uint64_t closes;
+    uint64_t reopens;
+    uint64_t requests;
     unsigned mi;
     unsigned i;
     unsigned k;
@@ -1534,15 +1963,19 @@ print_failures(const struct bench *b)
     for (mi = 0; mi < MAX_MODES; mi++) {
         memset(sum, 0, sizeof(sum));
         closes = 0;
+        reopens = 0;
+        requests = 0;
         for (i = 0; b->modes[mi].present && i < b->o.rounds; i++) {
             for (k = 0; k < FAIL_COUNT; k++) {
                 sum[k] += b->s[mi][i].fails[k];
             }
             closes += b->s[mi][i].closes;
+            reopens += b->s[mi][i].reopens;
+            requests += b->s[mi][i].requests;
         }
         for (k = 0; k < FAIL_COUNT; k++) {
             if (sum[k] != 0) {
-                (void)printf("  INVALID  %s: %llu %s failures\n", mode_names[mi],
+                (void)printf("  INVALID  %s: %llu %s failures\n", b->names[mi],
                              (unsigned long long)sum[k], fail_names[k]);
                 any = true;
             }
@@ -1550,10 +1983,16 @@ print_failures(const struct bench *b)
         if (closes != 0) {
             (void)printf(
                 "  warning  %s: %llu answers with Connection: close (client reconnected)\n",
-                mode_names[mi], (unsigned long long)closes);
+                b->names[mi], (unsigned long long)closes);
+        }
+        if (reopens != 0) {
+            (void)printf("  note     %s: %llu kept-alive connections closed by the server without "
+                         "Connection: close (reopened, request resent; %llu answers in the "
+                         "windows)\n",
+                         b->names[mi], (unsigned long long)reopens, (unsigned long long)requests);
         }
         if (b->first_fail[mi][0] != '\0') {
-            (void)printf("           %s, first failure: %s\n", mode_names[mi], b->first_fail[mi]);
+            (void)printf("           %s, first failure: %s\n", b->names[mi], b->first_fail[mi]);
         }
     }
     if (!any) {
@@ -1602,10 +2041,11 @@ run_all(struct bench *b)
             if (b->o.verbose) {
                 (void)fprintf(stderr,
                               "round %u %-9s %9.1f req/s  cpu/req us: client %.1f proxy %.1f "
-                              "upstream %.1f  failures %llu\n",
-                              round, mode_names[mi], b->s[mi][round].rps, b->s[mi][round].client_us,
+                              "upstream %.1f  failures %llu reopens %llu\n",
+                              round, b->names[mi], b->s[mi][round].rps, b->s[mi][round].client_us,
                               b->s[mi][round].proxy_us, b->s[mi][round].upstream_us,
-                              (unsigned long long)fail_total(&b->s[mi][round]));
+                              (unsigned long long)fail_total(&b->s[mi][round]),
+                              (unsigned long long)b->s[mi][round].reopens);
             }
         }
     }
@@ -1618,30 +2058,64 @@ print_header(const struct bench *b)
     unsigned mi;
 
     (void)printf(
-        "reverse-proxy benchmark: %ld CPUs, %u clients (keep-alive, one request at a time "
+        "%s benchmark: %ld CPUs, %u clients (keep-alive, one request at a time "
         "each), %u ms window after %u ms warm-up, median of %u rounds, setups alternated\n",
+        b->o.forward ? "forward-proxy (plain HTTP)" : "reverse-proxy",
         sysconf(_SC_NPROCESSORS_ONLN), b->o.clients, b->o.window_ms, b->o.warmup_ms, b->o.rounds);
-    for (mi = 0; mi < MAX_MODES; mi++) {
+    for (mi = 0; mi < b->nmodes; mi++) {
         const struct mode *m = &b->modes[mi];
         const char *eol;
 
         if (!m->present) {
-            (void)printf("  %-9s not measured\n", mode_names[mi]);
+            (void)printf("  %-9s not measured\n", b->names[mi]);
             continue;
         }
         eol = strstr(m->request, " HTTP/1.1");
-        (void)printf("  %-9s %s://%s:%u%.*s  (%zu CPU-accounted processes)\n", mode_names[mi],
+        if (b->o.forward) {
+            /* The request line only: the headers may carry the token. */
+            (void)printf("  %-9s to 127.0.0.1:%u: %.*s  (%zu CPU-accounted processes)\n",
+                         b->names[mi], (unsigned)m->port, (int)(eol - m->request), m->request,
+                         m->nproxy_pids);
+            continue;
+        }
+        (void)printf("  %-9s %s://%s:%u%.*s  (%zu CPU-accounted processes)\n", b->names[mi],
                      m->tls ? "https" : "http", m->host, (unsigned)m->port,
                      (int)(eol - m->request - 4), m->request + 4, m->nproxy_pids);
     }
     (void)fflush(stdout);
 }
 
+/* Set up the setups of b's mode and send each one request: a setup that does not answer 200 is
+ * dropped and *missing set (also when nonoproxy was asked for and is absent). 0, or -1 when
+ * the setup failed or direct does not answer. */
+static int
+prepare(struct bench *b, bool *missing)
+{
+    unsigned mi;
+
+    b->names = b->o.forward ? forward_names : reverse_names;
+    b->nmodes = b->o.forward ? 4 : 3;
+    if (b->o.forward ? setup_forward_modes(b) != 0
+                     : (setup_modes(b) != 0 || tls_setup(&b->tls, b->o.ca_file) != 0)) {
+        return -1;
+    }
+    for (mi = 0; mi < MAX_MODES; mi++) {
+        if (b->modes[mi].present && preflight(b, (enum mode_id)mi) != 0) {
+            b->modes[mi].present = false;
+            *missing = true;
+        }
+    }
+    if ((b->o.nonoproxy_url_env != NULL || b->o.proxy_env != NULL) &&
+        !b->modes[MODE_NONOPROXY].present) {
+        *missing = true;
+    }
+    return b->modes[MODE_DIRECT].present ? 0 : -1;
+}
+
 int
 main(int argc, char **argv)
 {
     static struct bench b;
-    unsigned mi;
     bool missing = false;
     int rc = 1;
     int pr;
@@ -1656,24 +2130,18 @@ main(int argc, char **argv)
         return pr > 0 ? 0 : 2;
     }
     b.clk_tck = sysconf(_SC_CLK_TCK);
-    if (b.clk_tck <= 0 || setup_modes(&b) != 0 || tls_setup(&b.tls, b.o.ca_file) != 0) {
-        goto out;
-    }
-    for (mi = 0; mi < MAX_MODES; mi++) {
-        if (b.modes[mi].present && preflight(&b, (enum mode_id)mi) != 0) {
-            b.modes[mi].present = false;
-            missing = true;
-        }
-    }
-    missing = missing || (b.o.nonoproxy_url_env != NULL && !b.modes[MODE_NONOPROXY].present);
-    if (!b.modes[MODE_DIRECT].present) {
+    if (b.clk_tck <= 0 || prepare(&b, &missing) != 0) {
         goto out;
     }
     print_header(&b);
     if (run_all(&b) != 0) {
         goto out;
     }
-    print_table(&b);
+    if (b.o.forward) {
+        print_forward_table(&b);
+    } else {
+        print_table(&b);
+    }
     if (print_failures(&b) || missing) {
         goto out;
     }

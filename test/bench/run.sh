@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Build the CONNECT benchmark in Release (build-bench/ at the repository root) and run it,
 # next to tinyproxy and squid when they are installed. Prints one table. Then runs the
-# reverse-proxy benchmark (reverse.sh: nonoproxy's routes next to nginx), another table.
+# reverse-proxy benchmark (reverse.sh: nonoproxy's routes next to nginx), another table, and the
+# plain-HTTP forward-proxy benchmark (forward.sh: nonoproxy next to tinyproxy and squid), a third.
 #
-#   test/bench/run.sh [--no-others] [--asan] [--no-reverse] [bench_connect options...]
+#   test/bench/run.sh [--no-others] [--asan] [--no-reverse] [--no-forward]
+#                     [bench_connect options...]
 #     --no-others   measure nonoproxy only (do not start tinyproxy / squid; no nginx proxy)
 #     --asan        build with ASan+UBSan in build-bench-asan/ and run a --quick pass, nonoproxy
 #                   only (a leak and memory-error check of the benchmark and the library)
 #     --no-reverse  do not run reverse.sh
+#     --no-forward  do not run forward.sh
 #   Other options go to bench_connect: --quick, --rounds N, --window-ms N, --case NAME, -v;
-#   --quick and -v also go to reverse.sh.
+#   --quick and -v also go to reverse.sh and forward.sh.
 #
 # Environment: BENCH_BUILD_DIR overrides the build directory.
 set -euo pipefail
@@ -19,14 +22,17 @@ root=$(cd "$here/../.." && pwd)
 others=1
 asan=0
 reverse=1
+forward=1
 args=()
 rargs=()
+fargs=()
 for a in "$@"; do
     case "$a" in
-    --no-others) others=0; rargs+=(--no-nginx) ;;
-    --asan) asan=1; others=0; rargs+=(--asan) ;;
+    --no-others) others=0; rargs+=(--no-nginx); fargs+=(--no-others) ;;
+    --asan) asan=1; others=0; rargs+=(--asan); fargs+=(--asan --no-others) ;;
     --no-reverse) reverse=0 ;;
-    --quick | -v | --verbose) args+=("$a"); rargs+=("$a") ;;
+    --no-forward) forward=0 ;;
+    --quick | -v | --verbose) args+=("$a"); rargs+=("$a"); fargs+=("$a") ;;
     *) args+=("$a") ;;
     esac
 done
@@ -195,6 +201,21 @@ if [ "$reverse" = 1 ]; then
     bench_pid=
     if [ "$rc" = 0 ]; then
         rc=$rrc
+    fi
+fi
+
+if [ "$forward" = 1 ]; then
+    cleanup # nothing of the earlier benchmarks may still run: this one wants the CPUs too
+    pids=()
+    tmp=$(mktemp -d /tmp/nonoproxy-bench.XXXXXX)
+    echo
+    frc=0
+    BENCH_BUILD_DIR=$build "$here/forward.sh" "${fargs[@]}" &
+    bench_pid=$!
+    wait "$bench_pid" || frc=$?
+    bench_pid=
+    if [ "$rc" = 0 ]; then
+        rc=$frc
     fi
 fi
 exit "$rc"
