@@ -51,10 +51,13 @@ static cli_opt_fn opt_flag;
 static cli_opt_fn opt_count;
 static cli_opt_fn opt_help;
 static cli_opt_fn opt_version;
+static cli_opt_fn opt_sandbox;
 
 /* Later options (--config, ...) are new rows, with a new handler where no existing one fits.
  * Help texts stay within 51 columns: the usage fits in 80. */
 static const struct cli_opt OPTS[] = {
+    {"config", 'c', "FILE", opt_once, offsetof(struct cli_args, config), 0,
+     "read settings from JSON FILE (see below)"},
     {"allow", 0, "HOST", opt_list, offsetof(struct cli_args, allow), 0,
      "allow HOST: name, *.domain or IP[:port]; repeatable"},
     {"route", 0, ROUTE_SYNTAX, opt_route, offsetof(struct cli_args, routes), 0,
@@ -82,6 +85,8 @@ static const struct cli_opt OPTS[] = {
      CLI_MAX_TIMEOUT_SECS, "close tunnels idle for SECS (default 600; 0: never)"},
     {"connect-timeout", 0, "SECS", opt_seconds, offsetof(struct cli_args, connect_timeout_ms),
      CLI_MAX_TIMEOUT_SECS, "limit for an upstream connect (default 10; 0: none)"},
+    {"sandbox", 0, "MODE", opt_sandbox, offsetof(struct cli_args, sandbox), 0,
+     "auto (default), on or off: see below"},
     {"quiet", 'q', NULL, opt_flag, offsetof(struct cli_args, quiet), 0,
      "print no summary and no warnings"},
     {"verbose", 'v', NULL, opt_count, offsetof(struct cli_args, verbose), 0,
@@ -115,6 +120,11 @@ static const struct route_key ROUTE_KEYS[] = {
      "variable that gives COMMAND the phantom token"},
     {"tls-ca", "FILE", offsetof(struct cli_route, tls_ca), "extra PEM trust roots for UPSTREAM"},
 };
+
+/* The values of --sandbox, in the order of enum cli_sandbox_mode (row i is value i). */
+static const char *const SANDBOX_NAMES[] = {"auto", "on", "off"};
+_Static_assert(CLI_SANDBOX_AUTO == 0 && CLI_SANDBOX_ON == 1 && CLI_SANDBOX_OFF == 2,
+               "SANDBOX_NAMES follows enum cli_sandbox_mode");
 
 /* The values of inject=, in the order of enum cli_inject (row i is value i + 1). */
 static const char *const INJECT_NAMES[] = {"header", "url_path", "query_param", "basic_auth"};
@@ -266,7 +276,8 @@ opt_nonempty_list(struct cli_args *a, const struct cli_opt *o, char *value, char
 
 /* Stores a non-empty value that may be given only once, keeping it writable (a char * into
  * argv): a value that can hold a password is blanked there after use, and a second occurrence
- * would leave the first one unblanked. The value is never quoted in an error. */
+ * would leave the first one unblanked (--config uses it too: one file, never two half-merged).
+ * The value is never quoted in an error. */
 static bool
 opt_once(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
 {
@@ -346,6 +357,29 @@ route_inject(struct cli_route *r, const char *value, const char *shown_prefix, c
                ARRAY_LEN(INJECT_NAMES));
     (void)snprintf(err, err_len, "--route '%s': invalid inject '%s' (expected %s)", shown_prefix,
                    shown, expected);
+    return false;
+}
+
+/* Stores --sandbox auto|on|off (exact, lower case); any other value is an error. */
+static bool
+opt_sandbox(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
+{
+    enum cli_sandbox_mode *dst = field_of(a, o);
+    char shown[SHOWN_LEN];
+    char expected[64];
+    size_t i = 0;
+
+    for (i = 0; i < ARRAY_LEN(SANDBOX_NAMES); i++) {
+        if (strcmp(SANDBOX_NAMES[i], value) == 0) {
+            *dst = (enum cli_sandbox_mode)i;
+            return true;
+        }
+    }
+    cli_printable(shown, sizeof(shown), value);
+    join_names(expected, sizeof(expected), SANDBOX_NAMES, sizeof(SANDBOX_NAMES[0]),
+               ARRAY_LEN(SANDBOX_NAMES));
+    (void)snprintf(err, err_len, "--%s: invalid value '%s' (expected %s)", o->name, shown,
+                   expected);
     return false;
 }
 
@@ -752,15 +786,30 @@ cli_args_usage(FILE *out)
         (void)snprintf(left, sizeof(left), "%s=%s", ROUTE_KEYS[i].name, ROUTE_KEYS[i].value);
         usage_row(out, left, ROUTE_KEYS[i].help);
     }
+    (void)fprintf(out, "\n--config FILE holds one JSON object with any of the keys allowed_hosts\n"
+                       "(array), routes (array of objects with the keys prefix, upstream,\n"
+                       "credential_key, inject_mode, inject_header, credential_format,\n"
+                       "path_pattern, path_replacement, query_param_name, env_var, tls_ca),\n"
+                       "external_proxy (object: address, bypass_hosts), bind_addr, bind_port,\n"
+                       "max_connections, ca_file, audit_log, audit_capacity, require_auth,\n"
+                       "header_timeout, idle_timeout, connect_timeout (seconds); null = not set.\n"
+                       "Options add to its lists and override its other values. Example:\n"
+                       "docs/examples/nonoproxy.json.\n");
     (void)fprintf(out, "\nWithout --allow, every host not on the built-in deny list is allowed.\n");
     (void)fprintf(out,
-                  "\nWith --external-proxy, or %s when it is not\n"
-                  "given, connections to hosts that are neither loopback nor named by --bypass\n"
-                  "go through that proxy; --allow and the deny list still apply first. The\n"
-                  "password is blanked from the process's command line once read, but others\n"
-                  "may see it until then; better: put it in the --config file (planned) or in\n"
-                  "%s.\n",
+                  "\nWith --external-proxy, or else %s, or else the\n"
+                  "external_proxy of the --config file, connections to hosts that are neither\n"
+                  "loopback nor named by --bypass (or bypass_hosts) go through that proxy;\n"
+                  "--allow and the deny list still apply first. The password is blanked from\n"
+                  "the process's command line once read, but others may see it until then;\n"
+                  "better: put it in the --config file or in %s.\n",
                   CLI_EXTERNAL_PROXY_ENV, CLI_EXTERNAL_PROXY_ENV);
+    (void)fprintf(out,
+                  "\n--sandbox (Linux 6.7+, Landlock ABI 4): COMMAND and all it runs may open\n"
+                  "TCP connections only to the proxy's port (on any address) and may bind no\n"
+                  "TCP port; UDP and unix sockets stay open. auto confines when the kernel\n"
+                  "can and otherwise prints a notice; on refuses to run COMMAND unconfined;\n"
+                  "off never confines.\n");
     (void)fprintf(out,
                   "\nCOMMAND's environment is this one plus HTTP_PROXY, HTTPS_PROXY, NO_PROXY\n"
                   "(and lowercase forms), NONO_PROXY_TOKEN, NODE_USE_ENV_PROXY, and per route\n"

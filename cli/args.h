@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "sandbox.h"
+
 /** Exit status for nonoproxy-run's own errors (bad option, start failure), as env(1). */
 #define CLI_EXIT_FAILURE       125
 /** Exit status when COMMAND was found but could not be executed. */
@@ -37,11 +39,19 @@ struct cli_uint {
     unsigned long long value;
 };
 
-/** A repeatable option: pointers into argv, in command-line order. */
+/** A boolean that may be absent (absent = keep the library's default). */
+struct cli_bool {
+    bool set;
+    bool value;
+};
+
+/** A repeatable option: pointers into argv, in command-line order. After cli_config_merge()
+ * the first n_file items come from the --config file (their strings are owned by it). */
 struct cli_list {
     const char **items; /**< owned array (not the strings); NULL while empty */
     size_t len;
     size_t cap;
+    size_t n_file; /**< leading items that came from --config */
 };
 
 /** The inject= key of --route; UNSET keeps the library's default (header). */
@@ -55,10 +65,11 @@ enum cli_inject {
 
 /**
  * One --route PREFIX=UPSTREAM[,KEY=VALUE...]. The strings point into buf, an owned copy of the
- * argument split in place; NULL = key not given (the library's default applies).
+ * argument split in place; NULL = key not given (the library's default applies). A route from
+ * the --config file has no buf: its strings are owned by the loaded file (config_file.h).
  */
 struct cli_route {
-    char *buf;                    /**< owned; freed by cli_args_free() */
+    char *buf;                    /**< owned; freed by cli_args_free(); NULL for a file route */
     const char *prefix;           /**< before the first '='; never empty */
     const char *upstream;         /**< up to the first ','; never empty */
     const char *credential;       /**< credential=KEY */
@@ -73,18 +84,23 @@ struct cli_route {
     const char *tls_ca;           /**< tls-ca=FILE */
 };
 
-/** The --route options, in command-line order. */
+/** The --route options, in command-line order; after cli_config_merge() the first n_file
+ * items are the --config file's routes, in file order. */
 struct cli_routes {
     struct cli_route *items; /**< owned array; NULL while empty */
     size_t len;
     size_t cap;
+    size_t n_file; /**< leading items that came from --config */
 };
 
 /**
  * The parsed command line. Strings point into argv and live as long as argv, except those of
- * routes (owned copies). Timeouts are already converted to milliseconds.
+ * routes (owned copies). Timeouts are already converted to milliseconds. cli_config_merge()
+ * adds the values of the --config file (config_file.h); the fields marked "file only" have no
+ * command-line option and are set only that way.
  */
 struct cli_args {
+    char *config;                       /**< -c/--config FILE, at most once; NULL = none */
     struct cli_list allow;              /**< --allow HOST, repeatable */
     struct cli_routes routes;           /**< --route SPEC, repeatable */
     const char *ca_file;                /**< --ca-file FILE; NULL = none */
@@ -101,6 +117,14 @@ struct cli_args {
                                              copied, cli_blank_userinfo() hides its password
                                              from /proc/<pid>/cmdline */
     struct cli_list bypass;             /**< --bypass HOST, repeatable */
+    char *file_external_proxy;          /**< file only: external_proxy.address (may hold a
+                                             password; owned by the loaded file, writable so
+                                             that cli_blank_userinfo() can wipe it); used when
+                                             neither --external-proxy nor
+                                             NONOPROXY_EXTERNAL_PROXY is given */
+    struct cli_uint audit_capacity;     /**< file only: audit_capacity */
+    struct cli_bool require_auth;       /**< file only: require_auth */
+    enum cli_sandbox_mode sandbox;      /**< --sandbox auto|on|off; default auto */
     bool quiet;                         /**< -q: no summary, no default warning lines */
     unsigned verbose;                   /**< -v count: 1 = INFO, 2+ = DEBUG */
     enum cli_action action;

@@ -1,9 +1,11 @@
 /* nonoproxy-run: run a command behind a filtering proxy (SPEC §11). */
 #include <stdio.h>
+#include <string.h>
 
 #include <nonoproxy/nonoproxy.h>
 
 #include "args.h"
+#include "config_file.h"
 #include "run.h"
 
 /* Flushes stdout after --help or --version; a failed write (e.g. to /dev/full) is an error. */
@@ -17,6 +19,30 @@ finish_stdout(void)
     return 0;
 }
 
+/* Adds the --config file, if any, to the parsed command line and runs the command; returns
+ * nonoproxy-run's exit status. A file that cannot be read or holds a bad key is an error of
+ * nonoproxy-run itself (125), reported in one line naming the file and the key path. */
+static int
+run_with_config(struct cli_args *a)
+{
+    struct cli_file_config file;
+    char err[CLI_ERR_LEN];
+    int status = CLI_EXIT_FAILURE;
+
+    memset(&file, 0, sizeof(file));
+    if (a->config != NULL) {
+        if (!cli_config_load(a->config, &file, err, sizeof(err)) ||
+            !cli_config_merge(a, &file, err, sizeof(err))) {
+            (void)fprintf(stderr, "nonoproxy-run: %s\n", err);
+            goto out;
+        }
+    }
+    status = cli_run(a);
+out:
+    cli_config_free(&file); /* wipes the file's strings, the external proxy's password too */
+    return status;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -26,7 +52,7 @@ main(int argc, char **argv)
 
     switch (cli_args_parse(&args, argc, argv, err, sizeof(err))) {
     case CLI_ACTION_RUN:
-        status = cli_run(&args);
+        status = run_with_config(&args);
         break;
     case CLI_ACTION_HELP:
         cli_args_usage(stdout);

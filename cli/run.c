@@ -17,6 +17,7 @@
 #include <nonoproxy/nonoproxy.h>
 
 #include "childenv.h"
+#include "sandbox.h"
 #include "sink.h"
 
 #define PROG "nonoproxy-run"
@@ -112,6 +113,12 @@ apply_scalars(const struct cli_args *a, struct nonoproxy_config *cfg)
     if (a->connect_timeout_ms.set) {
         cfg->connect_timeout_ms = (uint32_t)a->connect_timeout_ms.value;
     }
+    if (a->audit_capacity.set) {
+        cfg->audit_capacity = (size_t)a->audit_capacity.value; /* loader caps it at 2^32-1 */
+    }
+    if (a->require_auth.set) {
+        cfg->require_auth = a->require_auth.value;
+    }
 }
 
 /* Returns the library's inject mode for m; UNSET gives the library default dflt. */
@@ -142,15 +149,42 @@ set_if_given(const char **dst, const char *v)
     }
 }
 
-/* Adds the --route options to cfg (the library copies them; it validates them at start);
- * on failure prints why and returns false. */
+/* One item of a list option, for messages: the first n_file items came from the --config
+ * file, where the list's key is file_key; the others from option. */
+struct list_item {
+    size_t n_file;
+    size_t index;
+    const char *file_key;
+    const char *option;
+    const char *value;
+};
+
+/* Writes to dst where an item came from: "FILE: KEY[i] 'VALUE'" for an item of the --config
+ * file, else "OPTION 'VALUE'" (value made printable; never a password). */
+static void
+item_origin(const struct cli_args *a, const struct list_item *it, char *dst, size_t cap)
+{
+    char shown_file[200];
+    char shown[128];
+
+    cli_printable(shown, sizeof(shown), it->value);
+    if (it->index < it->n_file) {
+        cli_printable(shown_file, sizeof(shown_file), a->config != NULL ? a->config : "");
+        (void)snprintf(dst, cap, "%s: %s[%zu] '%s'", shown_file, it->file_key, it->index, shown);
+    } else {
+        (void)snprintf(dst, cap, "%s '%s'", it->option, shown);
+    }
+}
+
+/* Adds the --route options (after the --config file's routes) to cfg (the library copies
+ * them; it validates them at start); on failure prints why and returns false. */
 static bool
 add_routes(const struct cli_args *a, struct nonoproxy_config *cfg)
 {
     struct nonoproxy_route_config r;
     const struct cli_route *cr = NULL;
     enum nonoproxy_err rc = NONOPROXY_OK;
-    char shown[128];
+    char shown[400];
     size_t i = 0;
 
     for (i = 0; i < a->routes.len; i++) {
@@ -167,8 +201,10 @@ add_routes(const struct cli_args *a, struct nonoproxy_config *cfg)
         set_if_given(&r.tls_ca, cr->tls_ca);
         rc = nonoproxy_config_add_route(cfg, &r);
         if (rc != NONOPROXY_OK) {
-            cli_printable(shown, sizeof(shown), cr->prefix);
-            (void)fprintf(stderr, PROG ": --route '%s': %s\n", shown, nonoproxy_strerror(rc));
+            struct list_item it = {a->routes.n_file, i, "routes", "--route", cr->prefix};
+
+            item_origin(a, &it, shown, sizeof(shown));
+            (void)fprintf(stderr, PROG ": %s: %s\n", shown, nonoproxy_strerror(rc));
             return false;
         }
     }
@@ -176,57 +212,73 @@ add_routes(const struct cli_args *a, struct nonoproxy_config *cfg)
 }
 
 /* Returns the external proxy's address: --external-proxy, else a non-empty
- * NONOPROXY_EXTERNAL_PROXY of our environment, else NULL. *source names where it came from. */
+ * NONOPROXY_EXTERNAL_PROXY of our environment, else the --config file's external_proxy.address,
+ * else NULL. source (cap bytes) receives where it came from. */
 static const char *
-external_address(const struct cli_args *a, const char **source)
+external_address(const struct cli_args *a, char *source, size_t cap)
 {
     const char *addr = a->external_proxy;
+    char shown[200];
 
-    *source = "--external-proxy";
+    (void)snprintf(source, cap, "--external-proxy");
     if (addr == NULL) {
-        *source = CLI_EXTERNAL_PROXY_ENV;
+        (void)snprintf(source, cap, "%s", CLI_EXTERNAL_PROXY_ENV);
         addr = cli_env_value(environ, CLI_EXTERNAL_PROXY_ENV);
         if (addr != NULL && addr[0] == '\0') {
             addr = NULL; /* set but empty = not set, as for the *_PROXY variables */
         }
     }
+    if (addr == NULL && a->file_external_proxy != NULL) {
+        cli_printable(shown, sizeof(shown), a->config != NULL ? a->config : "");
+        (void)snprintf(source, cap, "%s: external_proxy.address", shown);
+        addr = a->file_external_proxy;
+    }
     return addr;
 }
 
-/* Copies the external proxy's address and the --bypass hosts into cfg (the library validates
- * and copies them), then blanks the userinfo of --external-proxy's value in argv, which
- * /proc/<pid>/cmdline shows to every user. On failure prints why (never the address: it may
- * hold a password) and returns false. */
+/* Copies the external proxy's address and the bypass hosts (the --config file's, then
+ * --bypass) into cfg (the library validates and copies them), then blanks the userinfo of
+ * --external-proxy's value in argv, which /proc/<pid>/cmdline shows to every user, and of the
+ * file's address in memory. On failure prints why (never the address: it may hold a password)
+ * and returns false. */
 static bool
 add_external(const struct cli_args *a, struct nonoproxy_config *cfg)
 {
     struct nonoproxy_diag diag;
     enum nonoproxy_err rc = NONOPROXY_OK;
-    const char *source = NULL;
-    const char *addr = external_address(a, &source);
-    char shown[256];
+    char source[256];
+    const char *addr = external_address(a, source, sizeof(source));
+    char shown[400];
     size_t i = 0;
 
     memset(&diag, 0, sizeof(diag));
     if (addr != NULL) {
         rc = nonoproxy_config_set_external_proxy(cfg, addr, &diag);
+    }
+    if (a->external_proxy != NULL) {
+        (void)cli_blank_userinfo(a->external_proxy); /* copied (or refused): hide it now */
+    }
+    if (a->file_external_proxy != NULL) {
+        (void)cli_blank_userinfo(a->file_external_proxy);
+    }
+    if (rc != NONOPROXY_OK) {
+        (void)fprintf(stderr, PROG ": %s: %s\n", source, diag_text(&diag, rc));
         if (a->external_proxy != NULL) {
-            (void)cli_blank_userinfo(a->external_proxy); /* copied (or refused): hide it now */
+            cli_args_usage_hint(stderr);
         }
-        if (rc != NONOPROXY_OK) {
-            (void)fprintf(stderr, PROG ": %s: %s\n", source, diag_text(&diag, rc));
-            if (a->external_proxy != NULL) {
-                cli_args_usage_hint(stderr);
-            }
-            return false;
-        }
+        return false;
     }
     for (i = 0; i < a->bypass.len; i++) {
         rc = nonoproxy_config_add_bypass_host(cfg, a->bypass.items[i], &diag);
         if (rc != NONOPROXY_OK) {
-            cli_printable(shown, sizeof(shown), a->bypass.items[i]);
-            (void)fprintf(stderr, PROG ": --bypass '%s': %s\n", shown, diag_text(&diag, rc));
-            cli_args_usage_hint(stderr);
+            struct list_item it = {a->bypass.n_file, i, "external_proxy.bypass_hosts", "--bypass",
+                                   a->bypass.items[i]};
+
+            item_origin(a, &it, shown, sizeof(shown));
+            (void)fprintf(stderr, PROG ": %s: %s\n", shown, diag_text(&diag, rc));
+            if (i >= a->bypass.n_file) {
+                cli_args_usage_hint(stderr);
+            }
             return false;
         }
     }
@@ -241,7 +293,7 @@ start_proxy(const struct cli_args *a, struct cli_sink *sink, struct nonoproxy_pr
     struct nonoproxy_config cfg;
     struct nonoproxy_diag diag;
     enum nonoproxy_err rc = NONOPROXY_ERR_INVALID_ARG;
-    char shown[256];
+    char shown[400];
     bool ok = false;
     size_t i = 0;
 
@@ -253,9 +305,14 @@ start_proxy(const struct cli_args *a, struct cli_sink *sink, struct nonoproxy_pr
     for (i = 0; i < a->allow.len; i++) {
         rc = nonoproxy_config_allow_host(&cfg, a->allow.items[i], &diag);
         if (rc != NONOPROXY_OK) {
-            cli_printable(shown, sizeof(shown), a->allow.items[i]);
-            (void)fprintf(stderr, PROG ": --allow '%s': %s\n", shown, diag_text(&diag, rc));
-            cli_args_usage_hint(stderr);
+            struct list_item it = {a->allow.n_file, i, "allowed_hosts", "--allow",
+                                   a->allow.items[i]};
+
+            item_origin(a, &it, shown, sizeof(shown));
+            (void)fprintf(stderr, PROG ": %s: %s\n", shown, diag_text(&diag, rc));
+            if (i >= a->allow.n_file) {
+                cli_args_usage_hint(stderr);
+            }
             goto out;
         }
     }
@@ -296,8 +353,8 @@ print_listening(const struct cli_args *a, const struct nonoproxy_proxy *p)
 static void
 print_external(const struct cli_args *a)
 {
-    const char *source = NULL;
-    const char *addr = external_address(a, &source);
+    char source[256];
+    const char *addr = external_address(a, source, sizeof(source));
     char shown[256];
 
     if (addr == NULL) {
@@ -387,55 +444,103 @@ out:
     return ok;
 }
 
-/* Runs in the forked child: restores the signal state nonoproxy-run was started with and
- * execs the command; on failure sends errno through err_fd. Async-signal-safe calls only,
- * since the parent has threads. Never returns. */
-static void
-child_exec(char **command, char **envp, const struct cli_signals *sig, int err_fd)
-{
-    int e = 0;
+/* The step of the child that failed, as reported through the error pipe. */
+enum child_step {
+    CHILD_STEP_EXEC = 1,    /* execvpe() failed */
+    CHILD_STEP_SANDBOX = 2, /* cli_sandbox_apply() failed: the command was not run */
+};
 
-    (void)sigaction(SIGPIPE, &sig->old_pipe, NULL);
-    (void)sigaction(SIGCHLD, &sig->old_chld, NULL);
-    (void)pthread_sigmask(SIG_SETMASK, &sig->old_mask, NULL);
-    /* The child has a single thread; execvpe allocates nothing (glibc searches PATH on the
-     * stack), so it is safe between fork and exec. */
-    (void)execvpe(command[0], command, envp);
-    e = errno;
-    if (write(err_fd, &e, sizeof(e)) < 0) {
-        e = 0; /* the parent then sees EOF and reports our exit status */
-    }
-    _exit(CLI_EXIT_NOT_FOUND);
+/* What the child writes to the error pipe before it exits (one write, below PIPE_BUF). */
+struct child_error {
+    int step; /* enum child_step */
+    int err;  /* errno value */
+};
+
+/* How the command is started. */
+struct child_plan {
+    char **command;
+    char **envp;
+    const struct cli_signals *sig;
+    bool confine;        /* apply the Landlock sandbox before exec */
+    uint16_t proxy_port; /* the one TCP port a confined command may connect to */
+};
+
+/* Sends ce through err_fd and exits with status: the parent reads ce, or (if the write
+ * failed) sees EOF and then reports this exit status. */
+static _Noreturn void
+child_fail(int err_fd, const struct child_error *ce, int status)
+{
+    ssize_t n = write(err_fd, ce, sizeof(*ce));
+
+    (void)n;
+    _exit(status);
 }
 
-/* Prints why exec failed and returns the matching exit status (127 not found, else 126). */
+/* Runs in the forked child: restores the signal state nonoproxy-run was started with, confines
+ * the process when the plan says so (never execs unconfined then), and execs the command; on
+ * failure sends the step and errno through err_fd. Async-signal-safe calls only, since the
+ * parent has threads. Never returns. */
+static void
+child_exec(const struct child_plan *plan, int err_fd)
+{
+    struct child_error ce = {CHILD_STEP_SANDBOX, 0};
+    int rc = 0;
+
+    (void)sigaction(SIGPIPE, &plan->sig->old_pipe, NULL);
+    (void)sigaction(SIGCHLD, &plan->sig->old_chld, NULL);
+    (void)pthread_sigmask(SIG_SETMASK, &plan->sig->old_mask, NULL);
+    if (plan->confine) {
+        rc = cli_sandbox_apply(plan->proxy_port);
+        if (rc != 0) {
+            ce.err = rc < 0 ? -rc : EINVAL;
+            child_fail(err_fd, &ce, CLI_EXIT_FAILURE);
+        }
+    }
+    /* The child has a single thread; execvpe allocates nothing (glibc searches PATH on the
+     * stack), so it is safe between fork and exec. */
+    (void)execvpe(plan->command[0], plan->command, plan->envp);
+    ce.step = CHILD_STEP_EXEC;
+    ce.err = errno;
+    child_fail(err_fd, &ce, CLI_EXIT_NOT_FOUND);
+}
+
+/* Prints why the child could not run the command and returns the matching exit status: 125
+ * when it could not be confined, 127 when the command is not found, else 126. */
 static int
-report_exec_error(const char *command, int e)
+report_child_error(const char *command, const struct child_error *ce)
 {
     char shown[256];
+    char ebuf[128];
 
     cli_printable(shown, sizeof(shown), command);
-    if (e == ENOENT) {
+    if (ce->step == CHILD_STEP_SANDBOX) {
+        (void)fprintf(stderr,
+                      PROG ": --sandbox: Landlock confinement failed (%s); %s not started\n",
+                      strerror_r(ce->err, ebuf, sizeof(ebuf)), shown);
+        return CLI_EXIT_FAILURE;
+    }
+    if (ce->err == ENOENT) {
         (void)fprintf(stderr, PROG ": %s: not found\n", shown);
         return CLI_EXIT_NOT_FOUND;
     }
-    print_errno(shown, e);
+    print_errno(shown, ce->err);
     return CLI_EXIT_CANNOT_INVOKE;
 }
 
 /* Forks and execs the command. True once exec succeeded, with *pid set; false with *status
- * set (message printed, child reaped) when it could not be started. The exec result comes
- * back through an O_CLOEXEC pipe: EOF means exec succeeded. */
+ * set (message printed, child reaped) when it could not be started. The result comes back
+ * through an O_CLOEXEC pipe: EOF means exec succeeded. */
 static bool
-spawn_child(char **command, char **envp, const struct cli_signals *sig, pid_t *pid, int *status)
+spawn_child(const struct child_plan *plan, pid_t *pid, int *status)
 {
+    struct child_error ce;
     int fds[2] = {-1, -1};
-    int e = 0;
     int st = 0;
     ssize_t n = 0;
     pid_t child = -1;
     bool ok = false;
 
+    memset(&ce, 0, sizeof(ce));
     *status = CLI_EXIT_FAILURE;
     if (pipe2(fds, O_CLOEXEC) != 0) {
         print_errno("pipe2", errno);
@@ -447,21 +552,21 @@ spawn_child(char **command, char **envp, const struct cli_signals *sig, pid_t *p
         goto out;
     }
     if (child == 0) {
-        child_exec(command, envp, sig, fds[1]);
+        child_exec(plan, fds[1]);
     }
     (void)close(fds[1]);
     fds[1] = -1;
     do {
-        n = read(fds[0], &e, sizeof(e));
+        n = read(fds[0], &ce, sizeof(ce));
     } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(e)) {
+    if (n != (ssize_t)sizeof(ce)) {
         *pid = child; /* EOF: exec succeeded (any other result: wait for its status) */
         ok = true;
         goto out;
     }
     while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
     }
-    *status = report_exec_error(command[0], e);
+    *status = report_child_error(plan->command[0], &ce);
 out:
     if (fds[0] >= 0) {
         (void)close(fds[0]);
@@ -470,6 +575,44 @@ out:
         (void)close(fds[1]);
     }
     return ok;
+}
+
+/* Decides, before anything starts, whether the command runs confined (--sandbox, SPEC §11):
+ * off never; on and auto when cli_sandbox_probe() says Landlock ABI >= 4 is there. Otherwise
+ * on is an error (message printed, false) and auto prints one notice (unless -q) and runs the
+ * command unconfined. */
+static bool
+sandbox_decide(const struct cli_args *a, bool *confine)
+{
+    char why[256];
+    char shown[256];
+    int rc = 0;
+
+    *confine = false;
+    if (a->sandbox == CLI_SANDBOX_OFF) {
+        return true;
+    }
+    why[0] = '\0';
+    rc = cli_sandbox_probe(why, sizeof(why));
+    if (rc == 1) {
+        *confine = true;
+        return true;
+    }
+    cli_printable(shown, sizeof(shown), why[0] != '\0' ? why : "the probe failed");
+    if (a->sandbox == CLI_SANDBOX_ON) {
+        (void)fprintf(stderr,
+                      PROG ": --sandbox on: Landlock network rules unavailable (%s); COMMAND "
+                           "not started\n",
+                      shown);
+        return false;
+    }
+    if (!a->quiet) {
+        (void)fprintf(stderr,
+                      PROG ": notice: Landlock network rules unavailable (%s); the child is not "
+                           "confined\n",
+                      shown);
+    }
+    return true;
 }
 
 /* Forwards signal info->si_signo to the child, except a ^C from the terminal: the kernel
@@ -530,6 +673,7 @@ int
 cli_run(const struct cli_args *a)
 {
     struct cli_signals sig;
+    struct child_plan plan = {NULL, NULL, NULL, false, 0};
     struct cli_env env = {NULL, 0, 0};
     struct cli_sink *sink = NULL;
     struct nonoproxy_proxy *proxy = NULL;
@@ -538,6 +682,9 @@ cli_run(const struct cli_args *a)
     int status = CLI_EXIT_FAILURE;
     bool spawned = false;
 
+    if (!sandbox_decide(a, &plan.confine)) {
+        goto out; /* --sandbox on without Landlock: nothing started, no file created */
+    }
     sink = cli_sink_create(a, err, sizeof(err));
     if (sink == NULL) {
         (void)fprintf(stderr, PROG ": %s\n", err);
@@ -549,14 +696,24 @@ cli_run(const struct cli_args *a)
     if (!report_diagnostics(a, proxy)) {
         goto out; /* nonoproxy_free() below shuts the proxy down */
     }
+    plan.proxy_port = nonoproxy_port(proxy);
     if (a->verbose > 0) {
         print_listening(a, proxy);
         print_external(a);
+        if (plan.confine) {
+            (void)fprintf(stderr,
+                          PROG ": sandbox: COMMAND may connect only to TCP port %u and bind no "
+                               "TCP port\n",
+                          (unsigned)plan.proxy_port);
+        }
     }
     if (!proxy_env(a, proxy, &env)) {
         goto out;
     }
-    spawned = spawn_child(a->command, env.envp, &sig, &child, &status);
+    plan.command = a->command;
+    plan.envp = env.envp;
+    plan.sig = &sig;
+    spawned = spawn_child(&plan, &child, &status);
     cli_env_free(&env); /* the token lives on only in the child's environment */
     if (!spawned) {
         goto out;

@@ -21,9 +21,10 @@ struct parse_case {
     const char *rule;
     const char *argv[MAX_ARGV]; /* argv[0] included, NULL-terminated */
     enum cli_action action;
-    const char *err;    /* exact error text for CLI_ACTION_ERROR */
-    const char *allow;  /* --allow values joined by ',' ("" or NULL = none) */
-    const char *routes; /* routes as render_routes() writes them ("" or NULL = none) */
+    enum cli_sandbox_mode sandbox; /* default (0) = auto */
+    const char *err;               /* exact error text for CLI_ACTION_ERROR */
+    const char *allow;             /* --allow values joined by ',' ("" or NULL = none) */
+    const char *routes;            /* routes as render_routes() writes them ("" or NULL = none) */
     const char *ca_file;
     const char *bind;
     const char *port;
@@ -37,6 +38,7 @@ struct parse_case {
     bool quiet;
     bool allow_missing;
     unsigned verbose;
+    const char *config;
     const char *command; /* command words joined by ' ' */
 };
 
@@ -580,6 +582,85 @@ static struct parse_case CASES[] = {
      .verbose = 1,
      .command = "x"},
 
+    /* -c/--config: at most once, never empty, read later (cli_config_load) */
+    {.rule = "config_short",
+     .argv = {NR, "-c", "np.json", "x"},
+     .action = CLI_ACTION_RUN,
+     .config = "np.json",
+     .command = "x"},
+    {.rule = "config_long_equals_form",
+     .argv = {NR, "--config=/etc/np.json", "x"},
+     .action = CLI_ACTION_RUN,
+     .config = "/etc/np.json",
+     .command = "x"},
+    {.rule = "config_clustered_with_flags",
+     .argv = {NR, "-qc", "np.json", "x"},
+     .action = CLI_ACTION_RUN,
+     .quiet = true,
+     .config = "np.json",
+     .command = "x"},
+    {.rule = "config_with_other_options_in_any_order",
+     .argv = {NR, "--allow", "a", "-c", "np.json", "--port", "1", "x"},
+     .action = CLI_ACTION_RUN,
+     .allow = "a",
+     .port = "1",
+     .config = "np.json",
+     .command = "x"},
+    {.rule = "config_given_twice_rejected",
+     .argv = {NR, "-c", "a.json", "--config", "b.json", "x"},
+     .err = "--config: given twice"},
+    {.rule = "config_empty_rejected",
+     .argv = {NR, "--config=", "x"},
+     .err = "--config: empty value"},
+    {.rule = "config_needs_a_value", .argv = {NR, "-c"}, .err = "--config: missing value FILE"},
+    {.rule = "config_not_read_by_the_parser",
+     .argv = {NR, "-c", "/nonexistent/np.json", "x"},
+     .action = CLI_ACTION_RUN,
+     .config = "/nonexistent/np.json",
+     .command = "x"},
+
+    /* --sandbox auto|on|off */
+    {.rule = "sandbox_default_is_auto",
+     .argv = {NR, "x"},
+     .action = CLI_ACTION_RUN,
+     .sandbox = CLI_SANDBOX_AUTO,
+     .command = "x"},
+    {.rule = "sandbox_auto",
+     .argv = {NR, "--sandbox", "auto", "x"},
+     .action = CLI_ACTION_RUN,
+     .sandbox = CLI_SANDBOX_AUTO,
+     .command = "x"},
+    {.rule = "sandbox_on",
+     .argv = {NR, "--sandbox=on", "x"},
+     .action = CLI_ACTION_RUN,
+     .sandbox = CLI_SANDBOX_ON,
+     .command = "x"},
+    {.rule = "sandbox_off",
+     .argv = {NR, "--sandbox", "off", "x"},
+     .action = CLI_ACTION_RUN,
+     .sandbox = CLI_SANDBOX_OFF,
+     .command = "x"},
+    {.rule = "sandbox_last_wins",
+     .argv = {NR, "--sandbox", "on", "--sandbox", "off", "x"},
+     .action = CLI_ACTION_RUN,
+     .sandbox = CLI_SANDBOX_OFF,
+     .command = "x"},
+    {.rule = "sandbox_unknown_value",
+     .argv = {NR, "--sandbox", "yes", "x"},
+     .err = "--sandbox: invalid value 'yes' (expected auto, on or off)"},
+    {.rule = "sandbox_is_case_sensitive",
+     .argv = {NR, "--sandbox", "ON", "x"},
+     .err = "--sandbox: invalid value 'ON' (expected auto, on or off)"},
+    {.rule = "sandbox_empty_value",
+     .argv = {NR, "--sandbox=", "x"},
+     .err = "--sandbox: invalid value '' (expected auto, on or off)"},
+    {.rule = "sandbox_value_shown_printable",
+     .argv = {NR, "--sandbox", "o\x1b", "x"},
+     .err = "--sandbox: invalid value 'o?' (expected auto, on or off)"},
+    {.rule = "sandbox_needs_a_value",
+     .argv = {NR, "--sandbox"},
+     .err = "--sandbox: missing value MODE"},
+
     /* --help, --version */
     {.rule = "help_needs_no_command", .argv = {NR, "--help"}, .action = CLI_ACTION_HELP},
     {.rule = "help_stops_parsing", .argv = {NR, "--help", "--bogus"}, .action = CLI_ACTION_HELP},
@@ -736,6 +817,13 @@ check_fields(const struct parse_case *c, const struct cli_args *a)
     free(s);
     assert_int_equal(a->quiet, c->quiet);
     assert_int_equal(a->verbose, c->verbose);
+    check_str(a->config, c->config);
+    assert_int_equal(a->sandbox, c->sandbox);
+    /* the fields only a --config file sets stay unset */
+    assert_null(a->file_external_proxy);
+    assert_false(a->audit_capacity.set);
+    assert_false(a->require_auth.set);
+    assert_int_equal(a->allow.n_file + a->bypass.n_file + a->routes.n_file, 0);
     if (c->command == NULL) {
         assert_null(a->command);
         return;
@@ -825,6 +913,7 @@ usage_lists_every_option(void **state)
 {
     static const char *const want[] = {
         "usage: nonoproxy-run [OPTIONS] [--] COMMAND [ARG...]",
+        "-c, --config FILE",
         "--allow HOST",
         "--route PREFIX=UPSTREAM[,KEY=VALUE...]",
         "--ca-file FILE",
@@ -832,8 +921,9 @@ usage_lists_every_option(void **state)
         "--external-proxy ADDR",
         "[USER:PASS@]HOST:PORT",
         "--bypass HOST",
-        "NONOPROXY_EXTERNAL_PROXY when it is not\ngiven",
-        "password is blanked from the process's command line",
+        "or else NONOPROXY_EXTERNAL_PROXY, or else the\nexternal_proxy of the --config file",
+        "password is blanked from\nthe process's command line",
+        "better: put it in the --config file or in NONOPROXY_EXTERNAL_PROXY.",
         "NONOPROXY_EXTERNAL_PROXY\nand the variables named by an env:// credential are removed",
         "credential=KEY",
         "inject=MODE",
@@ -851,6 +941,9 @@ usage_lists_every_option(void **state)
         "--header-timeout SECS",
         "--idle-timeout SECS",
         "--connect-timeout SECS",
+        "--sandbox MODE",
+        "auto (default), on or off",
+        "Landlock ABI 4",
         "-q, --quiet",
         "-v, --verbose",
         "--help",
@@ -866,7 +959,9 @@ usage_lists_every_option(void **state)
     cli_args_usage(f);
     assert_int_equal(fclose(f), 0);
     for (i = 0; i < ARRAY_LEN(want); i++) {
-        assert_non_null(strstr(text, want[i]));
+        if (strstr(text, want[i]) == NULL) {
+            fail_msg("the usage does not contain '%s'", want[i]);
+        }
     }
     free(text);
 }
@@ -944,7 +1039,7 @@ static void
 env_removals_from_routes(void **state)
 {
     struct cli_route items[5];
-    struct cli_routes routes = {items, ARRAY_LEN(items), ARRAY_LEN(items)};
+    struct cli_routes routes = {items, ARRAY_LEN(items), ARRAY_LEN(items), 0};
     const char *names[5 + CLI_ENV_FIXED_REMOVALS];
 
     (void)state;
@@ -1271,7 +1366,7 @@ run_env_case(void **state)
 {
     const struct env_case *c = *state;
     struct cli_route items[ENV_MAX];
-    struct cli_routes routes = {items, 0, ENV_MAX};
+    struct cli_routes routes = {items, 0, ENV_MAX, 0};
     struct nonoproxy_env_var vars[2][ENV_MAX];
     char *bufs[2][ENV_MAX];
     struct cli_env_source src[2];
