@@ -43,6 +43,17 @@ echo "   the agent's API_KEY is ${API_KEY%${API_KEY#????????}}... (the session t
 echo "   DEMO_API_KEY in the agent's environment: ${DEMO_API_KEY:-<not set>}"
 curl -sS --noproxy '*' "$API_BASE_URL/v1/models" -H "Authorization: Bearer $API_KEY"
 echo
+step "6. confined (--sandbox auto, Landlock): the agent ignores the proxy and connects directly" \
+     "python3: socket.create_connection(('127.0.0.1', API_PORT))"
+python3 -c "
+import socket, sys
+try:
+    socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5).close()
+    print('   connected directly: this kernel cannot confine the child (see the notice above)')
+except OSError as e:
+    print('   refused by the kernel:', e)
+" "$API_PORT"
+echo
 exit 0
 """
 
