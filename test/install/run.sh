@@ -107,9 +107,7 @@ check_layout() {
     for f in "$SRC"/include/nonoproxy/*.h; do
         files+=("include/nonoproxy/$(basename "$f")")
     done
-    if [ -f "$SRC/docs/nonoproxy-run.1" ]; then
-        files+=(share/man/man1/nonoproxy-run.1)
-    fi
+    files+=(share/man/man1/nonoproxy-run.1)
     for f in "${files[@]}"; do
         [ -f "$prefix/$f" ] || fail "missing under the prefix: $f"
     done
