@@ -1,6 +1,7 @@
 /* nonoproxy-run: run a command behind a filtering proxy (SPEC §11). */
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include <nonoproxy/nonoproxy.h>
 
@@ -50,6 +51,10 @@ main(int argc, char **argv)
     char err[CLI_ERR_LEN];
     int status = CLI_EXIT_FAILURE;
 
+    /* Not dumpable: no core file with secrets, and /proc/<pid>/environ, mem and the like
+     * become root's, so a child running as the same user can neither read them nor ptrace
+     * this process. The child gets a dumpable process back when it execs. */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     switch (cli_args_parse(&args, argc, argv, err, sizeof(err))) {
     case CLI_ACTION_RUN:
         status = run_with_config(&args);

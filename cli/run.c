@@ -444,6 +444,33 @@ out:
     return ok;
 }
 
+/* Wipe, in place, the values of the variables the child must not see (env:// credentials,
+ * NONOPROXY_EXTERNAL_PROXY) in our own environment, once the proxy has loaded them. The
+ * strings live in the block /proc/<pid>/environ shows, which a child running as the same
+ * user could otherwise read; unsetenv() would only drop the pointers. */
+static void
+scrub_own_environ(const struct cli_args *a)
+{
+    const char **names = calloc(a->routes.len + CLI_ENV_FIXED_REMOVALS, sizeof(*names));
+    size_t n;
+    size_t i;
+    char **e;
+
+    if (names == NULL) {
+        return;
+    }
+    n = cli_env_collect_removals(&a->routes, names, a->routes.len + CLI_ENV_FIXED_REMOVALS);
+    for (e = environ; e != NULL && *e != NULL; e++) {
+        for (i = 0; i < n; i++) {
+            size_t len = strlen(names[i]);
+            if (strncmp(*e, names[i], len) == 0 && (*e)[len] == '=') {
+                explicit_bzero(*e + len + 1, strlen(*e + len + 1));
+            }
+        }
+    }
+    free(names);
+}
+
 /* The step of the child that failed, as reported through the error pipe. */
 enum child_step {
     CHILD_STEP_EXEC = 1,    /* execvpe() failed */
@@ -710,6 +737,7 @@ cli_run(const struct cli_args *a)
     if (!proxy_env(a, proxy, &env)) {
         goto out;
     }
+    scrub_own_environ(a);
     plan.command = a->command;
     plan.envp = env.envp;
     plan.sig = &sig;

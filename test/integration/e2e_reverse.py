@@ -882,6 +882,21 @@ class Credentials(ReverseCase):
         self.assertEqual(req.header_all("x-client"), ["python-http.client"])
         self.assert_no_secret_leak(run, None, [secret, secret2])
 
+    def test_parent_environment_does_not_hold_the_secret(self):
+        """The child cannot read the real key from nonoproxy-run's own environment block
+        (/proc/<ppid>/environ, readable by a same-user child): the value is wiped there."""
+        srv = self.upstream()
+        secret = new_secret("ppid")
+        script = "import os; print(open('/proc/%d/environ' % os.getppid(), 'rb').read().hex())"
+        run = self.start_child(
+            [route("svc", srv.url(), credential="env://NP_E2E_SECRET")],
+            [sys.executable, "-c", script], env=clean_env(NP_E2E_SECRET=secret))
+        self.assertEqual(run.wait(), 0, "the child's exit status")
+        block = bytes.fromhex(run.stdout.text().strip().splitlines()[-1])
+        self.assertIn(b"NP_E2E_SECRET=", block, "the probe read the parent's environment")
+        self.assertNotIn(secret.encode(), block, "the real key is readable in the parent's "
+                         "/proc/<pid>/environ")
+
     def test_env_credential_child_environment(self):
         secret = new_secret("envh")
         srv = self.upstream()
