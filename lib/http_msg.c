@@ -343,14 +343,12 @@ out:
 /* np_http_resp_parse: http-parser                                                          */
 /* ---------------------------------------------------------------------------------------- */
 
-enum last_cb { LAST_NONE, LAST_FIELD, LAST_VALUE };
 
 /* Per-call parser context, reached through http_parser.data. */
 struct resp_ctx {
     struct np_http_resp *resp;
-    enum last_cb last;
-    bool done;       /* on_headers_complete ran */
-    bool bad_header; /* more headers than fit, or non-contiguous slices */
+    struct np_header_sink hs; /* the headers, and whether they were bad */
+    bool done;                /* on_headers_complete ran */
     unsigned flags;  /* parser flags at headers-complete */
     uint64_t content_length;
 };
@@ -360,29 +358,8 @@ static int
 resp_on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct resp_ctx *ctx = p->data;
-    struct np_http_resp *resp = ctx->resp;
-    struct np_header *h;
 
-    if (ctx->last == LAST_FIELD) {
-        h = &resp->headers[resp->n_headers - 1];
-        if (at != h->name + h->name_len) {
-            ctx->bad_header = true;
-            return 1;
-        }
-        h->name_len += len;
-        return 0;
-    }
-    if (resp->n_headers >= NP_MAX_HEADERS) {
-        ctx->bad_header = true;
-        return 1;
-    }
-    h = &resp->headers[resp->n_headers++];
-    h->name = at;
-    h->name_len = len;
-    h->value = at + len; /* empty until a value arrives; stays inside the head */
-    h->value_len = 0;
-    ctx->last = LAST_FIELD;
-    return 0;
+    return np_header_sink_field(&ctx->hs, at, len);
 }
 
 /* Set, or extend, the value of the current header. */
@@ -390,25 +367,8 @@ static int
 resp_on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct resp_ctx *ctx = p->data;
-    struct np_header *h;
 
-    if (ctx->last == LAST_NONE) {
-        ctx->bad_header = true;
-        return 1;
-    }
-    h = &ctx->resp->headers[ctx->resp->n_headers - 1];
-    if (ctx->last == LAST_VALUE) {
-        if (at != h->value + h->value_len) {
-            ctx->bad_header = true;
-            return 1;
-        }
-        h->value_len += len;
-        return 0;
-    }
-    h->value = at;
-    h->value_len = len;
-    ctx->last = LAST_VALUE;
-    return 0;
+    return np_header_sink_value(&ctx->hs, at, len);
 }
 
 /* Capture what http-parser decided about the head, then pause: the body is not parsed here. */
@@ -470,7 +430,7 @@ resp_run_parser(const char *head, size_t head_len, struct resp_ctx *ctx)
     parser.data = ctx;
     parsed = http_parser_execute(&parser, &resp_settings, head, head_len);
     err = HTTP_PARSER_ERRNO(&parser);
-    if (ctx->bad_header) {
+    if (ctx->hs.bad) {
         return why_header;
     }
     if (err != HPE_PAUSED) {
@@ -522,6 +482,8 @@ np_http_resp_parse(const char *head, size_t head_len, struct np_http_resp *resp,
     memset(&own, 0, sizeof(own));
     memset(&ctx, 0, sizeof(ctx));
     ctx.resp = resp;
+    ctx.hs.headers = resp->headers;
+    ctx.hs.n = &resp->n_headers;
     if (np_head_scan(head, head_len, &scanned) != NP_HEAD_COMPLETE || scanned != head_len) {
         reason = why_head;
         goto out;

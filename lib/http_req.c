@@ -484,14 +484,12 @@ out:
 /* http-parser                                                                              */
 /* ---------------------------------------------------------------------------------------- */
 
-enum last_cb { LAST_NONE, LAST_FIELD, LAST_VALUE };
 
 /* Per-call parser context, reached through http_parser.data. */
 struct parse_ctx {
     struct np_http_req *req;
-    enum last_cb last;
-    bool done;       /* on_headers_complete ran */
-    bool bad_header; /* more headers than fit, or non-contiguous slices */
+    struct np_header_sink hs; /* the headers, and whether they were bad */
+    bool done;                /* on_headers_complete ran */
     unsigned flags;  /* parser flags at headers-complete */
     uint64_t content_length;
 };
@@ -509,9 +507,60 @@ on_url(http_parser *p, const char *at, size_t len)
     } else if (at == req->target + req->target_len) {
         req->target_len += len;
     } else {
-        ctx->bad_header = true;
+        ctx->hs.bad = true;
         return 1;
     }
+    return 0;
+}
+
+int
+np_header_sink_field(struct np_header_sink *s, const char *at, size_t len)
+{
+    struct np_header *h;
+
+    if (s->last == 1) {
+        h = &s->headers[*s->n - 1];
+        if (at != h->name + h->name_len) {
+            s->bad = true;
+            return 1;
+        }
+        h->name_len += len;
+        return 0;
+    }
+    if (*s->n >= NP_MAX_HEADERS) {
+        s->bad = true;
+        return 1;
+    }
+    h = &s->headers[(*s->n)++];
+    h->name = at;
+    h->name_len = len;
+    h->value = at + len; /* empty until a value arrives; stays inside the head */
+    h->value_len = 0;
+    s->last = 1;
+    return 0;
+}
+
+int
+np_header_sink_value(struct np_header_sink *s, const char *at, size_t len)
+{
+    struct np_header *h;
+
+    if (s->last == 0) {
+        s->bad = true;
+        return 1;
+    }
+    h = &s->headers[*s->n - 1];
+    if (s->last == 2) {
+        if (at != h->value + h->value_len) {
+            s->bad = true;
+            return 1;
+        }
+        h->value_len += len;
+        return 0;
+    }
+    h->value = at;
+    h->value_len = len;
+    s->last = 2;
     return 0;
 }
 
@@ -520,29 +569,8 @@ static int
 on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct parse_ctx *ctx = p->data;
-    struct np_http_req *req = ctx->req;
-    struct np_header *h;
 
-    if (ctx->last == LAST_FIELD) {
-        h = &req->headers[req->n_headers - 1];
-        if (at != h->name + h->name_len) {
-            ctx->bad_header = true;
-            return 1;
-        }
-        h->name_len += len;
-        return 0;
-    }
-    if (req->n_headers >= NP_MAX_HEADERS) {
-        ctx->bad_header = true;
-        return 1;
-    }
-    h = &req->headers[req->n_headers++];
-    h->name = at;
-    h->name_len = len;
-    h->value = at + len; /* empty until a value arrives; stays inside the head */
-    h->value_len = 0;
-    ctx->last = LAST_FIELD;
-    return 0;
+    return np_header_sink_field(&ctx->hs, at, len);
 }
 
 /* Set, or extend, the value of the current header. */
@@ -550,25 +578,8 @@ static int
 on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct parse_ctx *ctx = p->data;
-    struct np_header *h;
 
-    if (ctx->last == LAST_NONE) {
-        ctx->bad_header = true;
-        return 1;
-    }
-    h = &ctx->req->headers[ctx->req->n_headers - 1];
-    if (ctx->last == LAST_VALUE) {
-        if (at != h->value + h->value_len) {
-            ctx->bad_header = true;
-            return 1;
-        }
-        h->value_len += len;
-        return 0;
-    }
-    h->value = at;
-    h->value_len = len;
-    ctx->last = LAST_VALUE;
-    return 0;
+    return np_header_sink_value(&ctx->hs, at, len);
 }
 
 /* Capture what http-parser decided about the head, then pause: we never parse a body. */
@@ -692,7 +703,7 @@ run_parser(const char *head, size_t head_len, struct parse_ctx *ctx)
     parser.data = ctx;
     parsed = http_parser_execute(&parser, &parser_settings, head, head_len);
     err = HTTP_PARSER_ERRNO(&parser);
-    if (ctx->bad_header) {
+    if (ctx->hs.bad) {
         return why_header;
     }
     if (err != HPE_PAUSED) {
@@ -732,6 +743,8 @@ np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req, co
     memset(&own, 0, sizeof(own));
     memset(&ctx, 0, sizeof(ctx));
     ctx.req = req;
+    ctx.hs.headers = req->headers;
+    ctx.hs.n = &req->n_headers;
     if (np_head_scan(head, head_len, &scanned) != NP_HEAD_COMPLETE || scanned != head_len) {
         reason = "malformed request head";
         goto out;

@@ -85,4 +85,18 @@ int np_split_authority(const char *target, size_t len, const char **host, size_t
 bool np_http_hop_by_hop(const char *name, size_t name_len, const struct np_header *headers,
                         size_t n_headers);
 
+/* Collects the header slices http-parser hands to its on_header_field / on_header_value
+ * callbacks into headers[] (pointers into the head, never copies); shared by the request and
+ * response parsers. A name or value delivered in several slices must be contiguous. */
+struct np_header_sink {
+    struct np_header *headers; /* NP_MAX_HEADERS entries */
+    size_t *n;                 /* entries used */
+    int last;                  /* 0: nothing yet, 1: a name, 2: a value */
+    bool bad;                  /* more headers than fit, or non-contiguous slices */
+};
+
+/* The callbacks' bodies: 0 to go on, 1 to stop the parser (then s->bad is set). */
+int np_header_sink_field(struct np_header_sink *s, const char *at, size_t len);
+int np_header_sink_value(struct np_header_sink *s, const char *at, size_t len);
+
 #endif /* NP_HTTP_REQ_H */
