@@ -63,3 +63,21 @@ np_errstr(int err, char *buf)
     /* GNU strerror_r: returns either buf or a static string. */
     return strerror_r(err, buf, NP_ERRBUF);
 }
+
+uint16_t
+np_parse_port(const char *s, size_t len)
+{
+    unsigned long v = 0;
+    size_t i;
+
+    if (len == 0 || len > 5) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+        v = v * 10u + (unsigned long)(s[i] - '0');
+    }
+    return v > 65535u ? 0 : (uint16_t)v;
+}

@@ -27,6 +27,10 @@ uint64_t np_deadline(uint32_t ms);
  * when it does not fit; control characters become '?'. Returns dst. */
 char *np_copy_printable(char *dst, size_t cap, const char *src, size_t len);
 
+/* A decimal port 1..65535 from s[0..len) (1 to 5 digits, nothing else), or 0 when it is not
+ * one. */
+uint16_t np_parse_port(const char *s, size_t len);
+
 /* Text of errno value err, thread-safe (strerror is not): NP_ERRBUF bytes at buf. */
 #define NP_ERRBUF 96
 const char *np_errstr(int err, char *buf);

@@ -61,28 +61,6 @@ struct ext_addr {
     size_t userinfo_len;
 };
 
-/* Parse a decimal port 1..65535 from s[0..len). Returns 0 when it is not one. */
-static uint16_t
-parse_port(const char *s, size_t len)
-{
-    unsigned long v = 0;
-    size_t i;
-
-    if (len == 0 || len > 5) {
-        return 0;
-    }
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return 0;
-        }
-        v = v * 10u + (unsigned long)(s[i] - '0');
-    }
-    if (v == 0 || v > 65535u) {
-        return 0;
-    }
-    return (uint16_t)v;
-}
-
 static bool
 is_alpha(char c)
 {
@@ -165,7 +143,7 @@ split_hostport(const char *p, size_t len, struct ext_addr *a)
     if (host_len == 0) {
         return "empty host";
     }
-    a->port = parse_port(colon + 1, len - host_len - 1);
+    a->port = np_parse_port(colon + 1, len - host_len - 1);
     if (a->port == 0) {
         return "port must be a number from 1 to 65535";
     }

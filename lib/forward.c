@@ -86,17 +86,7 @@ fwd_parse(const char *t, size_t len, struct fwd_uri *u)
         u->host_len = colon != NULL ? (size_t)(colon - a) : u->authority_len;
     }
     if (colon != NULL) {
-        const char *d = colon + 1;
-        port = 0;
-        if (d == p || p - d > 5) {
-            return -1;
-        }
-        for (; d < p; d++) {
-            if (*d < '0' || *d > '9') {
-                return -1;
-            }
-            port = port * 10 + (unsigned long)(*d - '0');
-        }
+        port = np_parse_port(colon + 1, (size_t)(p - colon - 1));
     }
     if (u->host_len == 0 || port == 0 || port > 65535) {
         return -1;

@@ -388,28 +388,6 @@ np_addr_is_self(const struct sockaddr *sa, const struct sockaddr_storage *self)
     return flat_is_unspecified(&a) && flat_is_loopback(&s);
 }
 
-/* Parse a decimal port 1..65535 from s[0..len). Returns 0 on failure. */
-static uint16_t
-parse_port(const char *s, size_t len)
-{
-    unsigned long v = 0;
-    size_t i;
-
-    if (len == 0 || len > 5) {
-        return 0;
-    }
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return 0;
-        }
-        v = v * 10u + (unsigned long)(s[i] - '0');
-    }
-    if (v == 0 || v > 65535u) {
-        return 0;
-    }
-    return (uint16_t)v;
-}
-
 /* Return why the characters of entry[0..len) are unacceptable, or NULL. */
 static const char *
 entry_bad_chars(const char *entry, size_t len)
@@ -564,7 +542,7 @@ parse_entry(const char *entry, struct hf_entry *e)
         return why;
     }
     if (parts.has_port) {
-        e->port = parse_port(parts.port, parts.port_len);
+        e->port = np_parse_port(parts.port, parts.port_len);
         if (e->port == 0) {
             return "port must be a number from 1 to 65535";
         }

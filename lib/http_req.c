@@ -821,29 +821,6 @@ is_reg_name_char(char ch)
     return ch != '\0' && strchr("-._~!$&'()*+,;=", ch) != NULL;
 }
 
-/* Parse a port: 1 to 5 digits, value 1..65535. */
-static bool
-parse_port(const char *p, size_t len, uint16_t *out)
-{
-    unsigned v = 0;
-    size_t i;
-
-    if (len == 0 || len > 5) {
-        return false;
-    }
-    for (i = 0; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (unsigned)(p[i] - '0');
-    }
-    if (v == 0 || v > 65535) {
-        return false;
-    }
-    *out = (uint16_t)v;
-    return true;
-}
-
 /* Check a bracketed IPv6 literal's inside: it must parse as IPv6 (no zone id: '%' fails). */
 static bool
 is_ipv6_literal(const char *p, size_t len)
@@ -909,7 +886,8 @@ np_split_authority(const char *target, size_t len, const char **host, size_t *ho
         goto out;
     }
     /* a second ':' (a bare IPv6 address) lands in the port part and fails there */
-    if (!parse_port(colon + 1, len - (size_t)(colon + 1 - target), &pv)) {
+    pv = np_parse_port(colon + 1, len - (size_t)(colon + 1 - target));
+    if (pv == 0) {
         goto out;
     }
     *host = h.start;

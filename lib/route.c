@@ -396,29 +396,6 @@ struct upstream_parts {
     size_t path_len;
 };
 
-/* Parse a port: 1 to 5 digits, 1..65535. */
-static bool
-parse_port(const char *p, size_t len, uint16_t *out)
-{
-    unsigned v = 0;
-    size_t i;
-
-    if (len == 0 || len > 5) {
-        return false;
-    }
-    for (i = 0; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (unsigned)(p[i] - '0');
-    }
-    if (v == 0 || v > 65535) {
-        return false;
-    }
-    *out = (uint16_t)v;
-    return true;
-}
-
 /* Split the authority a[0..len) (no userinfo) into host and optional port. Returns the reason
  * for refusing it, or NULL. */
 static const char *
@@ -454,7 +431,8 @@ split_upstream_authority(const char *a, size_t len, struct upstream_parts *u)
     }
     if (colon != NULL) {
         u->has_port = true;
-        if (!parse_port(colon + 1, len - (size_t)(colon + 1 - a), &u->port)) {
+        u->port = np_parse_port(colon + 1, len - (size_t)(colon + 1 - a));
+        if (u->port == 0) {
             return "bad port";
         }
     }
