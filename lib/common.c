@@ -81,3 +81,40 @@ np_parse_port(const char *s, size_t len)
     }
     return v > 65535u ? 0 : (uint16_t)v;
 }
+
+char
+np_ascii_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+bool
+np_ascii_ieq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t i;
+
+    if (alen != blen) {
+        return false;
+    }
+    for (i = 0; i < alen; i++) {
+        if (np_ascii_lower(a[i]) != np_ascii_lower(b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+np_hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}

@@ -2,6 +2,7 @@
 #ifndef NP_COMMON_H
 #define NP_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,14 @@ uint64_t np_deadline(uint32_t ms);
 /* Copy src[0..len) into dst (capacity cap, cap > 0) NUL-terminated, truncating with "..."
  * when it does not fit; control characters become '?'. Returns dst. */
 char *np_copy_printable(char *dst, size_t cap, const char *src, size_t len);
+
+/* ASCII case helpers (locale-independent; not for secrets: they stop at the first
+ * difference). */
+char np_ascii_lower(char c);
+bool np_ascii_ieq(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Value of the hex digit c, or -1. */
+int np_hex_value(char c);
 
 /* A decimal port 1..65535 from s[0..len) (1 to 5 digits, nothing else), or 0 when it is not
  * one. */

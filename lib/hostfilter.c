@@ -51,15 +51,6 @@ is_trim_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-static char
-ascii_lower(char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return (char)(c - 'A' + 'a');
-    }
-    return c;
-}
-
 static bool
 is_name_char(char c)
 {
@@ -89,7 +80,7 @@ parse_v4_whole(const char *s, struct in_addr *a)
         return false;
     }
     for (i = 0; s[i] != '\0'; i++) {
-        char c = ascii_lower(s[i]);
+        char c = np_ascii_lower(s[i]);
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == 'x' || c == '.')) {
             return false;
         }
@@ -152,7 +143,7 @@ prepare(const char *host, size_t len, char *buf, size_t cap)
         if (ch <= 0x20 || ch >= 0x7f) {
             return -1;
         }
-        buf[i - start] = ascii_lower((char)ch);
+        buf[i - start] = np_ascii_lower((char)ch);
     }
     buf[end - start] = '\0';
     return (int)(end - start);
@@ -635,7 +626,7 @@ equal_nocase(const char *a, const char *b, size_t n)
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) {
+        if (np_ascii_lower(a[i]) != np_ascii_lower(b[i])) {
             return false;
         }
     }

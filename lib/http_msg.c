@@ -90,31 +90,6 @@ is_tchar(char ch)
     return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
-/* Give the value of a hex digit, or -1. */
-static int
-hex_value(char ch)
-{
-    if (is_digit(ch)) {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Fold an ASCII letter to lower case (locale-independent); other bytes as unsigned. */
-static int
-lower_ascii(char ch)
-{
-    int c = (unsigned char)ch;
-
-    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
 /* Compare s[0..len) with the NUL-terminated word, ignoring ASCII case. */
 static bool
 slice_ieq(const char *s, size_t len, const char *word)
@@ -122,7 +97,7 @@ slice_ieq(const char *s, size_t len, const char *word)
     size_t i;
 
     for (i = 0; i < len; i++) {
-        if (word[i] == '\0' || lower_ascii(s[i]) != lower_ascii(word[i])) {
+        if (word[i] == '\0' || np_ascii_lower(s[i]) != np_ascii_lower(word[i])) {
             return false;
         }
     }
@@ -613,7 +588,7 @@ chk_size_end(struct chunk_check *c, char ch)
 static bool
 chk_size_line(struct chunk_check *c, char ch)
 {
-    int h = hex_value(ch);
+    int h = np_hex_value(ch);
 
     if (++c->line_len > CHUNK_LINE_MAX) {
         return false;

@@ -257,15 +257,6 @@ trim_ows(const char **p, size_t *len)
     }
 }
 
-/* The byte ch as unsigned, ASCII letters folded to lower case (locale-independent). */
-static int
-lower_ascii(char ch)
-{
-    int c = (unsigned char)ch;
-
-    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
 /* Compare the slice s[0..len) with the NUL-terminated lower-case word, ignoring ASCII case. */
 static bool
 slice_ieq(const char *s, size_t len, const char *word)
@@ -273,7 +264,7 @@ slice_ieq(const char *s, size_t len, const char *word)
     size_t i;
 
     for (i = 0; i < len; i++) {
-        if (word[i] == '\0' || lower_ascii(s[i]) != (unsigned char)word[i]) {
+        if (word[i] == '\0' || np_ascii_lower(s[i]) != (unsigned char)word[i]) {
             return false;
         }
     }
@@ -796,7 +787,7 @@ np_http_req_header(const struct np_http_req *req, const char *name)
             continue;
         }
         for (k = 0; k < name_len; k++) {
-            if (lower_ascii(h->name[k]) != lower_ascii(name[k])) {
+            if (np_ascii_lower(h->name[k]) != np_ascii_lower(name[k])) {
                 break;
             }
         }
@@ -915,23 +906,6 @@ static const char *const hop_by_hop_names[] = {
     "upgrade",
 };
 
-/* Compare the slices a[0..alen) and b[0..blen), ignoring ASCII case. */
-static bool
-slices_ieq(const char *a, size_t alen, const char *b, size_t blen)
-{
-    size_t i;
-
-    if (alen != blen) {
-        return false;
-    }
-    for (i = 0; i < alen; i++) {
-        if (lower_ascii(a[i]) != lower_ascii(b[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Tell whether the comma-separated token list value[0..len) names name[0..name_len). */
 static bool
 connection_lists(const char *value, size_t len, const char *name, size_t name_len)
@@ -945,7 +919,7 @@ connection_lists(const char *value, size_t len, const char *name, size_t name_le
         size_t elem_len = end - i;
 
         trim_ows(&elem, &elem_len);
-        if (elem_len > 0 && slices_ieq(elem, elem_len, name, name_len)) {
+        if (elem_len > 0 && np_ascii_ieq(elem, elem_len, name, name_len)) {
             return true;
         }
         i = end + 1;

@@ -35,16 +35,6 @@ static const char root_path[] = "/";
 /* Small byte helpers                                                                       */
 /* ---------------------------------------------------------------------------------------- */
 
-/* The byte ch with ASCII letters folded to lower case (locale-independent). */
-static char
-lower_ascii(char ch)
-{
-    if (ch >= 'A' && ch <= 'Z') {
-        return (char)(ch - 'A' + 'a');
-    }
-    return ch;
-}
-
 /* The byte ch with ASCII letters folded to upper case (locale-independent). */
 static char
 upper_ascii(char ch)
@@ -79,39 +69,6 @@ static bool
 is_ws(char ch)
 {
     return ch == ' ' || ch == '\t';
-}
-
-/* Value of a hex digit, or -1. */
-static int
-hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Compare a[0..alen) and b[0..blen), ignoring ASCII case (not for secrets). */
-static bool
-ieq(const char *a, size_t alen, const char *b, size_t blen)
-{
-    size_t i;
-
-    if (alen != blen) {
-        return false;
-    }
-    for (i = 0; i < alen; i++) {
-        if (lower_ascii(a[i]) != lower_ascii(b[i])) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* First occurrence of needle[0..nlen) in hay[0..hlen), or NULL (nlen 0 matches at hay). */
@@ -453,10 +410,10 @@ parse_upstream(const char *s, struct upstream_parts *u)
     if (has_non_target_byte(s, len)) {
         return "whitespace, control or non-ASCII character";
     }
-    if (len >= 8 && ieq(s, 8, "https://", 8)) {
+    if (len >= 8 && np_ascii_ieq(s, 8, "https://", 8)) {
         u->tls = true;
         auth = s + 8;
-    } else if (len >= 7 && ieq(s, 7, "http://", 7)) {
+    } else if (len >= 7 && np_ascii_ieq(s, 7, "http://", 7)) {
         auth = s + 7;
     } else {
         return "scheme must be http:// or https://";
@@ -562,7 +519,7 @@ inject_header_reserved(const char *name)
 {
     size_t len = strlen(name);
 
-    return ieq(name, len, "host", 4) || ieq(name, len, "content-length", 14) ||
+    return np_ascii_ieq(name, len, "host", 4) || np_ascii_ieq(name, len, "content-length", 14) ||
            np_http_hop_by_hop(name, len, NULL, 0);
 }
 
@@ -592,7 +549,7 @@ build_inject(struct build *b)
                     strlen(hdr));
     }
     if (fmt == NULL) {
-        fmt = ieq(hdr, strlen(hdr), "authorization", 13) ? "Bearer {}" : "{}";
+        fmt = np_ascii_ieq(hdr, strlen(hdr), "authorization", 13) ? "Bearer {}" : "{}";
     }
     if (count_placeholders(fmt) != 1) {
         return fail(b, "credential_format", "must hold exactly one {}", fmt, strlen(fmt));
@@ -859,13 +816,13 @@ np_route_env_name_refused(const char *name, size_t len)
     if (name == NULL) {
         return true;
     }
-    if (len >= 5 && ieq(name, 5, "DYLD_", 5)) {
+    if (len >= 5 && np_ascii_ieq(name, 5, "DYLD_", 5)) {
         return true;
     }
     for (i = 0; i < NP_ARRAY_LEN(refused_env_names); i++) {
         const char *n = refused_env_names[i];
 
-        if (ieq(name, len, n, strlen(n))) {
+        if (np_ascii_ieq(name, len, n, strlen(n))) {
             return true;
         }
     }
@@ -914,7 +871,7 @@ sep_len(const char *p, size_t len, size_t i)
     }
     if (p[i] == '%' && len - i >= 3) {
         char a = p[i + 1];
-        char c = lower_ascii(p[i + 2]);
+        char c = np_ascii_lower(p[i + 2]);
 
         if ((a == '2' && c == 'f') || (a == '5' && c == 'c')) {
             return 3;
@@ -936,7 +893,7 @@ dot_segment(const char *s, size_t len)
     while (i < end) {
         if (s[i] == '.') {
             i++;
-        } else if (s[i] == '%' && end - i >= 3 && s[i + 1] == '2' && lower_ascii(s[i + 2]) == 'e') {
+        } else if (s[i] == '%' && end - i >= 3 && s[i + 1] == '2' && np_ascii_lower(s[i + 2]) == 'e') {
             i += 3;
         } else {
             return 0;
@@ -1105,7 +1062,7 @@ scheme_value(const char *v, size_t len, const char *scheme, const char **cred, s
     size_t sl = strlen(scheme);
     size_t i = sl;
 
-    if (len <= sl || !ieq(v, sl, scheme, sl) || !is_ws(v[sl])) {
+    if (len <= sl || !np_ascii_ieq(v, sl, scheme, sl) || !is_ws(v[sl])) {
         return false;
     }
     while (i < len && is_ws(v[i])) {
@@ -1217,8 +1174,8 @@ pct_decode(const char *s, size_t len, unsigned char *out, size_t cap)
     size_t o = 0;
 
     while (i < len) {
-        int hi = (s[i] == '%' && len - i >= 3) ? hex_value(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+        int hi = (s[i] == '%' && len - i >= 3) ? np_hex_value(s[i + 1]) : -1;
+        int lo = hi >= 0 ? np_hex_value(s[i + 2]) : -1;
 
         if (o >= cap) {
             return SIZE_MAX;
@@ -1526,11 +1483,11 @@ drop_header(const struct np_route *r, const struct np_http_req *req, const struc
     bool header_mode = r->mode == NONOPROXY_INJECT_HEADER || r->mode == NONOPROXY_INJECT_BASIC_AUTH;
 
     if (np_http_hop_by_hop(h->name, h->name_len, req->headers, req->n_headers) ||
-        ieq(h->name, h->name_len, "host", 4) || ieq(h->name, h->name_len, "content-length", 14)) {
+        np_ascii_ieq(h->name, h->name_len, "host", 4) || np_ascii_ieq(h->name, h->name_len, "content-length", 14)) {
         return true;
     }
     if (r->credential_key != NULL && header_mode &&
-        ieq(h->name, h->name_len, r->inject_header, strlen(r->inject_header))) {
+        np_ascii_ieq(h->name, h->name_len, r->inject_header, strlen(r->inject_header))) {
         return true;
     }
     return value_has_phantom(h->value, h->value_len, tok, tok_len);

@@ -379,22 +379,6 @@ np_token_check_proxy_auth(const struct np_http_req *req, const char *token)
     return res;
 }
 
-/* Value of the hex digit c, or -1. */
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* c with A-Z folded to a-z, without branches on the value. */
 static unsigned char
 ascii_lower(unsigned char c)
@@ -416,9 +400,9 @@ np_token_match_encoded(const char *text, size_t len, const char *secret, size_t 
             return false;
         }
         c = (unsigned char)text[at];
-        if (c == '%' && at + 2 < len && hex_value(text[at + 1]) >= 0 &&
-            hex_value(text[at + 2]) >= 0) {
-            c = (unsigned char)(hex_value(text[at + 1]) * 16 + hex_value(text[at + 2]));
+        if (c == '%' && at + 2 < len && np_hex_value(text[at + 1]) >= 0 &&
+            np_hex_value(text[at + 2]) >= 0) {
+            c = (unsigned char)(np_hex_value(text[at + 1]) * 16 + np_hex_value(text[at + 2]));
             at += 3;
         } else {
             at++;
