@@ -114,27 +114,6 @@ target_has_scheme(const struct np_http_req *r, const char *scheme)
     return r->target_len >= n && strncasecmp(r->target, scheme, n) == 0;
 }
 
-/* Answer a request this proxy does not serve (yet) on this path. */
-static void
-reject_request(struct np_session *se, enum nonoproxy_audit_mode mode, int status,
-               enum nonoproxy_denial_category cat, const char *reason, bool json)
-{
-    struct nonoproxy_audit_event ev;
-
-    np_audit_event_init(&ev, mode, NONOPROXY_DECISION_DENY);
-    np_audit_set(ev.method, sizeof(ev.method), se->req.method_name, strlen(se->req.method_name));
-    np_audit_set_path(&ev, se->req.target, se->req.target_len, se->ctx->token);
-    ev.denial_category = cat;
-    ev.status = (uint16_t)status;
-    np_audit_set(ev.reason, sizeof(ev.reason), reason, strlen(reason));
-    np_emit(se->ctx, &ev);
-    if (json) {
-        np_session_reply_json(se, status, reason);
-    } else {
-        np_session_reply_text(se, status, NULL, reason);
-    }
-}
-
 /* Proxy authentication for absolute-form requests (SPEC §2); answers 407 when it fails. */
 static bool
 absolute_form_authorized(struct np_session *se)
@@ -160,14 +139,14 @@ dispatch(struct np_session *se)
                !absolute_form_authorized(se)) {
         return false; /* 407 answered and recorded */
     } else if (target_has_scheme(r, "https://")) {
-        reject_request(se, NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST,
+        np_session_deny(se, NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST,
                        "absolute-form https:// is not forwarded; use CONNECT for https", false);
     } else if (target_has_scheme(r, "http://")) {
         return np_forward_serve(se);
     } else if (r->target_len > 0 && r->target[0] == '/') {
         return np_reverse_serve(se);
     } else {
-        reject_request(se, NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
+        np_session_deny(se, NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
                        "unsupported request target", false);
     }
     return false;

@@ -906,9 +906,8 @@ static const char *const hop_by_hop_names[] = {
     "upgrade",
 };
 
-/* Tell whether the comma-separated token list value[0..len) names name[0..name_len). */
-static bool
-connection_lists(const char *value, size_t len, const char *name, size_t name_len)
+bool
+np_http_list_has(const char *value, size_t len, const char *name, size_t name_len)
 {
     size_t i = 0;
 
@@ -947,7 +946,7 @@ np_http_hop_by_hop(const char *name, size_t name_len, const struct np_header *he
         const struct np_header *h = &headers[i];
 
         if (slice_ieq(h->name, h->name_len, "connection") &&
-            connection_lists(h->value, h->value_len, name, name_len)) {
+            np_http_list_has(h->value, h->value_len, name, name_len)) {
             return true;
         }
     }

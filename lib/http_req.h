@@ -79,6 +79,10 @@ const struct np_header *np_http_req_header(const struct np_http_req *req, const 
 int np_split_authority(const char *target, size_t len, const char **host, size_t *host_len,
                        uint16_t *port);
 
+/* Whether the comma-separated list value[0..len) (a Connection or Upgrade value) names
+ * name[0..name_len), ignoring ASCII case and optional whitespace around elements. */
+bool np_http_list_has(const char *value, size_t len, const char *name, size_t name_len);
+
 /* Whether a header is hop-by-hop (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
  * Proxy-Authenticate, Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade, or a name
  * listed in any of the given Connection header values (comma-separated tokens). */

@@ -149,52 +149,6 @@ rev_event_init(struct np_xchg *q, const struct rev_ctx *rc)
     }
 }
 
-/* Answer a request that matches no route, or escapes its prefix. */
-static void
-rev_unrouted(struct np_session *se, int status, enum nonoproxy_denial_category cat,
-             const char *reason)
-{
-    struct nonoproxy_audit_event ev;
-
-    np_audit_event_init(&ev, NONOPROXY_MODE_REVERSE, NONOPROXY_DECISION_DENY);
-    np_audit_set(ev.method, sizeof(ev.method), se->req.method_name, strlen(se->req.method_name));
-    np_audit_set_path(&ev, se->req.target, se->req.target_len, se->ctx->token);
-    ev.denial_category = cat;
-    ev.status = (uint16_t)status;
-    np_audit_set(ev.reason, sizeof(ev.reason), reason, strlen(reason));
-    np_emit(se->ctx, &ev);
-    np_session_reply_json(se, status, reason);
-}
-
-/* Whether a header value lists token (comma-separated, case-insensitive). */
-static bool
-value_has_token(const struct np_header *h, const char *token)
-{
-    size_t tl = strlen(token);
-    size_t i = 0;
-
-    while (i < h->value_len) {
-        size_t start;
-        size_t end;
-        while (i < h->value_len && (h->value[i] == ',' || h->value[i] == ' ' ||
-                                    h->value[i] == '\t')) {
-            i++;
-        }
-        start = i;
-        while (i < h->value_len && h->value[i] != ',') {
-            i++;
-        }
-        end = i;
-        while (end > start && (h->value[end - 1] == ' ' || h->value[end - 1] == '\t')) {
-            end--;
-        }
-        if (end - start == tl && strncasecmp(h->value + start, token, tl) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Whether any header named name carries token in its list. */
 static bool
 req_header_has(const struct np_http_req *req, const char *name, const char *token)
@@ -205,7 +159,7 @@ req_header_has(const struct np_http_req *req, const char *name, const char *toke
     for (i = 0; i < req->n_headers; i++) {
         const struct np_header *h = &req->headers[i];
         if (h->name_len == nl && strncasecmp(h->name, name, nl) == 0 &&
-            value_has_token(h, token)) {
+            np_http_list_has(h->value, h->value_len, token, strlen(token))) {
             return true;
         }
     }
@@ -416,12 +370,13 @@ np_reverse_serve(struct np_session *se)
     case NP_ROUTE_FOUND:
         break;
     case NP_ROUTE_ESCAPES:
-        rev_unrouted(se, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
-                     "the path leaves the route prefix");
+        np_session_deny(se, NONOPROXY_MODE_REVERSE, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                        "the path leaves the route prefix", true);
         return false;
     case NP_ROUTE_NOT_FOUND:
     default:
-        rev_unrouted(se, 404, NONOPROXY_DENIAL_ROUTE_NOT_FOUND, "no route for this path");
+        np_session_deny(se, NONOPROXY_MODE_REVERSE, 404, NONOPROXY_DENIAL_ROUTE_NOT_FOUND,
+                        "no route for this path", true);
         return false;
     }
     rc.rt = &gw->rt[idx];

@@ -108,3 +108,23 @@ np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_even
     send_reply(se, buf, n);
     return false;
 }
+
+void
+np_session_deny(struct np_session *se, enum nonoproxy_audit_mode mode, int status,
+                enum nonoproxy_denial_category cat, const char *reason, bool json)
+{
+    struct nonoproxy_audit_event ev;
+
+    np_audit_event_init(&ev, mode, NONOPROXY_DECISION_DENY);
+    np_audit_set(ev.method, sizeof(ev.method), se->req.method_name, strlen(se->req.method_name));
+    np_audit_set_path(&ev, se->req.target, se->req.target_len, se->ctx->token);
+    ev.denial_category = cat;
+    ev.status = (uint16_t)status;
+    np_audit_set(ev.reason, sizeof(ev.reason), reason, strlen(reason));
+    np_emit(se->ctx, &ev);
+    if (json) {
+        np_session_reply_json(se, status, reason);
+    } else {
+        np_session_reply_text(se, status, NULL, reason);
+    }
+}

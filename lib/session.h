@@ -61,6 +61,12 @@ void np_session_reply_text(struct np_session *se, int status, const char *extra_
 /* Same with a JSON body {"error":"<msg>"} (msg is a static literal without quotes). */
 void np_session_reply_json(struct np_session *se, int status, const char *msg);
 
+/* Record a deny of the current request (method, target as path with the token redacted,
+ * category, status, reason) in mode, and answer it: a JSON body {"error":"<reason>"} when json,
+ * else the reason as plain text (reason: a literal without quotes). */
+void np_session_deny(struct np_session *se, enum nonoproxy_audit_mode mode, int status,
+                     enum nonoproxy_denial_category cat, const char *reason, bool json);
+
 /* Check Proxy-Authorization when the proxy requires it; fills the auth fields of ev. Returns
  * true when the request may go on; otherwise the 407 was sent and ev recorded as a deny. */
 bool np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_event *ev);
