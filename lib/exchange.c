@@ -385,7 +385,6 @@ xchg_exchange(struct np_xchg *q, struct np_http_resp *resp, size_t *len, size_t 
             xchg_fail_answer(q, &f);
             return NULL;
         }
-        c->uses++;
         if (np_stream_send_all(&c->st, head, q->up_head_len, np_deadline(XCHG_SEND_MS)) !=
             NP_IO_OK) {
             np_uconn_close(c);

@@ -50,7 +50,7 @@ fwd_parse(const char *t, size_t len, struct fwd_uri *u)
     const char *end = t + len;
     const char *p = a;
     const char *colon = NULL;
-    unsigned long port = 80;
+    uint16_t port = 80;
 
     memset(u, 0, sizeof(*u));
     if (len < 7) {
@@ -88,10 +88,10 @@ fwd_parse(const char *t, size_t len, struct fwd_uri *u)
     if (colon != NULL) {
         port = np_parse_port(colon + 1, (size_t)(p - colon - 1));
     }
-    if (u->host_len == 0 || port == 0 || port > 65535) {
+    if (u->host_len == 0 || port == 0) {
         return -1;
     }
-    u->port = (uint16_t)port;
+    u->port = port;
     return 0;
 }
 

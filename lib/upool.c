@@ -3,7 +3,6 @@
 
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "alloc.h"
@@ -15,9 +14,6 @@ struct np_upool {
     size_t n_idle;
     size_t max_idle;
     uint32_t idle_ms;
-    atomic_uint_fast64_t reused;  /* counters: atomics, so taking never locks twice */
-    atomic_uint_fast64_t expired;
-    atomic_uint_fast64_t stale;
 };
 
 int
@@ -110,10 +106,8 @@ np_upool_take(struct np_upool *p)
         if (!expired && !uconn_stale(c)) {
             break;
         }
-        atomic_fetch_add_explicit(expired ? &p->expired : &p->stale, 1, memory_order_relaxed);
         np_uconn_close(c);
     }
-    atomic_fetch_add_explicit(&p->reused, 1, memory_order_relaxed);
     return c;
 }
 
@@ -174,12 +168,4 @@ np_uconn_close(struct np_uconn *c)
     np_tls_free(c->tls);
     np_net_close(c->fd);
     np_free(c);
-}
-
-void
-np_upool_stats(struct np_upool *p, struct np_upool_stats *out)
-{
-    out->reused = atomic_load_explicit(&p->reused, memory_order_relaxed);
-    out->expired = atomic_load_explicit(&p->expired, memory_order_relaxed);
-    out->stale = atomic_load_explicit(&p->stale, memory_order_relaxed);
 }

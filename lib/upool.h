@@ -18,7 +18,6 @@ struct np_uconn {
     struct np_tls *tls;        /* NULL for plain http upstreams */
     struct np_stream st;       /* over tls, or over fd */
     uint64_t idle_since;       /* np_now_ms when returned to the pool */
-    unsigned uses;             /* requests sent on it so far */
     struct np_uconn *next;     /* idle list link */
 };
 
@@ -45,13 +44,5 @@ struct np_uconn *np_uconn_new(int fd, struct np_tls *tls, int stop_fd);
 
 /* Release a connection: TLS close_notify (not waited for), close fd, free. NULL-safe. */
 void np_uconn_close(struct np_uconn *c);
-
-/* Counters for tests and benchmarks. */
-struct np_upool_stats {
-    uint64_t reused;  /* connections taken from the pool */
-    uint64_t expired; /* dropped because idle too long */
-    uint64_t stale;   /* dropped because the server closed them */
-};
-void np_upool_stats(struct np_upool *p, struct np_upool_stats *out);
 
 #endif /* NP_UPOOL_H */
