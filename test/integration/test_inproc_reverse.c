@@ -38,6 +38,8 @@ enum up_mode {
     UP_DROP,        /* closes without answering */
     UP_CHUNKED,     /* 200 chunked "hello" + " world" */
     UP_STREAM,      /* 200 chunked, one chunk, then waits until the client goes away */
+    UP_INTERIM,     /* 100 and 103 interim answers, then 200 "ok" */
+    UP_INTERIM_FLOOD, /* nine 100 interim answers, then 200 "ok" */
 };
 
 struct upstream {
@@ -147,6 +149,18 @@ up_conn_main(void *arg)
             up_send(c->fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
             break;
+        case UP_INTERIM:
+            up_send(c->fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+                           "Link: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            break;
+        case UP_INTERIM_FLOOD: {
+            int k;
+            for (k = 0; k < 9; k++) {
+                up_send(c->fd, "HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            up_send(c->fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            break;
+        }
         case UP_STREAM: {
             char drain[512];
             up_send(c->fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -365,6 +379,8 @@ start_rejects_bad_routes(void **state)
         {"refused_env_name", "svc", "https://example.com", "env://LD_PRELOAD", NULL,
          "credential_key"},
         {"format_without_braces", "svc", "https://example.com", NULL, "Bearer", "format"},
+        {"prefix_over_63", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         "https://example.com", NULL, NULL, "prefix"},
     };
     size_t i;
 
@@ -864,6 +880,81 @@ absolute_form_to_self_served_by_route(void **state)
     up_stop(u);
 }
 
+/* Interim 1xx answers of the upstream are skipped and the final one relayed; an upstream that
+ * sends more than 8 of them gets 502. */
+static void
+interim_answers_skipped_then_capped(void **state)
+{
+    struct upstream *u = up_start(UP_INTERIM);
+    struct upstream *flood = up_start(UP_INTERIM_FLOOD);
+    struct nonoproxy_proxy *p = start_route_proxy(u->port, "test-key", 0);
+    struct nonoproxy_proxy *q = start_route_proxy(flood->port, "test-key", 0);
+    char head[4096];
+    char body[8];
+    int fd;
+
+    (void)state;
+    fd = tcp_connect(nonoproxy_port(p));
+    assert_int_equal(get(fd, p, "/svc/i", head, sizeof(head)), 200);
+    assert_null(strstr(head, "Early Hints"));
+    assert_int_equal(read_n(fd, body, 2), 0);
+    assert_string_equal(body, "ok");
+    close(fd);
+    fd = tcp_connect(nonoproxy_port(q));
+    assert_int_equal(get(fd, q, "/svc/i", head, sizeof(head)), 502);
+    close(fd);
+    assert_true(has_event(q, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED, 502));
+    nonoproxy_free(p);
+    nonoproxy_free(q);
+    up_stop(u);
+    up_stop(flood);
+}
+
+/* A client that sends Expect: 100-continue gets the 100 from the proxy, then the answer; the
+ * body reaches the upstream. A protocol upgrade is refused with 501 and sent nowhere. */
+static void
+expect_continue_and_upgrade(void **state)
+{
+    struct upstream *u = up_start(UP_OK);
+    struct nonoproxy_proxy *p = start_route_proxy(u->port, "test-key", 0);
+    char req[1024];
+    char head[4096];
+    char body[8];
+    int fd;
+
+    (void)state;
+    fd = tcp_connect(nonoproxy_port(p));
+    snprintf(req, sizeof(req),
+             "POST /svc/up HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+             proxy_token(p));
+    assert_int_equal(send_str(fd, req), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 100);
+    assert_int_equal(send_str(fd, "hello"), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 200);
+    assert_int_equal(read_n(fd, body, 2), 0);
+    close(fd);
+    pthread_mutex_lock(&u->mu);
+    assert_int_equal(u->requests, 1);
+    assert_non_null(strstr(u->log, "Content-Length: 5\r\n"));
+    pthread_mutex_unlock(&u->mu);
+
+    fd = tcp_connect(nonoproxy_port(p));
+    snprintf(req, sizeof(req),
+             "GET /svc/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+             proxy_token(p));
+    assert_int_equal(send_str(fd, req), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 501);
+    close(fd);
+    pthread_mutex_lock(&u->mu);
+    assert_int_equal(u->requests, 1);
+    pthread_mutex_unlock(&u->mu);
+    assert_true(has_event(p, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST, 501));
+    nonoproxy_free(p);
+    up_stop(u);
+}
+
 int
 main(void)
 {
@@ -883,6 +974,8 @@ main(void)
         cmocka_unit_test(start_rejects_colliding_variable_names),
         cmocka_unit_test(shutdown_closes_pooled_connections),
         cmocka_unit_test(absolute_form_to_self_served_by_route),
+        cmocka_unit_test(interim_answers_skipped_then_capped),
+        cmocka_unit_test(expect_continue_and_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
