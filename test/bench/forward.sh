@@ -23,6 +23,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=common.sh
+source "$here/common.sh"
 use_others=1
 use_nonoproxy=1
 asan=0
@@ -92,23 +94,7 @@ pids=()
 bench_pid=
 # shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
-    local p
-    if [ -n "$bench_pid" ]; then
-        kill "$bench_pid" 2>/dev/null || true
-        wait "$bench_pid" 2>/dev/null || true
-    fi
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        # Bounded: a process that ignores SIGTERM for 5 s gets SIGKILL.
-        for _ in $(seq 50); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
+    bench_stop_processes
     if [ -n "${BENCH_LOG_DIR:-}" ]; then
         mkdir -p "$BENCH_LOG_DIR"
         cp "$tmp/origin/access.log" "$BENCH_LOG_DIR/origin-access.log" 2>/dev/null || true
@@ -121,35 +107,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# A loopback TCP port below the ephemeral range that nothing listens on and that this script
-# has not handed out yet.
-given=" "
-free_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 12000))
-        case "$given" in *" $p "*) continue ;; esac
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            given="$given$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
-# Wait up to 10 s for 127.0.0.1:$1 to accept connections while process $2 lives.
-wait_listening() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
 
 # The body the origin answers (64 bytes).
 body="nonoproxy forward-proxy benchmark: a 64-byte answer, keep-alive."
