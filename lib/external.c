@@ -827,3 +827,16 @@ out:
     np_free(c.buf);
     return res;
 }
+
+bool
+np_external_applies(const struct np_external *e, enum np_host_verdict v,
+                    const struct np_host_query *q)
+{
+    if (e == NULL || e->host[0] == '\0') {
+        return false;
+    }
+    if (v == NP_HOST_ALLOW) {
+        return !np_external_bypassed(e, q->norm, q->port, &q->addrs);
+    }
+    return v == NP_HOST_RESOLVE_FAILED && !np_external_bypassed(e, q->norm, q->port, NULL);
+}

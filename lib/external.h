@@ -48,6 +48,13 @@ void np_config_external_free(struct nonoproxy_config *cfg);
 bool np_external_bypassed(const struct np_external *e, const char *norm, uint16_t port,
                           const struct np_addrlist *resolved);
 
+/* Whether a request the local filter judged v (for q) goes through the external proxy: one is
+ * configured, the destination is neither bypassed nor loopback, and the filter allowed it —
+ * or the name only failed to resolve locally (SPEC §8: the enterprise proxy resolves names
+ * the local resolver cannot; a name that resolved to a denied address was refused already). */
+bool np_external_applies(const struct np_external *e, enum np_host_verdict v,
+                         const struct np_host_query *q);
+
 enum np_ext_result {
     NP_EXT_OK = 0,
     NP_EXT_UNREACHABLE, /* the enterprise proxy cannot be resolved or connected to, within

@@ -190,7 +190,6 @@ static bool
 fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_xfail *f)
 {
     const struct np_ctx *ctx = x->se->ctx;
-    const struct np_external *ext = ctx->s->ext;
     const struct fwd_uri *u = fc->u;
     enum np_host_verdict v;
 
@@ -204,18 +203,9 @@ fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_xfail *f)
     if (fc->q.norm[0] != '\0') {
         np_audit_set(x->ev.target, sizeof(x->ev.target), fc->q.norm, strlen(fc->q.norm));
     }
-    if (v == NP_HOST_ALLOW) {
-        fc->via_ext = ext != NULL && ext->host[0] != '\0' &&
-                      !np_external_bypassed(ext, fc->q.norm, u->port, &fc->q.addrs);
-    } else if (v == NP_HOST_RESOLVE_FAILED && ext != NULL && ext->host[0] != '\0' &&
-               !np_external_bypassed(ext, fc->q.norm, u->port, NULL)) {
-        fc->via_ext = true; /* the enterprise proxy resolves names the local resolver cannot */
-    } else {
-        f->status = v == NP_HOST_RESOLVE_FAILED ? 502 : v == NP_HOST_DENY_INVALID ? 400 : 403;
-        f->cat = v == NP_HOST_RESOLVE_FAILED ? NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED
-                 : v == NP_HOST_DENY_SELF    ? NONOPROXY_DENIAL_SELF_REQUEST
-                 : v == NP_HOST_DENY_INVALID ? NONOPROXY_DENIAL_MALFORMED_REQUEST
-                                             : NONOPROXY_DENIAL_HOST_DENIED;
+    fc->via_ext = np_external_applies(ctx->s->ext, v, &fc->q);
+    if (v != NP_HOST_ALLOW && !fc->via_ext) {
+        f->status = np_session_verdict_status(v, &f->cat);
         (void)snprintf(f->reason, sizeof(f->reason), "%s", fc->q.reason);
         return false;
     }

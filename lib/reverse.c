@@ -304,10 +304,7 @@ rev_open(struct np_xchg *q, struct np_xfail *f)
     hq.self = &ctx->self;
     v = np_hostfilter_decide(ctx->gw->any, &ctx->s->resolver, &hq);
     if (v != NP_HOST_ALLOW) {
-        f->status = v == NP_HOST_RESOLVE_FAILED ? 502 : 403;
-        f->cat = v == NP_HOST_RESOLVE_FAILED ? NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED
-                 : v == NP_HOST_DENY_SELF    ? NONOPROXY_DENIAL_SELF_REQUEST
-                                             : NONOPROXY_DENIAL_HOST_DENIED;
+        f->status = np_session_verdict_status(v, &f->cat);
         (void)snprintf(f->reason, sizeof(f->reason), "%s", hq.reason);
         return NULL;
     }

@@ -128,3 +128,25 @@ np_session_deny(struct np_session *se, enum nonoproxy_audit_mode mode, int statu
         np_session_reply_text(se, status, NULL, reason);
     }
 }
+
+int
+np_session_verdict_status(enum np_host_verdict v, enum nonoproxy_denial_category *cat)
+{
+    switch (v) {
+    case NP_HOST_DENY_SELF:
+        *cat = NONOPROXY_DENIAL_SELF_REQUEST;
+        return 403;
+    case NP_HOST_RESOLVE_FAILED:
+        *cat = NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+        return 502;
+    case NP_HOST_DENY_INVALID:
+        *cat = NONOPROXY_DENIAL_MALFORMED_REQUEST;
+        return 400;
+    case NP_HOST_ALLOW:
+    case NP_HOST_DENY_HARD:
+    case NP_HOST_DENY_NOT_ALLOWED:
+    default:
+        *cat = NONOPROXY_DENIAL_HOST_DENIED;
+        return 403;
+    }
+}

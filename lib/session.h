@@ -67,6 +67,10 @@ void np_session_reply_json(struct np_session *se, int status, const char *msg);
 void np_session_deny(struct np_session *se, enum nonoproxy_audit_mode mode, int status,
                      enum nonoproxy_denial_category cat, const char *reason, bool json);
 
+/* The answer to a host filter refusal: 403 host_denied / self_request, 400 for an invalid
+ * name, 502 upstream_connect_failed when it did not resolve. Returns the status. */
+int np_session_verdict_status(enum np_host_verdict v, enum nonoproxy_denial_category *cat);
+
 /* Check Proxy-Authorization when the proxy requires it; fills the auth fields of ev. Returns
  * true when the request may go on; otherwise the 407 was sent and ev recorded as a deny. */
 bool np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_event *ev);

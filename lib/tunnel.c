@@ -25,27 +25,15 @@ deny(struct np_session *se, struct nonoproxy_audit_event *ev, int status,
     np_session_reply_text(se, status, NULL, reason);
 }
 
-/* Map a host filter verdict to the answer and audit category. */
+/* Answer a host filter refusal. */
 static void
 deny_verdict(struct np_session *se, struct nonoproxy_audit_event *ev, enum np_host_verdict v,
              const struct np_host_query *q)
 {
-    switch (v) {
-    case NP_HOST_DENY_SELF:
-        deny(se, ev, 403, NONOPROXY_DENIAL_SELF_REQUEST, q->reason);
-        break;
-    case NP_HOST_RESOLVE_FAILED:
-        deny(se, ev, 502, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED, q->reason);
-        break;
-    case NP_HOST_DENY_INVALID:
-        deny(se, ev, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, q->reason);
-        break;
-    case NP_HOST_ALLOW:
-    case NP_HOST_DENY_HARD:
-    case NP_HOST_DENY_NOT_ALLOWED:
-        deny(se, ev, 403, NONOPROXY_DENIAL_HOST_DENIED, q->reason);
-        break;
-    }
+    enum nonoproxy_denial_category cat;
+    int status = np_session_verdict_status(v, &cat);
+
+    deny(se, ev, status, cat, q->reason);
 }
 
 /* Connect to the checked addresses in turn; returns the socket or -1 with *err. */
@@ -153,24 +141,6 @@ bypasses_route(struct np_session *se, struct nonoproxy_audit_event *ev, const ch
     return true;
 }
 
-/* Whether an allowed CONNECT goes through the external proxy (SPEC §8): one is configured and
- * the destination is neither bypassed nor loopback. A name the local resolver cannot resolve
- * still goes there (the enterprise proxy resolves it); a name that resolved to a denied
- * address was refused by the filter already. */
-static bool
-via_external(const struct np_session *se, enum np_host_verdict v, const struct np_host_query *q)
-{
-    const struct np_external *ext = se->ctx->s->ext;
-
-    if (ext == NULL || ext->host[0] == '\0') {
-        return false;
-    }
-    if (v == NP_HOST_ALLOW) {
-        return !np_external_bypassed(ext, q->norm, q->port, &q->addrs);
-    }
-    return v == NP_HOST_RESOLVE_FAILED && !np_external_bypassed(ext, q->norm, q->port, NULL);
-}
-
 /* Chain the CONNECT through the external proxy, then relay. */
 static void
 external_tunnel(struct np_session *se, struct nonoproxy_audit_event *ev,
@@ -248,7 +218,7 @@ np_tunnel_serve(struct np_session *se)
     if (q.norm[0] != '\0') {
         np_audit_set(ev.target, sizeof(ev.target), q.norm, strlen(q.norm));
     }
-    if (via_external(se, v, &q)) {
+    if (np_external_applies(se->ctx->s->ext, v, &q)) {
         external_tunnel(se, &ev, &q);
         return;
     }
