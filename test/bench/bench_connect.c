@@ -29,6 +29,7 @@
 
 #include <nonoproxy/nonoproxy.h>
 
+#include "benchutil.h"
 #include "origin.h"
 
 #define MAX_MODES      5 /* direct, nonoproxy, up to three upstream proxies */
@@ -126,24 +127,6 @@ struct bench {
 };
 
 static const char get_request[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n\r\n";
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_ms(unsigned ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 /* Connect a new blocking socket to to. Returns the fd or -1. */
 static int
@@ -243,12 +226,6 @@ out:
     return rc;
 }
 
-static void
-count(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
 /* Setup clients loop on cycles until told to stop. */
 static void
 client_setup(struct client *c)
@@ -259,9 +236,9 @@ client_setup(struct client *c)
     atomic_fetch_add(&r->ready, 1);
     while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
         if (setup_cycle(r, c->buf) == 0) {
-            count(&c->done, 1);
+            bench_count(&c->done, 1);
         } else {
-            count(&c->errors, 1);
+            bench_count(&c->errors, 1);
             nanosleep(&pause, NULL); /* e.g. EADDRNOTAVAIL: do not spin */
         }
     }
@@ -281,7 +258,7 @@ client_bulk(struct client *c)
         fd = -1;
     }
     if (fd < 0) {
-        count(&c->errors, 1);
+        bench_count(&c->errors, 1);
     }
     atomic_fetch_add(&r->ready, 1);
     while (fd >= 0 && !atomic_load_explicit(&r->stop, memory_order_relaxed)) {
@@ -294,11 +271,11 @@ client_bulk(struct client *c)
             continue;
         }
         if (n <= 0) {
-            count(&c->errors, 1);
+            bench_count(&c->errors, 1);
             break;
         }
         if (down) {
-            count(&c->done, (uint64_t)n);
+            bench_count(&c->done, (uint64_t)n);
         }
     }
     if (fd >= 0) {
@@ -367,7 +344,7 @@ wait_ready(struct run *r, unsigned n)
     unsigned waited = 0;
 
     while (atomic_load(&r->ready) < n && waited < READY_WAIT_MS) {
-        sleep_ms(1);
+        bench_sleep_ms(1);
         waited++;
     }
 }
@@ -388,12 +365,12 @@ measure(struct run *r, const struct options *o, double *value, uint64_t *errors)
     *errors = 0;
     if (started == r->c->conc) {
         wait_ready(r, started);
-        sleep_ms(o->warmup_ms);
+        bench_sleep_ms(o->warmup_ms);
         s0 = sample(r);
-        t0 = now_s();
-        sleep_ms(o->window_ms);
+        t0 = bench_now_s();
+        bench_sleep_ms(o->window_ms);
         s1 = sample(r);
-        t1 = now_s();
+        t1 = bench_now_s();
         *value = (double)(s1 - s0) / (t1 - t0);
         if (r->c->kind != CASE_SETUP) {
             *value /= MIB;
@@ -484,22 +461,6 @@ usage(FILE *f)
                "  -v                 print every measurement on stderr\n");
 }
 
-static int
-parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
-{
-    char *end = NULL;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "bench_connect: bad number '%s' (%u..%u)\n", s, lo, hi);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
-}
-
 /* Fill m's CONNECT request for the origin, with auth_line (may be "") among the headers. */
 static void
 mode_set_connect(struct mode *m, uint16_t origin, const char *auth_line)
@@ -524,7 +485,7 @@ parse_upstream(const char *arg, struct mode *m)
 
     memset(m, 0, sizeof(*m));
     if (colon == NULL || (size_t)(colon - hp) >= sizeof(ip) || nlen == 0 ||
-        nlen >= sizeof(m->name) || parse_uint(colon + 1, 1, 65535, &port) != 0) {
+        nlen >= sizeof(m->name) || bench_parse_uint("bench_connect", colon + 1, 1, 65535, &port) != 0) {
         fprintf(stderr, "bench_connect: bad --upstream-proxy '%s' (NAME=IP:PORT)\n", arg);
         return -1;
     }
@@ -584,18 +545,18 @@ parse_args(int argc, char **argv, struct options *o, struct mode *modes, unsigne
             o->rounds = 3;
             break;
         case 'w':
-            if (parse_uint(optarg, 10, 60000, &o->window_ms) != 0) {
+            if (bench_parse_uint("bench_connect", optarg, 10, 60000, &o->window_ms) != 0) {
                 return -1;
             }
             break;
         case 'W':
-            if (parse_uint(optarg, 0, 60000, &o->warmup_ms) != 0) {
+            if (bench_parse_uint("bench_connect", optarg, 0, 60000, &o->warmup_ms) != 0) {
                 return -1;
             }
             warm_set = true;
             break;
         case 'r':
-            if (parse_uint(optarg, 1, MAX_ROUNDS, &o->rounds) != 0) {
+            if (bench_parse_uint("bench_connect", optarg, 1, MAX_ROUNDS, &o->rounds) != 0) {
                 return -1;
             }
             break;
@@ -633,30 +594,11 @@ parse_args(int argc, char **argv, struct options *o, struct mode *modes, unsigne
 
 /* ---- report ------------------------------------------------------------------------------ */
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double
-median(const double *v, unsigned n)
-{
-    double s[MAX_ROUNDS];
-
-    memcpy(s, v, n * sizeof(double));
-    qsort(s, n, sizeof(double), cmp_double);
-    return (n % 2 == 1) ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2.0;
-}
-
 /* The median over the rounds of case ci in mode mi. */
 static double
 case_median(const struct bench *b, size_t ci, unsigned mi)
 {
-    return median(b->res.v[ci][mi], b->o.rounds);
+    return bench_median(b->res.v[ci][mi], b->o.rounds);
 }
 
 /* The ratio of mode mi to direct in case ci: the median over the rounds of the two values
@@ -671,7 +613,7 @@ case_ratio(const struct bench *b, size_t ci, unsigned mi)
     for (i = 0; i < b->o.rounds; i++) {
         r[i] = res->v[ci][0][i] > 0.0 ? res->v[ci][mi][i] / res->v[ci][0][i] : 0.0;
     }
-    return median(r, b->o.rounds);
+    return bench_median(r, b->o.rounds);
 }
 
 static void

@@ -53,6 +53,8 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 
+#include "benchutil.h"
+
 #if !defined(MBEDTLS_THREADING_C)
 #error "the client threads share one ctr_drbg: mbedTLS must be built with MBEDTLS_THREADING_C"
 #endif
@@ -208,30 +210,12 @@ struct bench {
 };
 
 static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
 process_cpu_s(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_ms(unsigned ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
 }
 
 /* ---- /proc: CPU time of other processes --------------------------------------------------- */
@@ -748,12 +732,6 @@ read_answer(struct conn *c, char *buf, struct answer *a, enum fail *why)
 
 /* ---- clients ----------------------------------------------------------------------------- */
 
-static void
-count(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
 /* Copy up to cap-1 bytes of src[0..len) into dst, control characters as spaces. */
 static void
 printable(char *dst, size_t cap, const char *src, size_t len)
@@ -781,7 +759,7 @@ client_fail(struct client *cl, enum fail why, const struct answer *a)
     char sys[96] = "";
     char tls[96] = "";
 
-    count(&cl->fails[why], 1);
+    bench_count(&cl->fails[why], 1);
     if (cl->sample[0] != '\0') {
         return;
     }
@@ -816,7 +794,7 @@ stale_reopen(struct client *cl, uint64_t served)
     if (!cl->m->mode->retry_stale || served == 0) {
         return false;
     }
-    count(&cl->reopens, 1);
+    bench_count(&cl->reopens, 1);
     conn_close(&cl->c);
     return true;
 }
@@ -846,12 +824,12 @@ client_exchange(struct client *cl, uint64_t *served)
     }
     (*served)++;
     if (a.status == 200) {
-        count(&cl->done, 1);
+        bench_count(&cl->done, 1);
     } else {
         client_fail(cl, FAIL_STATUS, &a);
     }
     if (a.close) {
-        count(&cl->closes, 1);
+        bench_count(&cl->closes, 1);
         conn_close(&cl->c);
     }
 }
@@ -984,7 +962,7 @@ static void
 take_snap(const struct bench *b, struct measurement *m, struct snap *s)
 {
     s->done = done_sum(m);
-    s->t = now_s();
+    s->t = bench_now_s();
     s->client_cpu = process_cpu_s();
     s->proxy_ticks = cpu_ticks(m->mode->proxy_pids, m->mode->nproxy_pids);
     s->upstream_ticks = cpu_ticks(b->upstream_pids, b->nupstream_pids);
@@ -1002,12 +980,12 @@ measure_window(const struct bench *b, struct measurement *m, unsigned window_ms,
     double cpu_per_tick;
 
     while (atomic_load(&m->ready) < m->nclients && waited < READY_WAIT_MS) {
-        sleep_ms(1);
+        bench_sleep_ms(1);
         waited++;
     }
-    sleep_ms(warmup_ms);
+    bench_sleep_ms(warmup_ms);
     take_snap(b, m, &s0);
-    sleep_ms(window_ms);
+    bench_sleep_ms(window_ms);
     take_snap(b, m, &s1);
     out->requests = s1.done - s0.done;
     out->rps = (double)out->requests / (s1.t - s0.t);
@@ -1559,27 +1537,11 @@ usage(FILE *f)
 }
 
 static int
-parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
-{
-    char *end = NULL;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
-        (void)fprintf(stderr, "bench_reverse: bad number '%s' (%u..%u)\n", s, lo, hi);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
-}
-
-static int
 parse_pid(const char *s, pid_t *out)
 {
     unsigned v = 0;
 
-    if (parse_uint(s, 1, INT32_MAX, &v) != 0) {
+    if (bench_parse_uint("bench_reverse", s, 1, INT32_MAX, &v) != 0) {
         return -1;
     }
     *out = (pid_t)v;
@@ -1673,13 +1635,13 @@ apply_opt(int ch, const char *arg, struct options *o)
     case 'u':
         return parse_pid(arg, &o->upstream_pid);
     case 'c':
-        return parse_uint(arg, 1, MAX_CLIENTS, &o->clients);
+        return bench_parse_uint("bench_reverse", arg, 1, MAX_CLIENTS, &o->clients);
     case 'w':
-        return parse_uint(arg, 100, 60000, &o->window_ms);
+        return bench_parse_uint("bench_reverse", arg, 100, 60000, &o->window_ms);
     case 'W':
-        return parse_uint(arg, 0, 60000, &o->warmup_ms);
+        return bench_parse_uint("bench_reverse", arg, 0, 60000, &o->warmup_ms);
     case 'r':
-        return parse_uint(arg, 1, MAX_ROUNDS, &o->rounds);
+        return bench_parse_uint("bench_reverse", arg, 1, MAX_ROUNDS, &o->rounds);
     case 'q':
         o->window_ms = 1000;
         o->warmup_ms = 200;
@@ -1755,25 +1717,6 @@ parse_args(int argc, char **argv, struct options *o)
 
 /* ---- report ------------------------------------------------------------------------------ */
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double
-median(const double *v, unsigned n)
-{
-    double s[MAX_ROUNDS];
-
-    memcpy(s, v, n * sizeof(double));
-    qsort(s, n, sizeof(double), cmp_double);
-    return (n % 2 == 1) ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2.0;
-}
-
 /* Which value of a sample a column shows. */
 enum field {
     F_RPS,
@@ -1808,7 +1751,7 @@ mode_median(const struct bench *b, enum mode_id mi, enum field f)
     for (i = 0; i < b->o.rounds; i++) {
         v[i] = field_of(&b->s[mi][i], f);
     }
-    return median(v, b->o.rounds);
+    return bench_median(v, b->o.rounds);
 }
 
 /* The median over the rounds of rps(num) / rps(den), both measured in the same round. */
@@ -1821,7 +1764,7 @@ ratio(const struct bench *b, enum mode_id num, enum mode_id den)
     for (i = 0; i < b->o.rounds; i++) {
         r[i] = b->s[den][i].rps > 0.0 ? b->s[num][i].rps / b->s[den][i].rps : 0.0;
     }
-    return median(r, b->o.rounds);
+    return bench_median(r, b->o.rounds);
 }
 
 /* Print the median of field f in mode mi, or "-" for a mode that is absent or has no value. */
