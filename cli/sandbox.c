@@ -80,6 +80,10 @@ _Static_assert(sizeof(struct sbx_net_port_attr) == 16, "landlock_net_port_attr l
  *   - Multipath TCP: socket(..., IPPROTO_MPTCP) is not a TCP socket for Landlock, yet falls back
  *     to plain TCP against any server; refused with EPROTONOSUPPORT, as a kernel without MPTCP
  *     answers (Go, which uses MPTCP by default for listeners, then falls back to TCP);
+ *   - SMC: socket(AF_SMC, ...) and socket(AF_INET/AF_INET6, ..., IPPROTO_SMC) connect through an
+ *     internal TCP socket that never meets Landlock's connect hook; both refused with EACCES, an
+ *     errno no kernel gives for them (one without SMC answers EAFNOSUPPORT/EPROTONOSUPPORT), so
+ *     a test can tell the filter from the kernel;
  * and io_uring could submit both operations without those system calls: io_uring_setup fails
  * with ENOSYS. System calls of another ABI (x32, or 32-bit code on a 64-bit kernel) could reach
  * the same operations under other numbers: they kill the process (SIGSYS). The filter exists for
@@ -97,6 +101,12 @@ _Static_assert(sizeof(struct sbx_net_port_attr) == 16, "landlock_net_port_attr l
 
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
+#endif
+#ifndef AF_SMC
+#define AF_SMC 43
+#endif
+#ifndef IPPROTO_SMC
+#define IPPROTO_SMC 256
 #endif
 #ifndef MSG_FASTOPEN
 #define MSG_FASTOPEN 0x20000000
@@ -132,6 +142,8 @@ install_bypass_filter(void)
         BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, SBX_X32_SYSCALL_BIT, 0, 1),
         SBX_RET(SECCOMP_RET_KILL_PROCESS), /* x32 system calls on x86_64 */
         SBX_ARG_RULE(__NR_socket, 2, BPF_JEQ, IPPROTO_MPTCP, EPROTONOSUPPORT),
+        SBX_ARG_RULE(__NR_socket, 0, BPF_JEQ, AF_SMC, EACCES),
+        SBX_ARG_RULE(__NR_socket, 2, BPF_JEQ, IPPROTO_SMC, EACCES),
         SBX_ARG_RULE(__NR_sendto, 3, BPF_JSET, MSG_FASTOPEN, EOPNOTSUPP),
         SBX_ARG_RULE(__NR_sendmsg, 2, BPF_JSET, MSG_FASTOPEN, EOPNOTSUPP),
         SBX_ARG_RULE(__NR_sendmmsg, 3, BPF_JSET, MSG_FASTOPEN, EOPNOTSUPP),
