@@ -37,6 +37,9 @@ reject_head(struct np_session *se, int status, enum nonoproxy_denial_category ca
         np_audit_set(ev.method, sizeof(ev.method), se->req.method_name,
                      strlen(se->req.method_name));
     }
+    if (se->req.target != NULL) {
+        np_audit_set_path(&ev, se->req.target, se->req.target_len, se->ctx->token);
+    }
     np_emit(se->ctx, &ev);
     np_session_reply_text(se, status, NULL, reason);
 }
@@ -104,6 +107,22 @@ read_head(struct np_session *se, bool next)
         return reject_scan(se, sc);
     }
     return HEAD_OK;
+}
+
+/* Answer a head that np_http_req_parse refused with status (400, 405 or 501). A refused
+ * TRACE/TRACK or transfer coding is audited like a request of the path it was meant for: a
+ * route request (origin-form, JSON answer) or a forward one. */
+static void
+reject_parse(struct np_session *se, int status, const char *why)
+{
+    bool route = se->req.target_len > 0 && se->req.target[0] == '/';
+
+    if (status == 400 || se->req.target == NULL) {
+        reject_head(se, status, NONOPROXY_DENIAL_MALFORMED_REQUEST, why);
+        return;
+    }
+    np_session_deny(se, route ? NONOPROXY_MODE_REVERSE : NONOPROXY_MODE_FORWARD, status,
+                    NONOPROXY_DENIAL_UNSUPPORTED_REQUEST, why, route);
 }
 
 /* Whether the request-target starts with scheme (e.g. "http://"), case-insensitive. */
@@ -179,6 +198,7 @@ np_conn_serve(struct np_session *se, const struct np_ctx *ctx, int fd)
     const char *why = NULL;
     bool next;
     bool keep = false;
+    int status;
 
     se->ctx = ctx;
     se->fd = fd;
@@ -193,9 +213,9 @@ np_conn_serve(struct np_session *se, const struct np_ctx *ctx, int fd)
         if (read_head(se, next) != HEAD_OK) {
             break;
         }
-        if (np_http_req_parse(se->in, se->head_len, &se->req, &why) != 0) {
-            reject_head(se, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
-                        why != NULL ? why : "malformed request");
+        status = np_http_req_parse(se->in, se->head_len, &se->req, &why);
+        if (status != 0) {
+            reject_parse(se, status, why != NULL ? why : "malformed request");
             break;
         }
         keep = dispatch(se);

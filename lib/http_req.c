@@ -36,6 +36,9 @@ static const char *const why_cl_duplicate = "duplicate Content-Length";
 static const char *const why_cl_and_te = "both Content-Length and Transfer-Encoding";
 static const char *const why_te = "unsupported Transfer-Encoding";
 static const char *const why_te_http10 = "Transfer-Encoding in an HTTP/1.0 request";
+static const char *const why_target = "invalid character in the request target";
+static const char *const why_trace = "TRACE and TRACK are not allowed";
+static const char *const why_te_coding = "transfer codings other than chunked are not supported";
 
 /* ---------------------------------------------------------------------------------------- */
 /* np_head_scan                                                                             */
@@ -283,7 +286,19 @@ struct own_view {
     uint64_t cl;
     bool has_te;
     bool chunked;
+    bool te_other; /* a coding other than chunked was named */
 };
+
+/* Whether ch may stand in a request-target as sent (SPEC §1.2, RFC 9112 §3.2): no control
+ * byte, SP, HTAB, '#' (a fragment is never sent), '\' (some servers take it for '/') or byte
+ * >= 0x80 (real clients percent-encode all of these). "<>^`{|} pass unchanged. */
+static bool
+is_target_byte(char ch)
+{
+    unsigned char c = (unsigned char)ch;
+
+    return c > 0x20 && c < 0x7f && c != '#' && c != '\\';
+}
 
 /* Check the request line "method SP target SP HTTP/d.d": exactly two single spaces, non-empty
  * parts, and version 1.0 or 1.1. http-parser is more lenient (several spaces, HTTP/0.9). */
@@ -315,6 +330,11 @@ check_request_line(const struct slice *l, struct own_view *v)
     v->minor = (unsigned short)(ver[7] - '0');
     if (v->major != 1 || (v->minor != 0 && v->minor != 1)) {
         return why_version;
+    }
+    for (size_t i = 0; i < v->target_len; i++) {
+        if (!is_target_byte(v->target[i])) {
+            return why_target;
+        }
     }
     return NULL;
 }
@@ -386,6 +406,7 @@ check_transfer_encoding(const char *value, size_t len, struct own_view *v)
             return why_te; /* empty element, or a coding after chunked */
         }
         v->chunked = slice_ieq(elem, elem_len, "chunked");
+        v->te_other = v->te_other || !v->chunked;
         if (comma == NULL) {
             break;
         }
@@ -437,15 +458,26 @@ check_header_line(const struct slice *l, struct own_view *v)
     return NULL;
 }
 
+/* Whether the method of v is TRACE or TRACK (methods are case-sensitive): a proxy that
+ * injects credentials must never let an upstream echo a request back (SPEC §1.2). */
+static bool
+is_trace(const struct own_view *v)
+{
+    return v->method_len == 5 &&
+           (memcmp(v->method, "TRACE", 5) == 0 || memcmp(v->method, "TRACK", 5) == 0);
+}
+
 /* Read the request line and the framing headers of head ourselves (the visible smuggling
- * rules of SPEC §1.2). Returns NULL if acceptable, else the reason. */
+ * rules of SPEC §1.2). Returns NULL if acceptable, else the reason; *status is the answer
+ * for it: 405 for TRACE/TRACK, 501 for a transfer coding other than chunked, else 400. */
 static const char *
-check_own_rules(const char *head, size_t head_len, struct own_view *v)
+check_own_rules(const char *head, size_t head_len, struct own_view *v, int *status)
 {
     size_t pos = 0;
     struct slice l;
     const char *why = NULL;
 
+    *status = 400;
     while (pos < head_len && (head[pos] == '\r' || head[pos] == '\n')) {
         pos++; /* leading empty lines, already capped by np_head_scan */
     }
@@ -454,6 +486,11 @@ check_own_rules(const char *head, size_t head_len, struct own_view *v)
         goto out;
     }
     why = check_request_line(&l, v);
+    if (why == NULL && is_trace(v)) {
+        *status = 405; /* whatever its headers: nothing of it goes anywhere */
+        why = why_trace;
+        goto out;
+    }
     while (why == NULL && next_line(head, head_len, &pos, &l)) {
         why = check_header_line(&l, v);
     }
@@ -463,9 +500,13 @@ check_own_rules(const char *head, size_t head_len, struct own_view *v)
     if (v->has_cl && v->has_te) {
         why = why_cl_and_te;
     } else if (v->has_te && !v->chunked) {
-        why = why_te; /* we cannot frame a body whose final coding is not chunked */
+        why = why_te; /* RFC 9112 §6.1: a request whose final coding is not chunked ⇒ 400 */
     } else if (v->has_te && v->minor == 0) {
         why = why_te_http10; /* RFC 9112 §6.1: the framing is faulty */
+    } else if (v->te_other) {
+        /* "gzip, chunked": re-framing would drop gzip and corrupt the body (SPEC §1.2). */
+        *status = 501;
+        why = why_te_coding;
     }
 out:
     return why;
@@ -719,13 +760,32 @@ connect_target_ok(const struct np_http_req *req)
     return np_split_authority(req->target, req->target_len, &host, &host_len, &port) == 0;
 }
 
+/* After a refusal, keep in the zeroed req what our own reading of a well-formed request line
+ * found (method name, target), so that the refusal can be audited with them. */
+static void
+keep_request_line(struct np_http_req *req, const struct own_view *v)
+{
+    size_t n = v->method_len < sizeof(req->method_name) ? v->method_len
+                                                         : sizeof(req->method_name) - 1;
+
+    if (v->target == NULL) {
+        return;
+    }
+    memcpy(req->method_name, v->method, n);
+    req->method_name[n] = '\0';
+    req->target = v->target;
+    req->target_len = v->target_len;
+}
+
 /* Parse a complete head: re-check the caps, apply our own rules, run http-parser, insist that
- * both agree, then trim the header values. On failure *req is zeroed. */
+ * both agree, then trim the header values. On failure *req is zeroed but for the method name
+ * and target when the request line was well-formed. */
 int
 np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req, const char **why)
 {
     struct own_view own;
     struct parse_ctx ctx;
+    int status = 400;
     const char *reason = NULL;
     size_t scanned = 0;
     size_t i;
@@ -740,10 +800,11 @@ np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req, co
         reason = "malformed request head";
         goto out;
     }
-    reason = check_own_rules(head, head_len, &own);
+    reason = check_own_rules(head, head_len, &own, &status);
     if (reason != NULL) {
         goto out;
     }
+    status = 400;
     reason = run_parser(head, head_len, &ctx);
     if (reason != NULL) {
         goto out;
@@ -765,11 +826,12 @@ np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req, co
 out:
     if (reason != NULL) {
         memset(req, 0, sizeof(*req));
+        keep_request_line(req, &own);
     }
     if (why != NULL) {
         *why = reason;
     }
-    return reason == NULL ? 0 : -1;
+    return reason == NULL ? 0 : status;
 }
 
 /* First header named name, compared case-insensitively over its whole length. */
@@ -927,15 +989,17 @@ np_http_list_has(const char *value, size_t len, const char *name, size_t name_le
 }
 
 /* Whether name is hop-by-hop: one of the fixed names, or listed in a Connection header of
- * headers[0..n_headers) (headers may be NULL when n_headers is 0). */
+ * headers[0..n_headers) (headers may be NULL when n_headers is 0). Content-Length never is:
+ * "Connection: Content-Length" would otherwise strip a message's framing (Transfer-Encoding
+ * is in the fixed list because the proxy re-frames every body itself). */
 bool
 np_http_hop_by_hop(const char *name, size_t name_len, const struct np_header *headers,
                    size_t n_headers)
 {
     size_t i;
 
-    if (name == NULL || name_len == 0) {
-        return false;
+    if (name == NULL || name_len == 0 || slice_ieq(name, name_len, "content-length")) {
+        return false; /* framing is never hop-by-hop, whatever Connection names (SPEC §1.2) */
     }
     for (i = 0; i < NP_ARRAY_LEN(hop_by_hop_names); i++) {
         if (slice_ieq(name, name_len, hop_by_hop_names[i])) {

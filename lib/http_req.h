@@ -63,10 +63,15 @@ struct np_http_req {
 };
 
 /* Parse a complete head (as delimited by np_head_scan) with http-parser. Rejects, with a
- * static one-line reason in *why: bad request line, unsupported version, both Content-Length
- * and Transfer-Encoding, differing duplicate Content-Length, invalid Content-Length, a
- * Transfer-Encoding other than chunked as final coding, invalid header names.
- * Returns 0 or -1. */
+ * static one-line reason in *why and the status to answer:
+ *   400: bad request line, a request-target byte that is a control, SP, HTAB, '#', '\' or
+ *        >= 0x80, unsupported version, both Content-Length and Transfer-Encoding, differing
+ *        duplicate Content-Length, invalid Content-Length, a Transfer-Encoding whose final
+ *        coding is not chunked, invalid header names;
+ *   405: the method TRACE or TRACK (SPEC §1.2), whatever the rest of the head;
+ *   501: a transfer coding other than chunked before it ("gzip, chunked").
+ * Returns 0, or that status. On a refusal *req is zeroed, except method_name and target when
+ * the request line was well-formed enough to read them (for the audit event). */
 int np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req,
                       const char **why);
 
@@ -85,7 +90,8 @@ bool np_http_list_has(const char *value, size_t len, const char *name, size_t na
 
 /* Whether a header is hop-by-hop (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
  * Proxy-Authenticate, Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade, or a name
- * listed in any of the given Connection header values (comma-separated tokens). */
+ * listed in any of the given Connection header values (comma-separated tokens), except
+ * Content-Length, which is framing and never hop-by-hop (SPEC §1.2). */
 bool np_http_hop_by_hop(const char *name, size_t name_len, const struct np_header *headers,
                         size_t n_headers);
 

@@ -118,6 +118,30 @@ length_and_empty_value(void **state)
     assert_false(np_http_hop_by_hop("", 0, req.headers, req.n_headers));
 }
 
+/* Issue #9 hole 8: framing is never hop-by-hop. "Connection: Content-Length" does not make
+ * Content-Length hop-by-hop (it would strip a response's framing while the client connection
+ * stays open), in any case and among other names; Transfer-Encoding stays hop-by-hop because
+ * the proxy re-frames every body itself. */
+static void
+content_length_is_never_hop_by_hop(void **state)
+{
+    static const char head[] = "POST / HTTP/1.1\r\nHost: h\r\n"
+                               "Connection: close, Content-Length, X-Gone\r\n"
+                               "connection: CONTENT-LENGTH\r\nContent-Length: 5\r\n\r\n";
+    struct np_http_req req;
+    const char *why = NULL;
+
+    (void)state;
+    assert_int_equal(np_http_req_parse(head, strlen(head), &req, &why), 0);
+    assert_false(np_http_hop_by_hop("Content-Length", 14, req.headers, req.n_headers));
+    assert_false(np_http_hop_by_hop("content-length", 14, req.headers, req.n_headers));
+    assert_false(np_http_hop_by_hop("CONTENT-LENGTH", 14, NULL, 0));
+    assert_true(np_http_hop_by_hop("X-Gone", 6, req.headers, req.n_headers)); /* the control */
+    assert_true(np_http_hop_by_hop("Transfer-Encoding", 17, req.headers, req.n_headers));
+    assert_true(req.has_content_length);
+    assert_int_equal(req.content_length, 5);
+}
+
 int
 main(void)
 {
@@ -125,6 +149,7 @@ main(void)
         cmocka_unit_test(fixed_names_table),
         cmocka_unit_test(connection_listed_table),
         cmocka_unit_test(length_and_empty_value),
+        cmocka_unit_test(content_length_is_never_hop_by_hop),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
