@@ -53,6 +53,7 @@ static const char *const why_cl_duplicate = "duplicate Content-Length";
 static const char *const why_cl_and_te = "both Content-Length and Transfer-Encoding";
 static const char *const why_te = "unsupported Transfer-Encoding";
 static const char *const why_te_http10 = "Transfer-Encoding in an HTTP/1.0 response";
+static const char *const why_te_coding = "transfer coding other than chunked";
 static const char *const why_malformed = "malformed response";
 
 /* ---------------------------------------------------------------------------------------- */
@@ -129,7 +130,8 @@ struct own_view {
     bool has_cl;
     uint64_t cl;
     bool has_te;
-    bool chunked; /* the final coding seen so far is chunked */
+    bool chunked;  /* the final coding seen so far is chunked */
+    bool te_other; /* a coding other than chunked was named */
 };
 
 /* Take the line at *pos (ending in LF within head_len, as np_head_scan guarantees), without
@@ -242,6 +244,7 @@ check_transfer_encoding(const char *value, size_t len, struct own_view *v)
             return why_te;
         }
         v->chunked = slice_ieq(elem, elem_len, "chunked");
+        v->te_other = v->te_other || !v->chunked;
         if (comma == NULL) {
             break;
         }
@@ -281,8 +284,9 @@ check_header_line(const char *l, size_t len, struct own_view *v)
     return NULL;
 }
 
-/* Read the status line and framing headers of head ourselves. A Transfer-Encoding whose final
- * coding is not chunked is accepted: RFC 9112 §6.3 makes such a response close-delimited. */
+/* Read the status line and framing headers of head ourselves. A transfer coding other than
+ * chunked ("gzip, chunked", or a close-delimited "gzip") is refused: the proxy re-frames every
+ * body and would drop it, corrupting the body (SPEC §1.2). */
 static const char *
 check_own_rules(const char *head, size_t head_len, struct own_view *v)
 {
@@ -309,6 +313,8 @@ check_own_rules(const char *head, size_t head_len, struct own_view *v)
         why = why_cl_and_te;
     } else if (v->has_te && v->minor == 0) {
         why = why_te_http10; /* RFC 9112 §6.1: the framing is faulty */
+    } else if (v->te_other) {
+        why = why_te_coding;
     }
 out:
     return why;
