@@ -1448,33 +1448,6 @@ out:
 /* Upstream request head                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Whether v[0..len) contains tok[0..tok_len) in any spelling np_token_find_encoded knows
- * (literal or percent-encoded, ASCII case folded). The client sent these bytes and holds the
- * token: where the scan stops tells it nothing new. */
-static bool
-contains_token(const char *v, size_t len, const char *tok, size_t tok_len)
-{
-    return np_token_find_encoded(v, len, tok, tok_len);
-}
-
-/* Whether a header value carries the phantom: in clear, or inside "Basic base64(...)". */
-static bool
-value_has_phantom(const char *v, size_t len, const char *tok, size_t tok_len)
-{
-    unsigned char dec[DECODE_MAX];
-    const char *b64 = NULL;
-    size_t b64_len = 0;
-    size_t n = 0;
-    bool found = contains_token(v, len, tok, tok_len);
-
-    if (!found && scheme_value(v, len, "basic", &b64, &b64_len) &&
-        np_base64_decode(b64, b64_len, dec, sizeof(dec), &n) == 0) {
-        found = contains_token((const char *)dec, n, tok, tok_len);
-    }
-    np_secure_zero(dec, sizeof(dec));
-    return found;
-}
-
 /* Whether the client header h must not go upstream. */
 static bool
 drop_header(const struct np_route *r, const struct np_http_req *req, const struct np_header *h,
@@ -1490,7 +1463,7 @@ drop_header(const struct np_route *r, const struct np_http_req *req, const struc
         np_ascii_ieq(h->name, h->name_len, r->inject_header, strlen(r->inject_header))) {
         return true;
     }
-    return value_has_phantom(h->value, h->value_len, tok, tok_len);
+    return np_token_in_header(h, tok, tok_len); /* name or value, every spelling */
 }
 
 /* Write the framing line for body. Returns false for a framing a request cannot have. */

@@ -433,3 +433,123 @@ np_token_find_encoded(const char *text, size_t len, const char *secret, size_t n
     }
     return false;
 }
+
+/* Longest spelling of one secret byte that np_token_match_encoded reads: "%XX". */
+#define SPELL_MAX_PER_BYTE 3
+/* Decoded bytes searched at once by basic_holds; a window keeps the last spelling-length - 1
+ * bytes of the one before, so that no spelling of the secret can straddle two windows. */
+#define B64_WINDOW 1024
+
+/* Value 0..63 of a base64 character of either alphabet (standard "+/" or URL-safe "-_"), or
+ * -1 for any other byte. Not constant-time: the decoded text is the client's own. */
+static int
+b64_any_value(char ch)
+{
+    if (ch >= 'A' && ch <= 'Z') {
+        return ch - 'A';
+    }
+    if (ch >= 'a' && ch <= 'z') {
+        return ch - 'a' + 26;
+    }
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0' + 52;
+    }
+    if (ch == '+' || ch == '-') {
+        return 62;
+    }
+    if (ch == '/' || ch == '_') {
+        return 63;
+    }
+    return -1;
+}
+
+/* Whether the secret, in any spelling np_token_find_encoded knows, occurs in the base64
+ * decoding of b64[0..len). Decoding is as lenient as the most lenient decoder an upstream
+ * may run (Python's b64decode): both alphabets, padding optional, and every byte outside the
+ * alphabet skipped. The decoded text is searched window by window, so any length is covered
+ * with a fixed buffer, which is wiped before return. */
+static bool
+basic_holds(const char *b64, size_t len, const char *secret, size_t n)
+{
+    unsigned char win[B64_WINDOW];
+    size_t keep = n * SPELL_MAX_PER_BYTE - 1; /* < B64_WINDOW - 3 for n <= 64 */
+    size_t have = 0;
+    unsigned acc = 0;
+    unsigned bits = 0;
+    bool found = false;
+    size_t i;
+
+    if (n == 0 || keep >= B64_WINDOW / 2) {
+        return false;
+    }
+    for (i = 0; i < len && !found; i++) {
+        int v = b64_any_value(b64[i]);
+
+        if (v < 0) {
+            continue;
+        }
+        acc = ((acc << 6) | (unsigned)v) & 0xffffffu;
+        bits += 6;
+        if (bits < 8) {
+            continue;
+        }
+        bits -= 8;
+        win[have++] = (unsigned char)(acc >> bits);
+        if (have == sizeof(win)) {
+            found = np_token_find_encoded((const char *)win, have, secret, n);
+            memmove(win, win + have - keep, keep);
+            have = keep;
+        }
+    }
+    if (!found) {
+        found = np_token_find_encoded((const char *)win, have, secret, n);
+    }
+    np_secure_zero(win, sizeof(win));
+    acc = 0;
+    return found;
+}
+
+/* Whether v[0..len) is "Basic" (any case), whitespace, then credentials; *cred points at
+ * them. */
+static bool
+is_basic_value(const char *v, size_t len, const char **cred, size_t *cred_len)
+{
+    size_t i = 0;
+    size_t s;
+
+    while (i < len && is_ws(v[i])) {
+        i++;
+    }
+    s = i;
+    while (i < len && !is_ws(v[i])) {
+        i++;
+    }
+    if (!name_equals(v + s, i - s, "basic", 5) || i == len) {
+        return false;
+    }
+    *cred = v + i;
+    *cred_len = len - i;
+    return true;
+}
+
+bool
+np_token_in_value(const char *v, size_t len, const char *secret, size_t n)
+{
+    const char *cred = NULL;
+    size_t cred_len = 0;
+
+    if (n == 0) {
+        return false;
+    }
+    if (np_token_find_encoded(v, len, secret, n)) {
+        return true;
+    }
+    return is_basic_value(v, len, &cred, &cred_len) && basic_holds(cred, cred_len, secret, n);
+}
+
+bool
+np_token_in_header(const struct np_header *h, const char *secret, size_t n)
+{
+    return np_token_find_encoded(h->name, h->name_len, secret, n) ||
+           np_token_in_value(h->value, h->value_len, secret, n);
+}

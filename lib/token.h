@@ -44,4 +44,14 @@ bool np_token_match_encoded(const char *text, size_t len, const char *secret, si
 /* Whether secret (n > 0 bytes) occurs anywhere in text[0..len) in any such spelling. */
 bool np_token_find_encoded(const char *text, size_t len, const char *secret, size_t n);
 
+/* The one token detector for header values (SPEC §1.2): whether secret occurs in v[0..len)
+ * in any spelling np_token_find_encoded knows, or, when the value is "Basic <credentials>"
+ * (scheme in any case), anywhere in the base64 decoding of the credentials, whatever their
+ * length (decoded leniently: either alphabet, padding optional, other bytes skipped). */
+bool np_token_in_value(const char *v, size_t len, const char *secret, size_t n);
+
+/* Whether the header h carries secret: in its name (np_token_find_encoded) or its value
+ * (np_token_in_value). A header for which this is true never goes upstream. */
+bool np_token_in_header(const struct np_header *h, const char *secret, size_t n);
+
 #endif /* NP_TOKEN_H */

@@ -8,11 +8,14 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "token.h"
 
 #define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+/* TOKEN with its last digit changed. */
+#define OTHER_TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdee"
 
 /* ---- np_token_generate ----------------------------------------------------------------- */
 
@@ -610,6 +613,108 @@ token_find_encoded_rows(void **state)
     }
 }
 
+/* Write "Basic base64(<pad 'a'>:<tok>)" into out; returns its length. */
+static size_t
+basic_value(char *out, size_t cap, size_t pad, const char *tok)
+{
+    size_t plain_len = pad + 1 + strlen(tok);
+    char *plain = malloc(plain_len + 1);
+    size_t n;
+
+    assert_non_null(plain);
+    memset(plain, 'a', pad);
+    plain[pad] = ':';
+    memcpy(plain + pad + 1, tok, strlen(tok));
+    memcpy(out, "Basic ", 6);
+    n = np_base64_encode(plain, plain_len, out + 6, cap - 6);
+    assert_true(n > 0);
+    free(plain);
+    return 6 + n;
+}
+
+/* Issue #9 hole 7: one detector, no decode limit below the header cap. The token inside a
+ * Basic value is found whatever the length of what precedes it, up to a 64 KiB header. */
+static void
+token_in_value_basic_any_length(void **state)
+{
+    static const size_t pads[] = {0, 1, 2, 3, 100, 511, 819, 820, 900, 1023, 1024, 1100, 1590,
+                                  1600, 2048, 2100, 3000, 10000, 48000};
+    size_t cap = 70000;
+    char *v = malloc(cap);
+    size_t i;
+
+    (void)state;
+    assert_non_null(v);
+    for (i = 0; i < sizeof(pads) / sizeof(pads[0]); i++) {
+        size_t n = basic_value(v, cap, pads[i], TOKEN);
+
+        if (!np_token_in_value(v, n, TOKEN, 64)) {
+            fail_msg("Basic value with %zu bytes before the token: not detected", pads[i]);
+        }
+        assert_false(np_token_in_value(v, n, OTHER_TOKEN, 64));
+    }
+    free(v);
+}
+
+/* Spellings an upstream's lenient decoder still reads: no padding, the URL-safe alphabet,
+ * "BASIC" in capitals, whitespace around; and the token percent-encoded inside. */
+static void
+token_in_value_lenient_spellings(void **state)
+{
+    char v[512];
+    char enc[256];
+    size_t n;
+    size_t k;
+
+    (void)state;
+    n = basic_value(v, sizeof(v), 6, TOKEN); /* 71 bytes: the base64 ends in "==" */
+    while (v[n - 1] == '=') {
+        n--;
+    }
+    assert_true(np_token_in_value(v, n, TOKEN, 64)); /* padding dropped */
+    memcpy(v, "BASIC ", 6);
+    assert_true(np_token_in_value(v, n, TOKEN, 64));
+    for (k = 6; k < n; k++) {
+        if (v[k] == '+') {
+            v[k] = '-';
+        } else if (v[k] == '/') {
+            v[k] = '_';
+        }
+    }
+    assert_true(np_token_in_value(v, n, TOKEN, 64)); /* URL-safe alphabet */
+    for (k = 0; k < 64; k++) {
+        (void)snprintf(enc + 3 * k, 4, "%%%02X", (unsigned char)TOKEN[k]);
+    }
+    n = basic_value(v, sizeof(v), 3, enc);
+    assert_true(np_token_in_value(v, n, TOKEN, 64)); /* percent-encoded inside base64 */
+    assert_false(np_token_in_value("Basic", 5, TOKEN, 64));
+    assert_false(np_token_in_value("Bearer abc", 10, TOKEN, 64));
+    assert_false(np_token_in_value("", 0, TOKEN, 64));
+}
+
+/* Issue #9 hole 5: a header carrying the token in its name is caught like one in its value. */
+static void
+token_in_header_name(void **state)
+{
+    char name[96];
+    struct np_header h;
+
+    (void)state;
+    (void)snprintf(name, sizeof(name), "X-%s", TOKEN);
+    h.name = name;
+    h.name_len = strlen(name);
+    h.value = "1";
+    h.value_len = 1;
+    assert_true(np_token_in_header(&h, TOKEN, 64));
+    name[2] = '1'; /* one digit changed: not the token */
+    assert_false(np_token_in_header(&h, TOKEN, 64));
+    h.name = "X-Plain";
+    h.name_len = 7;
+    h.value = TOKEN;
+    h.value_len = 64;
+    assert_true(np_token_in_header(&h, TOKEN, 64));
+}
+
 int
 main(void)
 {
@@ -630,6 +735,9 @@ main(void)
         cmocka_unit_test(proxy_auth_empty_token_never_ok),
         cmocka_unit_test(proxy_auth_generated_token),
         cmocka_unit_test(token_find_encoded_rows),
+        cmocka_unit_test(token_in_value_basic_any_length),
+        cmocka_unit_test(token_in_value_lenient_spellings),
+        cmocka_unit_test(token_in_header_name),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
