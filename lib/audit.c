@@ -156,33 +156,40 @@ np_audit_set(char *field, size_t cap, const char *src, size_t len)
     np_copy_printable(field, cap, src, (src != NULL) ? len : 0);
 }
 
-/* Copy a path into ev->path with every occurrence of secret redacted (literal or
+/* Copy src into a field with every occurrence of secret redacted (literal or
  * percent-encoded, in any mix), then truncate. */
 void
-np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len,
-                  const char *secret)
+np_audit_set_redacted(char *field, size_t cap, const char *src, size_t len, const char *secret)
 {
-    char tmp[NONOPROXY_AUDIT_PATH_LEN]; /* one byte more than the field can show */
+    char tmp[NONOPROXY_AUDIT_PATH_LEN]; /* the largest field: one byte more than it can show */
     size_t slen = (secret != NULL) ? strlen(secret) : 0;
     size_t used = 0;
     size_t i = 0;
+    const char *path = src;
 
+    if (field == NULL || cap == 0) {
+        return;
+    }
     if (path == NULL) {
         len = 0;
     }
     if (slen == 0) {
-        np_audit_set(ev->path, sizeof(ev->path), path, len);
+        np_audit_set(field, cap, path, len);
         return;
     }
-    /* Redact into tmp first; stop once tmp is full, since the field truncates there anyway
-     * and "..." then marks the cut. Truncation only removes characters, so no part of a
-     * redacted occurrence can come back. */
-    while (i < len && used < sizeof(tmp)) {
+    if (cap > sizeof(tmp)) {
+        cap = sizeof(tmp);
+    }
+    /* Redact into tmp first, matching each occurrence against the whole rest of the input;
+     * stop once tmp holds cap bytes, since the field truncates there anyway and "..." then
+     * marks the cut. Truncation only removes characters, so no part of a redacted occurrence
+     * can come back. */
+    while (i < len && used < cap) {
         size_t raw = 0;
         if ((path[i] == secret[0] || (path[i] ^ 0x20) == secret[0] || path[i] == '%') &&
             np_token_match_encoded(path + i, len - i, secret, slen, &raw)) {
             size_t k;
-            for (k = 0; k < sizeof(REDACTED) - 1 && used < sizeof(tmp); k++) {
+            for (k = 0; k < sizeof(REDACTED) - 1 && used < cap; k++) {
                 tmp[used++] = REDACTED[k];
             }
             i += raw;
@@ -190,10 +197,18 @@ np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len
             tmp[used++] = path[i++];
         }
     }
-    /* When tmp filled up, used == sizeof(tmp) exceeds the field and np_copy_printable adds
-     * "..."; otherwise the whole redacted path fits (used < sizeof(tmp)). */
-    np_copy_printable(ev->path, sizeof(ev->path), tmp, used);
+    /* When tmp filled up, used == cap exceeds the field and np_copy_printable adds "...";
+     * otherwise the whole redacted text fits (used < cap). */
+    np_copy_printable(field, cap, tmp, used);
     np_secure_zero(tmp, sizeof(tmp));
+}
+
+/* Copy a path into ev->path with every occurrence of secret redacted, then truncate. */
+void
+np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len,
+                  const char *secret)
+{
+    np_audit_set_redacted(ev->path, sizeof(ev->path), path, len, secret);
 }
 
 /* ---- JSON ---------------------------------------------------------------------------- */

@@ -30,8 +30,14 @@ void np_audit_event_init(struct nonoproxy_audit_event *ev, enum nonoproxy_audit_
 /* Set a string field from src[0..len): truncated with "...", control characters replaced. */
 void np_audit_set(char *field, size_t cap, const char *src, size_t len);
 
-/* Set ev->path from path[0..len), replacing every occurrence of secret (when non-NULL and
- * non-empty) by "[REDACTED]" before truncation, so that no prefix of it survives. */
+/* Set a string field (capacity cap) from src[0..len), replacing every occurrence of secret
+ * (when non-NULL and non-empty; literal or percent-encoded, either case) by "[REDACTED]"
+ * across the whole input before truncation, so that no part of it survives (SPEC §9). Every
+ * field a client can put bytes into (target, path) is set through this. */
+void np_audit_set_redacted(char *field, size_t cap, const char *src, size_t len,
+                           const char *secret);
+
+/* np_audit_set_redacted into ev->path. */
 void np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len,
                        const char *secret);
 

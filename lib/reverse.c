@@ -129,7 +129,9 @@ rev_event_init(struct np_xchg *q, const struct rev_ctx *rc)
     np_audit_event_init(ev, NONOPROXY_MODE_REVERSE, NONOPROXY_DECISION_ALLOW);
     np_audit_set(ev->method, sizeof(ev->method), q->se->req.method_name,
                  strlen(q->se->req.method_name));
-    char path[NONOPROXY_AUDIT_PATH_LEN + 16];
+    /* audit_rest truncates; np_audit_set_path must still see every token that starts within
+     * what the field shows, whole (at most 3 bytes per token byte when percent-encoded). */
+    char path[NONOPROXY_AUDIT_PATH_LEN + 3 * NP_TOKEN_HEX_LEN];
     size_t path_len = audit_rest(r, rc->rest, rc->rest_len, path, sizeof(path));
 
     np_audit_set_path(ev, path, path_len, q->se->ctx->token);

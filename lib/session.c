@@ -16,6 +16,14 @@ holds_token(const char *field, const char *token)
     return np_token_find_encoded(field, strlen(field), token, NP_TOKEN_HEX_LEN);
 }
 
+const char np_session_why_token_host[] = "the session token must not appear in the host";
+
+bool
+np_session_host_has_token(const struct np_session *se, const char *host, size_t len)
+{
+    return np_token_find_encoded(host, len, se->ctx->token, NP_TOKEN_HEX_LEN);
+}
+
 void
 np_emit(const struct np_ctx *ctx, const struct nonoproxy_audit_event *ev)
 {

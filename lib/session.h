@@ -71,6 +71,12 @@ void np_session_deny(struct np_session *se, enum nonoproxy_audit_mode mode, int 
  * name, 502 upstream_connect_failed when it did not resolve. Returns the status. */
 int np_session_verdict_status(enum np_host_verdict v, enum nonoproxy_denial_category *cat);
 
+/* Whether host[0..len) (a CONNECT or absolute-URI authority) holds the session token in any
+ * spelling np_token_find_encoded knows; such a request is refused with 400 and
+ * np_session_why_token_host before any lookup (SPEC §1.2). */
+bool np_session_host_has_token(const struct np_session *se, const char *host, size_t len);
+extern const char np_session_why_token_host[];
+
 /* Check Proxy-Authorization when the proxy requires it; fills the auth fields of ev. Returns
  * true when the request may go on; otherwise the 407 was sent and ev recorded as a deny. */
 bool np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_event *ev);

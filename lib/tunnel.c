@@ -134,7 +134,7 @@ bypasses_route(struct np_session *se, struct nonoproxy_audit_event *ev, const ch
     if (rt == NULL) {
         return false;
     }
-    np_audit_set(ev->target, sizeof(ev->target), norm, strlen(norm));
+    np_audit_set_redacted(ev->target, sizeof(ev->target), norm, strlen(norm), se->ctx->token);
     np_audit_set(ev->route_id, sizeof(ev->route_id), rt->r->prefix, strlen(rt->r->prefix));
     deny(se, ev, 403, NONOPROXY_DENIAL_CONNECT_BYPASSES_L7,
          "CONNECT to a route's upstream bypasses credential injection; use the route's base URL");
@@ -195,15 +195,20 @@ np_tunnel_serve(struct np_session *se)
     np_audit_event_init(&ev, NONOPROXY_MODE_CONNECT, NONOPROXY_DECISION_ALLOW);
     np_audit_set(ev.method, sizeof(ev.method), "CONNECT", 7);
     if (np_split_authority(se->req.target, se->req.target_len, &host, &host_len, &port) != 0) {
-        np_audit_set(ev.target, sizeof(ev.target), se->req.target, se->req.target_len);
+        np_audit_set_redacted(ev.target, sizeof(ev.target), se->req.target, se->req.target_len,
+                              se->ctx->token);
         deny(se, &ev, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
              "CONNECT needs host:port (no userinfo, no escapes, port 1-65535)");
         return;
     }
-    np_audit_set(ev.target, sizeof(ev.target), host, host_len);
+    np_audit_set_redacted(ev.target, sizeof(ev.target), host, host_len, se->ctx->token);
     ev.has_port = true;
     ev.port = port;
     if (!np_session_require_proxy_auth(se, &ev)) {
+        return;
+    }
+    if (np_session_host_has_token(se, host, host_len)) {
+        deny(se, &ev, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, np_session_why_token_host);
         return;
     }
     if (bypasses_route(se, &ev, host, host_len, port)) {
@@ -216,7 +221,8 @@ np_tunnel_serve(struct np_session *se)
     q.self = &se->ctx->self;
     v = np_hostfilter_decide(se->ctx->s->allow, &se->ctx->s->resolver, &q);
     if (q.norm[0] != '\0') {
-        np_audit_set(ev.target, sizeof(ev.target), q.norm, strlen(q.norm));
+        np_audit_set_redacted(ev.target, sizeof(ev.target), q.norm, strlen(q.norm),
+                              se->ctx->token);
     }
     if (np_external_applies(se->ctx->s->ext, v, &q)) {
         external_tunnel(se, &ev, &q);

@@ -563,6 +563,38 @@ redact_long_path_token_across_cut(void **state)
     free(ev);
 }
 
+/* Issue #9 hole 4: the target field (259 characters) is redacted across the whole input,
+ * then cut, so a token straddling the cut leaves no digit behind; the same holds for every
+ * field np_audit_set_redacted fills. */
+static void
+redact_target_token_across_cut(void **state)
+{
+    struct nonoproxy_audit_event *ev = new_events(1);
+    char *host = malloc(1024);
+    size_t before;
+
+    (void)state;
+    assert_non_null(host);
+    for (before = 150; before < 270; before++) {
+        size_t len = long_path(host, 1024, before, 10);
+        size_t k;
+
+        np_audit_set_redacted(ev->target, sizeof(ev->target), host, len, TOKEN);
+        for (k = 0; k + 3 <= 16; k++) { /* every 3-digit piece of the token */
+            char piece[4];
+
+            memcpy(piece, TOKEN + k, 3);
+            piece[3] = '\0';
+            if (strstr(ev->target, piece) != NULL) {
+                fail_msg("%zu 'a' before the token: \"%s\" survives in \"%s\"", before, piece,
+                         ev->target);
+            }
+        }
+    }
+    free(host);
+    free(ev);
+}
+
 /* A short secret that grows the path when redacted: the output is cut, not overflowed. */
 static void
 redact_expansion_is_truncated(void **state)
@@ -1055,6 +1087,7 @@ main(void)
         cmocka_unit_test(redact_long_path_token_across_cut),
         cmocka_unit_test(redact_percent_encoded_token),
         cmocka_unit_test(redact_expansion_is_truncated),
+        cmocka_unit_test(redact_target_token_across_cut),
         cmocka_unit_test(mode_names),
         cmocka_unit_test(denial_category_names),
         cmocka_unit_test(json_full_event),
