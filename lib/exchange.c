@@ -3,6 +3,7 @@
 #include "exchange.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,17 @@
 #define XCHG_MAX_INTERIM 8u     /* 1xx answers skipped before the final one */
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* Longest wait for one write to the upstream: XCHG_SEND_MS, or the response timeout when that
+ * is shorter (an upstream that reads nothing for that long is as unresponsive as one that
+ * answers nothing). */
+static uint32_t
+upstream_send_ms(const struct np_xchg *q)
+{
+    uint32_t t = q->se->ctx->s->response_timeout_ms;
+
+    return t != 0 && t < XCHG_SEND_MS ? t : XCHG_SEND_MS;
+}
 
 void
 np_xchg_deny(struct np_xchg *q, int status, enum nonoproxy_denial_category cat, const char *reason,
@@ -102,27 +114,6 @@ np_xchg_strip_token(char *target, size_t *len, const char *token)
 }
 
 bool
-np_xchg_value_has_token(const char *v, size_t len, const char *token)
-{
-    unsigned char dec[1024];
-    size_t tl = strlen(token);
-    size_t n = 0;
-    size_t i = 0;
-    bool found = np_token_find_encoded(v, len, token, tl);
-
-    /* "Basic <base64>" (any case, any whitespace): the token may hide in the decoded pair. */
-    if (!found && len > 6 && strncasecmp(v, "basic", 5) == 0 && (v[5] == ' ' || v[5] == '\t')) {
-        for (i = 5; i < len && (v[i] == ' ' || v[i] == '\t'); i++) {
-        }
-        if (np_base64_decode(v + i, len - i, dec, sizeof(dec), &n) == 0) {
-            found = np_token_find_encoded((const char *)dec, n, token, tl);
-        }
-        np_secure_zero(dec, sizeof(dec));
-    }
-    return found;
-}
-
-bool
 np_xchg_precheck_body(struct np_xchg *q)
 {
     struct np_session *se = q->se;
@@ -177,6 +168,7 @@ xchg_read_resp_head(struct np_xchg *q, struct np_uconn *c, struct np_http_resp *
         sc = np_head_scan(buf, *len, head_len);
         if (sc == NP_HEAD_COMPLETE) {
             if (np_http_resp_parse(buf, *head_len, resp, &why) != 0) {
+                q->resp_why = why;
                 return RH_BAD;
             }
             if (resp->status >= 100 && resp->status < 200 && resp->status != 101) {
@@ -244,7 +236,7 @@ xchg_send_body(struct np_xchg *q, struct np_uconn *c)
     x.cap = NP_IN_CAP;
     x.have = se->in_len;
     x.idle_ms = se->ctx->s->header_timeout_ms;
-    x.send_ms = XCHG_SEND_MS;
+    x.send_ms = upstream_send_ms(q);
     br = np_body_relay(&x);
     q->ev.bytes_up = x.body_bytes;
     if (br == NP_BODY_DONE) {
@@ -271,7 +263,9 @@ xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_fra
     n = (size_t)w;
     for (i = 0; i < resp->n_headers; i++) {
         const struct np_header *h = &resp->headers[i];
-        if (np_http_hop_by_hop(h->name, h->name_len, resp->headers, resp->n_headers)) {
+        /* Framing is re-stated below from what the parser decided, never copied. */
+        if (np_http_hop_by_hop(h->name, h->name_len, resp->headers, resp->n_headers) ||
+            np_ascii_ieq(h->name, h->name_len, "content-length", 14)) {
             continue;
         }
         if (n + h->name_len + h->value_len + 4 >= cap - 128) {
@@ -285,6 +279,12 @@ xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_fra
         n += h->value_len;
         memcpy(b + n, "\r\n", 2);
         n += 2;
+    }
+    if (resp->has_content_length && out != NP_FRAME_CHUNKED && out != NP_FRAME_CLOSE &&
+        resp->status != 204) {
+        /* LENGTH, or NONE for HEAD/304/an empty body: the length the upstream stated. */
+        w = snprintf(b + n, cap - n, "Content-Length: %" PRIu64 "\r\n", resp->content_length);
+        n += (size_t)w;
     }
     w = snprintf(b + n, cap - n, "%s%s\r\n",
                  out == NP_FRAME_CHUNKED ? "Transfer-Encoding: chunked\r\n" : "",
@@ -311,7 +311,7 @@ xchg_respond(struct np_xchg *q, struct np_uconn *c, const struct np_http_resp *r
     if (in == NP_FRAME_CHUNKED || in == NP_FRAME_CLOSE) {
         out = q->client_http10 ? NP_FRAME_CLOSE : NP_FRAME_CHUNKED;
     }
-    keep = q->client_keep_alive && out != NP_FRAME_CLOSE;
+    keep = q->client_keep_alive && out != NP_FRAME_CLOSE && !q->body_incomplete;
     n = xchg_client_head(q, resp, out, keep);
     q->ev.status = (uint16_t)resp->status;
     if (n != 0 && in == NP_FRAME_LENGTH && len - head_len == resp->content_length &&
@@ -385,7 +385,7 @@ xchg_exchange(struct np_xchg *q, struct np_http_resp *resp, size_t *len, size_t 
             xchg_fail_answer(q, &f);
             return NULL;
         }
-        if (np_stream_send_all(&c->st, head, q->up_head_len, np_deadline(XCHG_SEND_MS)) !=
+        if (np_stream_send_all(&c->st, head, q->up_head_len, np_deadline(upstream_send_ms(q))) !=
             NP_IO_OK) {
             np_uconn_close(c);
             if (reused && q->idempotent && q->body == NP_FRAME_NONE) {
@@ -415,7 +415,10 @@ xchg_exchange(struct np_xchg *q, struct np_http_resp *resp, size_t *len, size_t 
                      "bad request body");
             return NULL;
         }
-        /* NP_BODY_DST_ERR: the upstream stopped reading; it may still have answered. */
+        /* NP_BODY_DST_ERR: the upstream stopped reading; it may still have answered. Its
+         * answer is relayed, but the rest of the body is still in flight on both
+         * connections: neither may be reused. */
+        q->body_incomplete = br != NP_BODY_DONE;
         rh = xchg_read_resp_head(q, c, resp, len, head_len);
         if (rh == RH_OK) {
             return c;
@@ -427,11 +430,13 @@ xchg_exchange(struct np_xchg *q, struct np_http_resp *resp, size_t *len, size_t 
         f.status = rh == RH_TIMEOUT ? 504 : 502;
         f.cat = rh == RH_TIMEOUT ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
                                  : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
-        (void)snprintf(f.reason, sizeof(f.reason), "%s",
+        (void)snprintf(f.reason, sizeof(f.reason), "%s%s%s",
                        rh == RH_TIMEOUT   ? "upstream response timed out"
                        : rh == RH_NOTHING ? "upstream closed the connection without answering"
                        : rh == RH_STOPPED ? "proxy shutting down"
-                                          : "malformed upstream response head");
+                                          : "malformed upstream response head",
+                       rh == RH_BAD && q->resp_why != NULL ? ": " : "",
+                       rh == RH_BAD && q->resp_why != NULL ? q->resp_why : "");
         xchg_fail_answer(q, &f);
         return NULL;
     }
@@ -444,7 +449,7 @@ xchg_facts(struct np_xchg *q)
 {
     const struct np_http_req *req = &q->se->req;
     const struct np_header *ex = np_http_req_header(req, "Expect");
-    static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
+    static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"};
     size_t i;
 
     q->body = np_http_req_framing(req);
@@ -493,6 +498,13 @@ np_xchg_run(struct np_xchg *x)
         return false;
     }
     keep = xchg_respond(x, c, &resp, len, head_len, &up_reusable);
+    if (x->body_incomplete) {
+        /* Never pooled, never kept (SPEC §1.2): drain what the client still sends so that
+         * it reads the answer before the close. */
+        up_reusable = false;
+        keep = false;
+        se->linger = true;
+    }
     if (up_reusable) {
         x->ops->put(x, c);
     } else {

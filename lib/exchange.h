@@ -60,6 +60,12 @@ struct np_xchg {
     bool client_http10;
     bool expect_continue;
 
+    /* Set when the request body did not reach the upstream completely (it stopped reading,
+     * or failed): neither the upstream connection nor the client connection may carry
+     * another request, since the next one would land inside this body (SPEC §1.2). */
+    bool body_incomplete;
+    const char *resp_why;            /* why the response head was refused (static text) */
+
     size_t up_head_len;              /* relay_b + NP_XCHG_HEAD_OFF, written by the caller */
     struct np_stream client;
 };
@@ -81,10 +87,6 @@ bool np_xchg_precheck_body(struct np_xchg *x);
  * query parameters carrying it are dropped. Returns -1 when it is in the path (the caller
  * refuses the request: removing a segment would change its meaning). */
 int np_xchg_strip_token(char *target, size_t *len, const char *token);
-
-/* Whether a header value carries the session token: in any spelling np_token_find_encoded
- * knows, or inside "Basic base64(...)". */
-bool np_xchg_value_has_token(const char *v, size_t len, const char *token);
 
 /* Connect to the checked addresses in turn (connect timeout each). Returns the socket or -1
  * with f filled (504 on timeout, else 502). */

@@ -35,7 +35,9 @@ struct fwd_uri {
 
 /* Everything the connection callbacks need. */
 struct fwd_ctx {
-    const struct fwd_uri *u;
+    const struct fwd_uri *u; /* points into the client's head: valid until np_xchg_run */
+    char host[NP_HOST_BUF];  /* when a kept-alive decision is reused: u's host, copied for a
+                                decision taken after the head is gone; else "" */
     struct np_host_query q; /* the filter's verdict and checked addresses */
     bool decided;           /* q is filled (false while a kept-alive decision is reused) */
     bool via_ext;           /* through the external proxy */
@@ -161,7 +163,7 @@ fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
         if (np_http_hop_by_hop(h->name, h->name_len, req->headers, req->n_headers) ||
             (h->name_len == 4 && strncasecmp(h->name, "host", 4) == 0) ||
             (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0) ||
-            np_xchg_value_has_token(h->value, h->value_len, tok)) {
+            np_token_in_header(h, tok, strlen(tok))) {
             continue;
         }
         ok = fwd_put(out, cap, &n, h->name, h->name_len) && fwd_put(out, cap, &n, ": ", 2) &&
@@ -194,14 +196,17 @@ fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_xfail *f)
     enum np_host_verdict v;
 
     memset(&fc->q, 0, sizeof(fc->q));
-    fc->q.host = u->host;
-    fc->q.host_len = u->host_len;
+    /* After a reused decision the head has been shifted out of se->in (np_xchg_run) and u
+     * points into body bytes: decide on the copy then (SPEC §3: the host of the URI). */
+    fc->q.host = fc->host[0] != '\0' ? fc->host : u->host;
+    fc->q.host_len = fc->host[0] != '\0' ? strlen(fc->host) : u->host_len;
     fc->q.port = u->port;
     fc->q.self = &ctx->self;
     fc->decided = true;
     v = np_hostfilter_decide(ctx->s->allow, &ctx->s->resolver, &fc->q);
     if (fc->q.norm[0] != '\0') {
-        np_audit_set(x->ev.target, sizeof(x->ev.target), fc->q.norm, strlen(fc->q.norm));
+        np_audit_set_redacted(x->ev.target, sizeof(x->ev.target), fc->q.norm,
+                              strlen(fc->q.norm), ctx->token);
     }
     fc->via_ext = np_external_applies(ctx->s->ext, v, &fc->q);
     if (v != NP_HOST_ALLOW && !fc->via_ext) {
@@ -321,7 +326,7 @@ fwd_reuse_decision(const struct np_session *se, struct fwd_ctx *fc, const char *
     char key[sizeof(fc->key)];
     size_t n;
 
-    if (se->fwd_conn == NULL || norm[0] == '\0') {
+    if (se->fwd_conn == NULL || norm[0] == '\0' || fc->u->host_len >= sizeof(fc->host)) {
         return false;
     }
     (void)snprintf(key, sizeof(key), "%s:%u", norm, (unsigned)port);
@@ -331,11 +336,16 @@ fwd_reuse_decision(const struct np_session *se, struct fwd_ctx *fc, const char *
         return false;
     }
     (void)snprintf(fc->key, sizeof(fc->key), "%s", se->fwd_key);
+    /* fwd_open decides after all if the kept connection turns out dead, by then without the
+     * head: keep the host as the URI gave it (the port is a copy in u already). */
+    memcpy(fc->host, fc->u->host, fc->u->host_len);
+    fc->host[fc->u->host_len] = '\0';
     fc->via_ext = se->fwd_key[n] == '!';
     if (fc->via_ext) {
         x->ev.mode = NONOPROXY_MODE_EXTERNAL;
     }
-    np_audit_set(x->ev.target, sizeof(x->ev.target), norm, strlen(norm));
+    np_audit_set_redacted(x->ev.target, sizeof(x->ev.target), norm, strlen(norm),
+                          se->ctx->token);
     return true;
 }
 
@@ -364,10 +374,16 @@ np_forward_serve(struct np_session *se)
                      "malformed absolute URI (userinfo, fragment, bad host or port)", NULL);
         return false;
     }
-    np_audit_set(x.ev.target, sizeof(x.ev.target), u.host, u.host_len);
+    np_audit_set_redacted(x.ev.target, sizeof(x.ev.target), u.host, u.host_len, se->ctx->token);
     x.ev.has_port = true;
     x.ev.port = u.port;
     np_audit_set_path(&x.ev, u.path, u.path_len, se->ctx->token);
+    if (np_session_host_has_token(se, u.authority, u.authority_len)) {
+        /* Before any lookup: the name would go into DNS and the Host header (SPEC §1.2). */
+        np_xchg_deny(&x, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, np_session_why_token_host,
+                     NULL);
+        return false;
+    }
     if (np_host_normalize(u.host, u.host_len, norm, sizeof(norm)) != 0) {
         norm[0] = '\0';
     } else if (fwd_is_self(se, norm, u.port) && se->ctx->gw != NULL && se->ctx->gw->n > 0 &&
