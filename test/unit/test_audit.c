@@ -583,7 +583,7 @@ redact_target_token_across_cut(void **state)
         for (k = 0; k + 3 <= 16; k++) { /* every 3-digit piece of the token */
             char piece[4];
 
-            memcpy(piece, TOKEN + k, 3);
+            memcpy(piece, &TOKEN[k], 3);
             piece[3] = '\0';
             if (strstr(ev->target, piece) != NULL) {
                 fail_msg("%zu 'a' before the token: \"%s\" survives in \"%s\"", before, piece,
