@@ -80,10 +80,14 @@ _Static_assert(sizeof(struct sbx_net_port_attr) == 16, "landlock_net_port_attr l
  *   - Multipath TCP: socket(..., IPPROTO_MPTCP) is not a TCP socket for Landlock, yet falls back
  *     to plain TCP against any server; refused with EPROTONOSUPPORT, as a kernel without MPTCP
  *     answers (Go, which uses MPTCP by default for listeners, then falls back to TCP);
- *   - SMC: socket(AF_SMC, ...) and socket(AF_INET/AF_INET6, ..., IPPROTO_SMC) connect through an
- *     internal TCP socket that never meets Landlock's connect hook; both refused with EACCES, an
- *     errno no kernel gives for them (one without SMC answers EAFNOSUPPORT/EPROTONOSUPPORT), so
- *     a test can tell the filter from the kernel;
+ *   - kernel-internal TCP: SMC (socket(AF_SMC, ...), or socket(AF_INET/AF_INET6, ...,
+ *     IPPROTO_SMC)) and RDS over TCP connect through a socket of the kernel's own that never
+ *     meets Landlock's connect hook. socket(2) therefore takes only the families a program
+ *     needs for the proxy and local IPC, AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (interface
+ *     and route queries); every other family (SMC, RDS, TIPC, VSOCK, packet, ...) and
+ *     IPPROTO_SMC are refused with EACCES, an errno no kernel gives for them (one without the
+ *     family answers EAFNOSUPPORT, without SMC EPROTONOSUPPORT), so a test can tell the filter
+ *     from the kernel;
  * and io_uring could submit both operations without those system calls: io_uring_setup fails
  * with ENOSYS. System calls of another ABI (x32, or 32-bit code on a 64-bit kernel) could reach
  * the same operations under other numbers: they kill the process (SIGSYS). The filter exists for
@@ -101,9 +105,6 @@ _Static_assert(sizeof(struct sbx_net_port_attr) == 16, "landlock_net_port_attr l
 
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
-#endif
-#ifndef AF_SMC
-#define AF_SMC 43
 #endif
 #ifndef IPPROTO_SMC
 #define IPPROTO_SMC 256
@@ -141,8 +142,16 @@ install_bypass_filter(void)
         SBX_LD_NR,
         BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, SBX_X32_SYSCALL_BIT, 0, 1),
         SBX_RET(SECCOMP_RET_KILL_PROCESS), /* x32 system calls on x86_64 */
+        /* socket(): an allowlist of families (seven instructions), then the protocols. */
+        SBX_LD_NR,
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 6),
+        SBX_LD_ARG_LO(0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 1, 0),
+        SBX_RET_ERRNO(EACCES),
         SBX_ARG_RULE(__NR_socket, 2, BPF_JEQ, IPPROTO_MPTCP, EPROTONOSUPPORT),
-        SBX_ARG_RULE(__NR_socket, 0, BPF_JEQ, AF_SMC, EACCES),
         SBX_ARG_RULE(__NR_socket, 2, BPF_JEQ, IPPROTO_SMC, EACCES),
         SBX_ARG_RULE(__NR_sendto, 3, BPF_JSET, MSG_FASTOPEN, EOPNOTSUPP),
         SBX_ARG_RULE(__NR_sendmsg, 2, BPF_JSET, MSG_FASTOPEN, EOPNOTSUPP),

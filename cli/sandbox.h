@@ -4,9 +4,10 @@
  * only to the proxy's port and may not bind any TCP port (connect() elsewhere and bind() fail
  * with EACCES). The rules hold across fork and execve and cannot be lifted by the child.
  * A seccomp filter closes the known ways around Landlock's TCP rules: TCP Fast Open sends
- * (MSG_FASTOPEN: EOPNOTSUPP), Multipath TCP sockets (EPROTONOSUPPORT), SMC sockets (AF_SMC or
- * IPPROTO_SMC: EACCES), io_uring (ENOSYS), and system calls of another ABI (32-bit or x32 code
- * is killed with SIGSYS).
+ * (MSG_FASTOPEN: EOPNOTSUPP), Multipath TCP sockets (EPROTONOSUPPORT), socket families other
+ * than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK, among them SMC and RDS, whose kernel-internal
+ * TCP never meets Landlock, and IPPROTO_SMC (EACCES), io_uring (ENOSYS), and system calls of
+ * another ABI (32-bit or x32 code is killed with SIGSYS).
  *
  * What it does not do (see docs/SECURITY.md):
  *   - Landlock rules name ports, not addresses: the child may connect to ANY host on the proxy's

@@ -156,49 +156,56 @@ np_audit_set(char *field, size_t cap, const char *src, size_t len)
     np_copy_printable(field, cap, src, (src != NULL) ? len : 0);
 }
 
+size_t
+np_audit_redact(char *out, size_t cap, const char *src, size_t len, const char *secret)
+{
+    size_t slen = (secret != NULL) ? strlen(secret) : 0;
+    size_t used = 0;
+    size_t i = 0;
+
+    if (src == NULL) {
+        len = 0;
+    }
+    /* Each occurrence is matched against the whole rest of the input, so stopping once out
+     * is full never leaves a part of one behind. */
+    while (i < len && used < cap) {
+        size_t raw = 0;
+
+        if (slen > 0 &&
+            (src[i] == secret[0] || (src[i] ^ 0x20) == secret[0] || src[i] == '%') &&
+            np_token_match_encoded(src + i, len - i, secret, slen, &raw)) {
+            size_t k;
+
+            for (k = 0; k < sizeof(REDACTED) - 1 && used < cap; k++) {
+                out[used++] = REDACTED[k];
+            }
+            i += raw;
+        } else {
+            out[used++] = src[i++];
+        }
+    }
+    return used;
+}
+
 /* Copy src into a field with every occurrence of secret redacted (literal or
  * percent-encoded, in any mix), then truncate. */
 void
 np_audit_set_redacted(char *field, size_t cap, const char *src, size_t len, const char *secret)
 {
     char tmp[NONOPROXY_AUDIT_PATH_LEN]; /* the largest field: one byte more than it can show */
-    size_t slen = (secret != NULL) ? strlen(secret) : 0;
-    size_t used = 0;
-    size_t i = 0;
-    const char *path = src;
+    size_t used;
 
     if (field == NULL || cap == 0) {
-        return;
-    }
-    if (path == NULL) {
-        len = 0;
-    }
-    if (slen == 0) {
-        np_audit_set(field, cap, path, len);
         return;
     }
     if (cap > sizeof(tmp)) {
         cap = sizeof(tmp);
     }
-    /* Redact into tmp first, matching each occurrence against the whole rest of the input;
-     * stop once tmp holds cap bytes, since the field truncates there anyway and "..." then
-     * marks the cut. Truncation only removes characters, so no part of a redacted occurrence
-     * can come back. */
-    while (i < len && used < cap) {
-        size_t raw = 0;
-        if ((path[i] == secret[0] || (path[i] ^ 0x20) == secret[0] || path[i] == '%') &&
-            np_token_match_encoded(path + i, len - i, secret, slen, &raw)) {
-            size_t k;
-            for (k = 0; k < sizeof(REDACTED) - 1 && used < cap; k++) {
-                tmp[used++] = REDACTED[k];
-            }
-            i += raw;
-        } else {
-            tmp[used++] = path[i++];
-        }
-    }
-    /* When tmp filled up, used == cap exceeds the field and np_copy_printable adds "...";
-     * otherwise the whole redacted text fits (used < cap). */
+    /* Redact into tmp first; stop once tmp holds cap bytes, since the field truncates there
+     * anyway and "..." then marks the cut. Truncation only removes characters, so no part of
+     * a redacted occurrence can come back. When tmp filled up, used == cap exceeds the field
+     * and np_copy_printable adds "..."; otherwise the whole redacted text fits. */
+    used = np_audit_redact(tmp, cap, src, len, secret);
     np_copy_printable(field, cap, tmp, used);
     np_secure_zero(tmp, sizeof(tmp));
 }

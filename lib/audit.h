@@ -30,6 +30,12 @@ void np_audit_event_init(struct nonoproxy_audit_event *ev, enum nonoproxy_audit_
 /* Set a string field from src[0..len): truncated with "...", control characters replaced. */
 void np_audit_set(char *field, size_t cap, const char *src, size_t len);
 
+/* Write src[0..len) to out (capacity cap) with every occurrence of secret (literal or
+ * percent-encoded, either case; none when secret is NULL or empty) replaced by "[REDACTED]",
+ * each matched against the whole rest of the input; stops when out is full. Never longer than
+ * the input (the secret is longer than the marker). Returns the bytes written; no NUL. */
+size_t np_audit_redact(char *out, size_t cap, const char *src, size_t len, const char *secret);
+
 /* Set a string field (capacity cap) from src[0..len), replacing every occurrence of secret
  * (when non-NULL and non-empty; literal or percent-encoded, either case) by "[REDACTED]"
  * across the whole input before truncation, so that no part of it survives (SPEC §9). Every

@@ -248,6 +248,68 @@ xchg_send_body(struct np_xchg *q, struct np_uconn *c)
     return br;
 }
 
+/* Whether text[0..len) holds one of the route secrets the exchange must keep from the
+ * client (np_xchg.scrub), in any spelling np_token_find_encoded knows. */
+static bool
+scrub_find(const struct np_xchg *q, const char *text, size_t len)
+{
+    size_t k;
+
+    for (k = 0; k < NP_ARRAY_LEN(q->scrub); k++) {
+        if (q->scrub[k].len > 0 &&
+            np_token_find_encoded(text, len, q->scrub[k].p, q->scrub[k].len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Append v[0..len) at b + *n (limit: the end of the room) with every occurrence of a scrub
+ * secret replaced by the session token, the phantom the child already holds: an upstream that
+ * echoes the request it got (a redirect's Location with the query or path) must not hand the
+ * real key to the child (SPEC §6.7), and a client that follows such a redirect through the
+ * route gets the secret injected again. Returns false when it does not fit. */
+static bool
+put_scrubbed(const struct np_xchg *q, char *b, size_t limit, size_t *n, const char *v,
+             size_t len)
+{
+    const char *tok = q->se->ctx->token;
+    size_t i = 0;
+
+    if (!scrub_find(q, v, len)) {
+        if (len > limit - *n) {
+            return false;
+        }
+        memcpy(b + *n, v, len);
+        *n += len;
+        return true;
+    }
+    while (i < len) {
+        size_t used = 0;
+        size_t k;
+        bool hit = false;
+
+        for (k = 0; k < NP_ARRAY_LEN(q->scrub) && !hit; k++) {
+            hit = q->scrub[k].len > 0 &&
+                  np_token_match_encoded(v + i, len - i, q->scrub[k].p, q->scrub[k].len, &used);
+        }
+        if (hit) {
+            if (NP_TOKEN_HEX_LEN > limit - *n) {
+                return false;
+            }
+            memcpy(b + *n, tok, NP_TOKEN_HEX_LEN);
+            *n += NP_TOKEN_HEX_LEN;
+            i += used;
+        } else {
+            if (*n >= limit) {
+                return false;
+            }
+            b[(*n)++] = v[i++];
+        }
+    }
+    return true;
+}
+
 /* Write the client's response head for resp with framing out into relay_b. */
 static size_t
 xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_framing out,
@@ -263,20 +325,23 @@ xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_fra
     n = (size_t)w;
     for (i = 0; i < resp->n_headers; i++) {
         const struct np_header *h = &resp->headers[i];
-        /* Framing is re-stated below from what the parser decided, never copied. */
+        /* Framing is re-stated below from what the parser decided, never copied; a name that
+         * echoes the route's secret is dropped. */
         if (np_http_hop_by_hop(h->name, h->name_len, resp->headers, resp->n_headers) ||
-            np_ascii_ieq(h->name, h->name_len, "content-length", 14)) {
+            np_ascii_ieq(h->name, h->name_len, "content-length", 14) ||
+            scrub_find(q, h->name, h->name_len)) {
             continue;
         }
-        if (n + h->name_len + h->value_len + 4 >= cap - 128) {
+        if (h->name_len + 4 > cap - 128 - n) {
             return 0;
         }
         memcpy(b + n, h->name, h->name_len);
         n += h->name_len;
         memcpy(b + n, ": ", 2);
         n += 2;
-        memcpy(b + n, h->value, h->value_len);
-        n += h->value_len;
+        if (!put_scrubbed(q, b, cap - 128 - 2, &n, h->value, h->value_len)) {
+            return 0;
+        }
         memcpy(b + n, "\r\n", 2);
         n += 2;
     }

@@ -66,6 +66,13 @@ struct np_xchg {
     bool body_incomplete;
     const char *resp_why;            /* why the response head was refused (static text) */
 
+    /* Route secrets that must not reach the client in the response head (SPEC §6.7): the
+     * secret itself and, for basic_auth, its base64; len 0 = unused. Set by the caller. */
+    struct {
+        const char *p;
+        size_t len;
+    } scrub[2];
+
     size_t up_head_len;              /* relay_b + NP_XCHG_HEAD_OFF, written by the caller */
     struct np_stream client;
 };

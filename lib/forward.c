@@ -163,6 +163,7 @@ fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
         if (np_http_hop_by_hop(h->name, h->name_len, req->headers, req->n_headers) ||
             (h->name_len == 4 && strncasecmp(h->name, "host", 4) == 0) ||
             (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0) ||
+            (h->name_len == 6 && strncasecmp(h->name, "expect", 6) == 0) ||
             np_token_in_header(h, tok, strlen(tok))) {
             continue;
         }

@@ -760,19 +760,40 @@ connect_target_ok(const struct np_http_req *req)
     return np_split_authority(req->target, req->target_len, &host, &host_len, &port) == 0;
 }
 
+/* Whether m[0..len) is a method http-parser knows, or TRACK (refused by name). Only such a
+ * name is kept for the audit event of a refused head: an arbitrary first word could carry a
+ * piece of the token (SPEC §9). */
+static bool
+is_known_method(const char *m, size_t len)
+{
+    static const char *const names[] = {
+#define NP_METHOD_NAME(num, name, string) #string,
+        HTTP_METHOD_MAP(NP_METHOD_NAME)
+#undef NP_METHOD_NAME
+            "TRACK",
+    };
+    size_t i;
+
+    for (i = 0; i < NP_ARRAY_LEN(names); i++) {
+        if (strlen(names[i]) == len && memcmp(names[i], m, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* After a refusal, keep in the zeroed req what our own reading of a well-formed request line
- * found (method name, target), so that the refusal can be audited with them. */
+ * found (a known method name, the target), so that the refusal can be audited with them. */
 static void
 keep_request_line(struct np_http_req *req, const struct own_view *v)
 {
-    size_t n = v->method_len < sizeof(req->method_name) ? v->method_len
-                                                         : sizeof(req->method_name) - 1;
-
     if (v->target == NULL) {
         return;
     }
-    memcpy(req->method_name, v->method, n);
-    req->method_name[n] = '\0';
+    if (v->method_len < sizeof(req->method_name) && is_known_method(v->method, v->method_len)) {
+        memcpy(req->method_name, v->method, v->method_len);
+        req->method_name[v->method_len] = '\0';
+    }
     req->target = v->target;
     req->target_len = v->target_len;
 }

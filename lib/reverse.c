@@ -129,11 +129,15 @@ rev_event_init(struct np_xchg *q, const struct rev_ctx *rc)
     np_audit_event_init(ev, NONOPROXY_MODE_REVERSE, NONOPROXY_DECISION_ALLOW);
     np_audit_set(ev->method, sizeof(ev->method), q->se->req.method_name,
                  strlen(q->se->req.method_name));
-    /* audit_rest truncates; np_audit_set_path must still see every token that starts within
-     * what the field shows, whole (at most 3 bytes per token byte when percent-encoded). */
-    char path[NONOPROXY_AUDIT_PATH_LEN + 3 * NP_TOKEN_HEX_LEN];
-    size_t path_len = audit_rest(r, rc->rest, rc->rest_len, path, sizeof(path));
+    /* The token first, over the whole rest (relay_a is free until the response arrives);
+     * then the phantom's slot, whatever it holds; only then the cut (SPEC §9). */
+    char *redacted = q->se->relay_a;
+    size_t red_len = np_audit_redact(redacted, NP_RELAY_CAP, rc->rest, rc->rest_len,
+                                     q->se->ctx->token);
+    char path[NONOPROXY_AUDIT_PATH_LEN + 16];
+    size_t path_len = audit_rest(r, redacted, red_len, path, sizeof(path));
 
+    np_secure_zero(redacted, red_len);
     np_audit_set_path(ev, path, path_len, q->se->ctx->token);
     np_audit_set(ev->route_id, sizeof(ev->route_id), r->prefix, strlen(r->prefix));
     np_audit_set(ev->target, sizeof(ev->target), r->host, strlen(r->host));
@@ -148,6 +152,22 @@ rev_event_init(struct np_xchg *q, const struct rev_ctx *rc)
         ev->auth_mechanism = NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION;
         ev->injection_mode = NONOPROXY_INJECTION_NONE;
         ev->managed_credential_active = NONOPROXY_TRI_FALSE;
+    }
+}
+
+/* What the exchange keeps out of the response head: the route's secret and, for
+ * basic_auth, the base64 the upstream received (which no longer spells the secret). */
+static void
+rev_scrub_init(struct np_xchg *q, const struct np_route *r)
+{
+    if (r->credential_key == NULL || r->secret == NULL) {
+        return;
+    }
+    q->scrub[0].p = r->secret;
+    q->scrub[0].len = r->secret_len;
+    if (r->mode == NONOPROXY_INJECT_BASIC_AUTH && r->inject_value_len > 6) {
+        q->scrub[1].p = r->inject_value + 6; /* after "Basic " */
+        q->scrub[1].len = r->inject_value_len - 6;
     }
 }
 
@@ -381,6 +401,7 @@ np_reverse_serve(struct np_session *se)
     rc.rt = &gw->rt[idx];
     np_xchg_init(&x, se, &rev_ops, &rc, true);
     rev_event_init(&x, &rc);
+    rev_scrub_init(&x, rc.rt->r);
     if (!rev_admit(&x, &rc) || !np_xchg_precheck_body(&x) || !rev_build_head(&x, &rc)) {
         return false;
     }

@@ -1455,8 +1455,12 @@ drop_header(const struct np_route *r, const struct np_http_req *req, const struc
 {
     bool header_mode = r->mode == NONOPROXY_INJECT_HEADER || r->mode == NONOPROXY_INJECT_BASIC_AUTH;
 
+    /* Expect too: the proxy answers 100-continue itself and always sends the body, so an
+     * upstream must not be asked to wait for a body it would then take for a request. */
     if (np_http_hop_by_hop(h->name, h->name_len, req->headers, req->n_headers) ||
-        np_ascii_ieq(h->name, h->name_len, "host", 4) || np_ascii_ieq(h->name, h->name_len, "content-length", 14)) {
+        np_ascii_ieq(h->name, h->name_len, "host", 4) ||
+        np_ascii_ieq(h->name, h->name_len, "content-length", 14) ||
+        np_ascii_ieq(h->name, h->name_len, "expect", 6)) {
         return true;
     }
     if (r->credential_key != NULL && header_mode &&

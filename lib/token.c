@@ -440,10 +440,20 @@ np_token_find_encoded(const char *text, size_t len, const char *secret, size_t n
  * bytes of the one before, so that no spelling of the secret can straddle two windows. */
 #define B64_WINDOW 1024
 
-/* Value 0..63 of a base64 character of either alphabet (standard "+/" or URL-safe "-_"), or
- * -1 for any other byte. Not constant-time: the decoded text is the client's own. */
+/* How basic_holds reads the base64 alphabet. Decoders disagree about '+', '/', '-' and '_':
+ * strict ones take one alphabet, lenient ones (Python's b64decode, Perl's MIME::Base64,
+ * Java's MIME decoder) skip whatever is not in theirs, which shifts the bits of everything
+ * after it. Every reading an upstream may apply is tried. */
+enum b64_reading {
+    B64_BOTH = 0, /* '+' and '-' are 62, '/' and '_' are 63 */
+    B64_STANDARD, /* '+' '/' are digits, '-' '_' are skipped */
+    B64_URLSAFE,  /* '-' '_' are digits, '+' '/' are skipped */
+};
+
+/* Value 0..63 of a base64 character in the given reading, or -1 for a byte to skip. Not
+ * constant-time: the decoded text is the client's own. */
 static int
-b64_any_value(char ch)
+b64_any_value(char ch, enum b64_reading how)
 {
     if (ch >= 'A' && ch <= 'Z') {
         return ch - 'A';
@@ -454,22 +464,21 @@ b64_any_value(char ch)
     if (ch >= '0' && ch <= '9') {
         return ch - '0' + 52;
     }
-    if (ch == '+' || ch == '-') {
+    if ((ch == '+' && how != B64_URLSAFE) || (ch == '-' && how != B64_STANDARD)) {
         return 62;
     }
-    if (ch == '/' || ch == '_') {
+    if ((ch == '/' && how != B64_URLSAFE) || (ch == '_' && how != B64_STANDARD)) {
         return 63;
     }
     return -1;
 }
 
 /* Whether the secret, in any spelling np_token_find_encoded knows, occurs in the base64
- * decoding of b64[0..len). Decoding is as lenient as the most lenient decoder an upstream
- * may run (Python's b64decode): both alphabets, padding optional, and every byte outside the
- * alphabet skipped. The decoded text is searched window by window, so any length is covered
- * with a fixed buffer, which is wiped before return. */
+ * decoding of b64[0..len) read as how says (padding and every skipped byte ignored). The
+ * decoded text is searched window by window, so any length is covered with a fixed buffer,
+ * which is wiped before return. */
 static bool
-basic_holds(const char *b64, size_t len, const char *secret, size_t n)
+b64_holds(const char *b64, size_t len, const char *secret, size_t n, enum b64_reading how)
 {
     unsigned char win[B64_WINDOW];
     size_t keep = n * SPELL_MAX_PER_BYTE - 1; /* < B64_WINDOW - 3 for n <= 64 */
@@ -483,12 +492,12 @@ basic_holds(const char *b64, size_t len, const char *secret, size_t n)
         return false;
     }
     for (i = 0; i < len && !found; i++) {
-        int v = b64_any_value(b64[i]);
+        int v = b64_any_value(b64[i], how);
 
         if (v < 0) {
             continue;
         }
-        acc = ((acc << 6) | (unsigned)v) & 0xffffffu;
+        acc = ((acc << 6) | (unsigned)v) & 0xffffu;
         bits += 6;
         if (bits < 8) {
             continue;
@@ -507,6 +516,19 @@ basic_holds(const char *b64, size_t len, const char *secret, size_t n)
     np_secure_zero(win, sizeof(win));
     acc = 0;
     return found;
+}
+
+/* Whether the secret hides in the base64 credentials of a Basic value, in any reading. */
+static bool
+basic_holds(const char *b64, size_t len, const char *secret, size_t n)
+{
+    return b64_holds(b64, len, secret, n, B64_BOTH) ||
+           (memchr(b64, '-', len) != NULL || memchr(b64, '_', len) != NULL
+                ? b64_holds(b64, len, secret, n, B64_STANDARD)
+                : false) ||
+           (memchr(b64, '+', len) != NULL || memchr(b64, '/', len) != NULL
+                ? b64_holds(b64, len, secret, n, B64_URLSAFE)
+                : false);
 }
 
 /* Whether v[0..len) is "Basic" (any case), whitespace, then credentials; *cred points at

@@ -47,7 +47,9 @@ bool np_token_find_encoded(const char *text, size_t len, const char *secret, siz
 /* The one token detector for header values (SPEC §1.2): whether secret occurs in v[0..len)
  * in any spelling np_token_find_encoded knows, or, when the value is "Basic <credentials>"
  * (scheme in any case), anywhere in the base64 decoding of the credentials, whatever their
- * length (decoded leniently: either alphabet, padding optional, other bytes skipped). */
+ * length, in every reading an upstream's decoder may apply (both alphabets at once, or one
+ * alphabet with the other one's '+' '/' or '-' '_' skipped; padding optional, every other
+ * byte skipped). */
 bool np_token_in_value(const char *v, size_t len, const char *secret, size_t n);
 
 /* Whether the header h carries secret: in its name (np_token_find_encoded) or its value

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -49,6 +50,8 @@ struct origin {
     int lfd;
     uint16_t port;
     bool stall_first;  /* the first connection answers at once, then stops reading */
+    bool echo;         /* answer 301 with the request echoed (Location, X-Echo-Auth) */
+    char last_head[4096]; /* the last request head received */
     int release_fd;    /* eventfd: readable once the stalled connection may read again */
     const char *needle;
     pthread_t acceptor;
@@ -151,6 +154,33 @@ origin_drain(struct origin_conn *c, const char *buf, size_t have, uint64_t body,
     }
 }
 
+/* Answer as a redirecting origin would: the request-target back in Location (with a slash
+ * added), and the Authorization value in a header of its own. */
+static void
+origin_echo(int fd, const char *head, size_t head_len)
+{
+    char out[8192];
+    const char *sp1 = memchr(head, ' ', head_len);
+    const char *sp2 = sp1 != NULL ? memchr(sp1 + 1, ' ', head_len - (size_t)(sp1 + 1 - head))
+                                  : NULL;
+    const char *auth = strcasestr(head, "\r\nAuthorization: ");
+    const char *auth_end = auth != NULL ? strstr(auth + 2, "\r\n") : NULL;
+    int n;
+
+    if (sp2 == NULL) {
+        return;
+    }
+    n = snprintf(out, sizeof(out),
+                 "HTTP/1.1 301 Moved Permanently\r\nLocation: %.*s/\r\nX-Echo-Auth: %.*s\r\n"
+                 "X-Other: untouched\r\nContent-Length: 0\r\n\r\n",
+                 (int)(sp2 - sp1 - 1), sp1 + 1,
+                 auth_end != NULL ? (int)(auth_end - auth - 17) : 0,
+                 auth_end != NULL ? auth + 17 : "");
+    if (n > 0 && (size_t)n < sizeof(out)) {
+        (void)send_all(fd, out, (size_t)n);
+    }
+}
+
 static void *
 origin_conn_main(void *arg)
 {
@@ -172,6 +202,9 @@ origin_conn_main(void *arg)
             break;
         }
         body = content_length(buf, head_len);
+        pthread_mutex_lock(&o->mu);
+        (void)snprintf(o->last_head, sizeof(o->last_head), "%.*s", (int)head_len, buf);
+        pthread_mutex_unlock(&o->mu);
         if (stall) {
             /* Answer before reading the body, then read nothing until released. */
             (void)send_all(c->fd, ok, sizeof(ok) - 1);
@@ -203,7 +236,11 @@ origin_conn_main(void *arg)
             pthread_mutex_unlock(&o->mu);
             break;
         }
-        (void)send_all(c->fd, ok, sizeof(ok) - 1);
+        if (o->echo) {
+            origin_echo(c->fd, buf, head_len);
+        } else {
+            (void)send_all(c->fd, ok, sizeof(ok) - 1);
+        }
         pthread_mutex_lock(&o->mu);
         o->log[c->idx].requests++;
         pthread_mutex_unlock(&o->mu);
@@ -338,9 +375,10 @@ cred_cb(void *userdata, const char *key, char *buf, size_t cap, size_t *len)
     return NONOPROXY_CREDENTIAL_PASS;
 }
 
-/* A proxy; with a route svc → http://127.0.0.1:<route_port> when route_port is not 0. */
+/* A proxy; with a route svc → http://127.0.0.1:<route_port> in mode when route_port is not
+ * 0 (query_param: parameter "key"; basic_auth: the secret is "user:<SECRET>"). */
 static struct nonoproxy_proxy *
-start_proxy(uint16_t route_port)
+start_route_proxy(uint16_t route_port, enum nonoproxy_inject_mode mode)
 {
     struct nonoproxy_config cfg;
     struct nonoproxy_route_config r;
@@ -355,6 +393,8 @@ start_proxy(uint16_t route_port)
         snprintf(up, sizeof(up), "http://127.0.0.1:%u", (unsigned)route_port);
         nonoproxy_route_config_init(&r, "/svc", up);
         r.credential_key = "test-key";
+        r.inject_mode = mode;
+        r.query_param_name = mode == NONOPROXY_INJECT_QUERY_PARAM ? "key" : NULL;
         assert_int_equal(nonoproxy_config_add_route(&cfg, &r), NONOPROXY_OK);
     }
     memset(&diag, 0, sizeof(diag));
@@ -363,6 +403,12 @@ start_proxy(uint16_t route_port)
     }
     nonoproxy_config_free(&cfg);
     return p;
+}
+
+static struct nonoproxy_proxy *
+start_proxy(uint16_t route_port)
+{
+    return start_route_proxy(route_port, NONOPROXY_INJECT_HEADER);
 }
 
 /* "Proxy-Authorization: Basic base64(nono:<token>)\r\n" for absolute-form requests. */
@@ -571,6 +617,224 @@ forward_redecides_on_the_uri_not_the_body(void **state)
     origin_stop(o2);
 }
 
+/* Whether text holds any 8 consecutive characters of the token, in either case. */
+static bool
+holds_token_piece(const char *text, const char *tok)
+{
+    char piece[9];
+    size_t k;
+    size_t i;
+
+    for (k = 0; k + 8 <= strlen(tok); k++) {
+        memcpy(piece, tok + k, 8);
+        piece[8] = '\0';
+        if (strstr(text, piece) != NULL) {
+            return true;
+        }
+        for (i = 0; i < 8; i++) {
+            piece[i] = (char)toupper((unsigned char)piece[i]);
+        }
+        if (strstr(text, piece) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Drain every event of p as JSON; fail if one holds a piece of the token or the secret. */
+static void
+assert_audit_clean(struct nonoproxy_proxy *p)
+{
+    static struct nonoproxy_audit_event ev[64];
+    size_t n = nonoproxy_drain_audit_events(p, ev, 64, NULL);
+    size_t i;
+
+    assert_true(n > 0);
+    for (i = 0; i < n; i++) {
+        char json[NONOPROXY_AUDIT_JSON_MAX];
+
+        assert_true(nonoproxy_audit_event_to_json(&ev[i], json, sizeof(json)) > 0);
+        if (holds_token_piece(json, proxy_token(p)) || strstr(json, SECRET) != NULL) {
+            fail_msg("event %zu holds a piece of the token or the secret (not shown)", i);
+        }
+    }
+}
+
+/* Send req on a new connection; return the status of the answer, its head in head. */
+static int
+one_request(struct nonoproxy_proxy *p, const char *req, char *head, size_t cap)
+{
+    int fd = tcp_connect(nonoproxy_port(p));
+    int st;
+
+    assert_true(fd >= 0);
+    assert_int_equal(send_str(fd, req), 0);
+    st = read_head(fd, head, cap);
+    close(fd);
+    return st;
+}
+
+/* Review of issue #9, hole 4: ten whole tokens shrink to ten "[REDACTED]" and an eleventh
+ * must not survive the cut of a route's audit path; an unknown method, which could be a piece
+ * of the token, is not recorded. */
+static void
+audit_never_holds_a_piece_of_the_token(void **state)
+{
+    struct origin *o = origin_start(INADDR_LOOPBACK, 0, false, "never");
+    struct nonoproxy_proxy *p = start_proxy(o->port);
+    const char *tok = proxy_token(p);
+    char req[2048];
+    char head[2048];
+    int n = 0;
+    int k;
+
+    (void)state;
+    n += snprintf(req + n, sizeof(req) - (size_t)n, "GET /svc/");
+    for (k = 0; k < 11; k++) {
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "%s", tok);
+    }
+    snprintf(req + n, sizeof(req) - (size_t)n,
+             " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", tok);
+    assert_int_equal(one_request(p, req, head, sizeof(head)), 400); /* token in the path */
+    snprintf(req, sizeof(req), "%.23s /svc/x HTTP/1.1\r\nHost: x\r\n\r\n", tok);
+    assert_int_equal(one_request(p, req, head, sizeof(head)), 400); /* invalid method */
+    snprintf(req, sizeof(req),
+             "%.23s /svc/x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", tok);
+    assert_int_equal(one_request(p, req, head, sizeof(head)), 501);
+    nonoproxy_shutdown(p);
+    assert_audit_clean(p);
+    nonoproxy_free(p);
+    origin_stop(o);
+}
+
+/* Review of issue #9, a sibling of hole 9: an upstream that echoes the request in a response
+ * header (a redirect's Location keeps the query or the path; a debug header repeats
+ * Authorization) must not hand the real key to the child. The phantom takes its place, so a
+ * redirect followed through the route gets the key injected again. */
+static void
+response_headers_never_carry_the_secret(void **state)
+{
+    static const enum nonoproxy_inject_mode modes[] = {
+        NONOPROXY_INJECT_HEADER, NONOPROXY_INJECT_QUERY_PARAM, NONOPROXY_INJECT_BASIC_AUTH};
+    size_t m;
+
+    (void)state;
+    for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+        struct origin *o = origin_start(INADDR_LOOPBACK, 0, false, "never");
+        struct nonoproxy_proxy *p;
+        char req[1024];
+        char head[4096];
+        const char *tok;
+        char *lower;
+
+        o->echo = true;
+        p = start_route_proxy(o->port, modes[m]);
+        tok = proxy_token(p);
+        if (modes[m] == NONOPROXY_INJECT_QUERY_PARAM) {
+            snprintf(req, sizeof(req), "GET /svc/v1/items?key=%s&a=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+                     tok);
+        } else if (modes[m] == NONOPROXY_INJECT_BASIC_AUTH) {
+            char plain[128];
+            char b64[256];
+            static const char tbl[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            size_t pl = (size_t)snprintf(plain, sizeof(plain), "u:%s", tok);
+            size_t i;
+            size_t w = 0;
+
+            for (i = 0; i < pl; i += 3) {
+                unsigned v = (unsigned)(unsigned char)plain[i] << 16;
+                v |= i + 1 < pl ? (unsigned)(unsigned char)plain[i + 1] << 8 : 0;
+                v |= i + 2 < pl ? (unsigned)(unsigned char)plain[i + 2] : 0;
+                b64[w++] = tbl[(v >> 18) & 63];
+                b64[w++] = tbl[(v >> 12) & 63];
+                b64[w++] = i + 1 < pl ? tbl[(v >> 6) & 63] : '=';
+                b64[w++] = i + 2 < pl ? tbl[v & 63] : '=';
+            }
+            b64[w] = '\0';
+            snprintf(req, sizeof(req),
+                     "GET /svc/v1/items HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\n\r\n",
+                     b64);
+        } else {
+            snprintf(req, sizeof(req),
+                     "GET /svc/v1/items?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+                     "q=" SECRET, tok);
+        }
+        if (modes[m] == NONOPROXY_INJECT_HEADER) {
+            /* The child may itself hold the secret's text (here: in its query); only what the
+             * proxy added must not come back. Use a query without it for this mode. */
+            snprintf(req, sizeof(req),
+                     "GET /svc/v1/items HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+                     tok);
+        }
+        assert_int_equal(one_request(p, req, head, sizeof(head)), 301);
+        lower = strcasestr(head, "\r\nX-Other: untouched\r\n");
+        assert_non_null(lower); /* other headers pass */
+        if (strstr(head, SECRET) != NULL || strstr(head, "c2stUkVBTC1zZWNyZXQt") != NULL) {
+            fail_msg("mode %d: the response head carries the real key", (int)modes[m]);
+        }
+        if (strstr(head, tok) == NULL) {
+            fail_msg("mode %d: the phantom did not take the key's place", (int)modes[m]);
+        }
+        /* The upstream did get the key, and never an Expect it would wait on. */
+        pthread_mutex_lock(&o->mu);
+        assert_non_null(strstr(o->last_head, modes[m] == NONOPROXY_INJECT_BASIC_AUTH
+                                                 ? "Authorization: Basic "
+                                             : modes[m] == NONOPROXY_INJECT_QUERY_PARAM
+                                                 ? "key=sk-REAL-secret"
+                                                 : "Authorization: Bearer sk-REAL-secret"));
+        pthread_mutex_unlock(&o->mu);
+        nonoproxy_free(p);
+        origin_stop(o);
+    }
+}
+
+/* Review of issue #9 (Expect desync): the proxy answers 100-continue itself and always sends
+ * the body, so Expect never goes upstream, where an origin could take the body it did not
+ * wait for as the next request. */
+static void
+expect_never_goes_upstream(void **state)
+{
+    struct origin *o = origin_start(INADDR_LOOPBACK, 0, false, "never");
+    struct origin *o2 = origin_start(INADDR_LOOPBACK, 0, false, "never");
+    struct nonoproxy_proxy *p = start_proxy(o->port);
+    char auth[256];
+    char req[1024];
+    char head[2048];
+    int fd;
+
+    (void)state;
+    snprintf(req, sizeof(req),
+             "POST /svc/up HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+             proxy_token(p));
+    fd = tcp_connect(nonoproxy_port(p));
+    assert_true(fd >= 0);
+    assert_int_equal(send_str(fd, req), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 100);
+    assert_int_equal(send_str(fd, "hello"), 0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 200);
+    close(fd);
+    pthread_mutex_lock(&o->mu);
+    assert_null(strcasestr(o->last_head, "Expect:"));
+    assert_non_null(strstr(o->last_head, "POST /up "));
+    pthread_mutex_unlock(&o->mu);
+    /* The forward path, to another origin (the route's own upstream is refused there). */
+    proxy_auth_line(p, auth, sizeof(auth));
+    snprintf(req, sizeof(req),
+             "POST http://127.0.0.1:%u/fwd HTTP/1.1\r\nHost: x\r\n%sExpect: 100-continue\r\n"
+             "Content-Length: 5\r\n\r\nhello",
+             (unsigned)o2->port, auth);
+    assert_int_equal(one_request(p, req, head, sizeof(head)), 200);
+    pthread_mutex_lock(&o2->mu);
+    assert_null(strcasestr(o2->last_head, "Expect:"));
+    assert_non_null(strstr(o2->last_head, "POST /fwd "));
+    pthread_mutex_unlock(&o2->mu);
+    nonoproxy_free(p);
+    origin_stop(o);
+    origin_stop(o2);
+}
+
 int
 main(void)
 {
@@ -578,6 +842,9 @@ main(void)
         cmocka_unit_test(route_incomplete_body_is_never_pooled),
         cmocka_unit_test(forward_incomplete_body_closes_both),
         cmocka_unit_test(forward_redecides_on_the_uri_not_the_body),
+        cmocka_unit_test(audit_never_holds_a_piece_of_the_token),
+        cmocka_unit_test(response_headers_never_carry_the_secret),
+        cmocka_unit_test(expect_never_goes_upstream),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

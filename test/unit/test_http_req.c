@@ -575,6 +575,11 @@ static const struct parse_row parse_rows[] = {
     {STATUS_ROW("trace_absolute", "TRACE http://h/ HTTP/1.1\r\nX: a\x01\r\n\r\n",
                 "TRACE and TRACK are not allowed", 405, "TRACE", "http://h/")},
     {BAD_ROW("trace_lower_case", "trace / HTTP/1.1\r\n\r\n", "invalid method")},
+    /* An unknown first word is not kept for the audit: it could be a piece of the token. */
+    {STATUS_ROW("unknown_method_not_kept", "0123456789abcdef0123456 /svc/x HTTP/1.1\r\n\r\n",
+                "invalid method", 400, "", "/svc/x")},
+    {STATUS_ROW("known_method_kept", "PATCH /svc/\x01 HTTP/1.1\r\n\r\n",
+                "invalid character in the request target", 400, "PATCH", "/svc/\x01")},
     /* Issue #9 hole 2: the request-target alphabet (RFC 9112 §3.2), on every path. */
     {TARGET_ROW("target_hash", "GET /svc/..# HTTP/1.1\r\n\r\n", "GET", "/svc/..#")},
     {TARGET_ROW("target_htab", "GET /svc/..\t HTTP/1.1\r\n\r\n", "GET", "/svc/..\t")},

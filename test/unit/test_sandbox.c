@@ -57,6 +57,11 @@ enum op {
     OP_SMC_FAMILY_SOCKET,   /* socket(AF_SMC, SOCK_STREAM, 0) */
     OP_SMC_PROTO_SOCKET,    /* socket(AF_INET, SOCK_STREAM, IPPROTO_SMC) */
     OP_SMC6_PROTO_SOCKET,   /* socket(AF_INET6, SOCK_STREAM, IPPROTO_SMC) */
+    OP_RDS_SOCKET,          /* socket(AF_RDS, SOCK_SEQPACKET, 0): RDS over TCP is kernel TCP */
+    OP_VSOCK_SOCKET,        /* socket(AF_VSOCK, SOCK_STREAM, 0) */
+    OP_TIPC_SOCKET,         /* socket(AF_TIPC, SOCK_STREAM, 0) */
+    OP_UNIX_SOCKET,         /* socket(AF_UNIX, SOCK_STREAM, 0) */
+    OP_NETLINK_SOCKET,      /* socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE) */
     OP_COUNT
 };
 
@@ -313,7 +318,21 @@ op_i386_syscall(void)
 #endif
 }
 
-/* Opens (and closes) a socket of the given domain and protocol; returns 0 or the errno. */
+/* Opens (and closes) a socket of the given domain, type and protocol; returns 0 or the
+ * errno. */
+static int
+op_socket_type(int domain, int type, int proto)
+{
+    int fd = socket(domain, type | SOCK_CLOEXEC, proto);
+
+    if (fd < 0) {
+        return errno;
+    }
+    (void)close(fd);
+    return 0;
+}
+
+/* The same for a stream socket. */
 static int
 op_socket(int domain, int proto)
 {
@@ -369,6 +388,16 @@ run_op(enum op op, uint16_t p, uint16_t q)
         return op_socket(AF_INET, IPPROTO_SMC);
     case OP_SMC6_PROTO_SOCKET:
         return op_socket(AF_INET6, IPPROTO_SMC);
+    case OP_RDS_SOCKET:
+        return op_socket_type(AF_RDS, SOCK_SEQPACKET, 0);
+    case OP_VSOCK_SOCKET:
+        return op_socket(AF_VSOCK, 0);
+    case OP_TIPC_SOCKET:
+        return op_socket(AF_TIPC, 0);
+    case OP_UNIX_SOCKET:
+        return op_socket(AF_UNIX, 0);
+    case OP_NETLINK_SOCKET:
+        return op_socket_type(AF_NETLINK, SOCK_RAW, 0);
     case OP_COUNT:
         break;
     }
@@ -602,11 +631,19 @@ static struct row rows[] = {
      ERR(EPROTONOSUPPORT)},
     /* SMC connects through an internal TCP socket that Landlock never sees (issue #9, hole
      * 11). EACCES is the filter's own answer: a kernel without SMC says EAFNOSUPPORT or
-     * EPROTONOSUPPORT (smc_kernel_answer_is_not_the_filters checks this kernel). */
+     * EPROTONOSUPPORT (kernel_answers_are_not_the_filters checks this kernel). */
     {"filtered_smc_family_socket_is_eacces", FILTERED, OP_SMC_FAMILY_SOCKET, ERR(EACCES)},
     {"filtered_smc_proto_socket_is_eacces", FILTERED, OP_SMC_PROTO_SOCKET, ERR(EACCES)},
     {"filtered_smc6_proto_socket_is_eacces", FILTERED, OP_SMC6_PROTO_SOCKET, ERR(EACCES)},
     {"filtered_plain_tcp_socket_succeeds", FILTERED, OP_CONNECT_Q, OK},
+    /* Only the families a program needs for the proxy and local IPC (the rest of the same
+     * shape as SMC: RDS over TCP is kernel TCP too). */
+    {"filtered_rds_socket_is_eacces", FILTERED, OP_RDS_SOCKET, ERR(EACCES)},
+    {"filtered_vsock_socket_is_eacces", FILTERED, OP_VSOCK_SOCKET, ERR(EACCES)},
+    {"filtered_tipc_socket_is_eacces", FILTERED, OP_TIPC_SOCKET, ERR(EACCES)},
+    {"filtered_unix_socket_succeeds", FILTERED, OP_UNIX_SOCKET, OK},
+    {"filtered_netlink_socket_succeeds", FILTERED, OP_NETLINK_SOCKET, OK},
+    {"filtered_udp_is_not_confined", FILTERED, OP_UDP_ROUNDTRIP, OK},
     {"confined_smc_family_socket_is_eacces", CONFINED, OP_SMC_FAMILY_SOCKET, ERR(EACCES)},
     {"confined_smc_proto_socket_is_eacces", CONFINED, OP_SMC_PROTO_SOCKET, ERR(EACCES)},
     {"grandchild_smc_proto_socket_is_eacces", GRANDCHILD, OP_SMC_PROTO_SOCKET, ERR(EACCES)},
@@ -641,24 +678,25 @@ row_test(void **state)
     }
 }
 
-/* The filter's EACCES for SMC sockets must differ from what this kernel answers without it,
- * or the SMC rows could pass without the filter. */
+/* The filter's EACCES for the sockets it refuses must differ from what this kernel answers
+ * without it, or those rows could pass without the filter. */
 static void
-smc_kernel_answer_is_not_the_filters(void **state)
+kernel_answers_are_not_the_filters(void **state)
 {
-    struct row plain = {"unconfined_smc", UNCONFINED, OP_SMC_FAMILY_SOCKET, OK};
+    static const enum op ops[] = {OP_SMC_FAMILY_SOCKET, OP_SMC_PROTO_SOCKET, OP_RDS_SOCKET,
+                                  OP_VSOCK_SOCKET, OP_TIPC_SOCKET};
+    struct row plain = {"unfiltered", UNCONFINED, OP_SMC_FAMILY_SOCKET, OK};
     struct outcome o;
+    size_t i;
 
     (void)state;
-    o = run_row(&plain);
-    print_message("  unfiltered socket(AF_SMC): exit %d\n", o.code);
-    assert_int_equal(o.sig, 0);
-    assert_int_not_equal(o.code, EACCES);
-    plain.op = OP_SMC_PROTO_SOCKET;
-    o = run_row(&plain);
-    print_message("  unfiltered socket(AF_INET, IPPROTO_SMC): exit %d\n", o.code);
-    assert_int_equal(o.sig, 0);
-    assert_int_not_equal(o.code, EACCES);
+    for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        plain.op = ops[i];
+        o = run_row(&plain);
+        print_message("  op %d unfiltered: exit %d\n", (int)ops[i], o.code);
+        assert_int_equal(o.sig, 0);
+        assert_int_not_equal(o.code, EACCES);
+    }
 }
 
 /* ---- probe and apply argument checks -------------------------------------------------------- */
@@ -878,7 +916,7 @@ main(int argc, char **argv)
             cmocka_unit_test(foreign_abi_is_killed),
             cmocka_unit_test(apply_rejects_port_0),
             cmocka_unit_test(probe_and_apply_on_fake_kernels),
-            cmocka_unit_test(smc_kernel_answer_is_not_the_filters),
+            cmocka_unit_test(kernel_answers_are_not_the_filters),
         };
 
         for (i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
