@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "token.h"
 #include "common.h"
 
@@ -220,49 +221,6 @@ np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len
 
 /* ---- JSON ---------------------------------------------------------------------------- */
 
-/* An snprintf-like writer: len counts the full output; bytes are stored only while whole
- * units (a character, an escape, a UTF-8 sequence) fit before the NUL, and once a unit does
- * not fit nothing more is stored, so the stored text is always a prefix of the full text cut
- * at a unit boundary. */
-struct json_out {
-    char *buf;
-    size_t cap;
-    size_t len;  /* full length so far */
-    size_t used; /* bytes stored */
-    bool full;
-};
-
-static void
-put(struct json_out *w, const char *s, size_t n)
-{
-    if (!w->full && w->cap > 0 && n <= w->cap - 1 - w->used) {
-        memcpy(w->buf + w->used, s, n);
-        w->used += n;
-    } else {
-        w->full = true;
-    }
-    w->len += n;
-}
-
-static void
-put_str(struct json_out *w, const char *s)
-{
-    put(w, s, strlen(s));
-}
-
-static void
-put_u64(struct json_out *w, uint64_t v)
-{
-    char digits[20];
-    size_t i = sizeof(digits);
-
-    do {
-        digits[--i] = (char)('0' + (int)(v % 10));
-        v /= 10;
-    } while (v > 0);
-    put(w, digits + i, sizeof(digits) - i);
-}
-
 /* Return the length (2..4) of the well-formed UTF-8 sequence at s[0..n), or 0 when s does
  * not start one (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
 static size_t
@@ -299,82 +257,82 @@ utf8_seq_len(const unsigned char *s, size_t n)
 }
 
 static void
-put_u00(struct json_out *w, unsigned char c)
+put_u00(struct np_buf *w, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
     char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0x0f]};
 
-    put(w, esc, sizeof(esc));
+    np_buf_put(w, esc, sizeof(esc));
 }
 
 /* Write field[0..strnlen(field, cap)) as a JSON string, or null when empty. Control
  * characters, DEL and bytes that are not part of valid UTF-8 become \u00XX. */
 static void
-put_field(struct json_out *w, const char *field, size_t cap)
+put_field(struct np_buf *w, const char *field, size_t cap)
 {
     const unsigned char *s = (const unsigned char *)field;
     size_t n = strnlen(field, cap);
     size_t i = 0;
 
     if (n == 0) {
-        put_str(w, "null");
+        np_buf_puts(w, "null");
         return;
     }
-    put(w, "\"", 1);
+    np_buf_put(w, "\"", 1);
     while (i < n) {
         unsigned char c = s[i];
         size_t seq = 1;
         if (c == '"') {
-            put(w, "\\\"", 2);
+            np_buf_put(w, "\\\"", 2);
         } else if (c == '\\') {
-            put(w, "\\\\", 2);
+            np_buf_put(w, "\\\\", 2);
         } else if (c == '\n') {
-            put(w, "\\n", 2);
+            np_buf_put(w, "\\n", 2);
         } else if (c == '\r') {
-            put(w, "\\r", 2);
+            np_buf_put(w, "\\r", 2);
         } else if (c == '\t') {
-            put(w, "\\t", 2);
+            np_buf_put(w, "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
             put_u00(w, c);
         } else if (c < 0x80) {
-            put(w, (const char *)s + i, 1);
+            np_buf_put(w, (const char *)s + i, 1);
         } else {
             seq = utf8_seq_len(s + i, n - i);
             if (seq == 0) {
                 put_u00(w, c);
                 seq = 1;
             } else {
-                put(w, (const char *)s + i, seq);
+                np_buf_put(w, (const char *)s + i, seq);
             }
         }
         i += seq;
     }
-    put(w, "\"", 1);
+    np_buf_put(w, "\"", 1);
 }
 
 /* Write a static name as a JSON string, or null when it is empty. */
 static void
-put_name(struct json_out *w, const char *name)
+put_name(struct np_buf *w, const char *name)
 {
     if (name[0] == '\0') {
-        put_str(w, "null");
+        np_buf_puts(w, "null");
         return;
     }
-    put(w, "\"", 1);
-    put_str(w, name);
-    put(w, "\"", 1);
+    np_buf_put(w, "\"", 1);
+    np_buf_puts(w, name);
+    np_buf_put(w, "\"", 1);
 }
 
 static void
-put_key(struct json_out *w, const char *key)
+put_key(struct np_buf *w, const char *key)
 {
-    if (w->len == 0) {
-        put(w, "{\"", 2);
+    if (w->want == 0) {
+        np_buf_put(w, "{\"", 2);
     } else {
-        put(w, ",\"", 2);
+        np_buf_put(w, ",\"", 2);
     }
-    put_str(w, key);
-    put(w, "\":", 2);
+    np_buf_puts(w, key);
+    np_buf_put(w, "\":", 2);
 }
 
 static const char *
@@ -521,12 +479,12 @@ nonoproxy_denial_category_name(enum nonoproxy_denial_category cat)
 
 /* Write a number, or null when present is false. */
 static void
-put_opt_u64(struct json_out *w, bool present, uint64_t v)
+put_opt_u64(struct np_buf *w, bool present, uint64_t v)
 {
     if (present) {
-        put_u64(w, v);
+        np_buf_put_u64(w, v);
     } else {
-        put_str(w, "null");
+        np_buf_puts(w, "null");
     }
 }
 
@@ -534,11 +492,13 @@ put_opt_u64(struct json_out *w, bool present, uint64_t v)
 size_t
 nonoproxy_audit_event_to_json(const struct nonoproxy_audit_event *ev, char *buf, size_t cap)
 {
-    struct json_out w = {buf, cap, 0, 0, false};
+    struct np_buf w;
     bool closing = (ev->kind == NONOPROXY_EVENT_CLOSE);
 
+    /* One piece per character, escape or UTF-8 sequence: a cut output stays valid text. */
+    np_buf_init_str(&w, buf, cap);
     put_key(&w, "timestamp_unix_ms");
-    put_u64(&w, ev->timestamp_unix_ms);
+    np_buf_put_u64(&w, ev->timestamp_unix_ms);
     put_key(&w, "event");
     put_name(&w, kind_name(ev->kind));
     put_key(&w, "mode");
@@ -564,7 +524,7 @@ nonoproxy_audit_event_to_json(const struct nonoproxy_audit_event *ev, char *buf,
     put_key(&w, "auth_outcome");
     put_name(&w, outcome_name(ev->auth_outcome));
     put_key(&w, "managed_credential_active");
-    put_str(&w, tristate_json(ev->managed_credential_active));
+    np_buf_puts(&w, tristate_json(ev->managed_credential_active));
     put_key(&w, "injection_mode");
     put_name(&w, injection_name(ev->injection_mode));
     put_key(&w, "denial_category");
@@ -575,9 +535,6 @@ nonoproxy_audit_event_to_json(const struct nonoproxy_audit_event *ev, char *buf,
     put_opt_u64(&w, closing, ev->bytes_down);
     put_key(&w, "duration_ms");
     put_opt_u64(&w, closing, ev->duration_ms);
-    put(&w, "}", 1);
-    if (cap > 0) {
-        buf[w.used] = '\0';
-    }
-    return w.len;
+    np_buf_put(&w, "}", 1);
+    return w.want;
 }
