@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "alloc.h"
-#include "http_resp.h"
+#include "http_answer.h"
 #include "token.h"
 
 #define XCHG_SEND_MS     30000u /* longest wait for one write to a peer */

@@ -18,7 +18,8 @@
 
 #include <nonoproxy/audit.h>
 
-#include "http_msg.h"
+#include "http_body.h"
+#include "http_response.h"
 #include "session.h"
 #include "stream.h"
 #include "upool.h"

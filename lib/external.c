@@ -41,7 +41,8 @@
 
 #include "alloc.h"
 #include "config.h"
-#include "http_req.h"
+#include "http_head.h"
+#include "http_response.h"
 #include "net.h"
 #include "token.h"
 
@@ -636,49 +637,6 @@ out:
     return res;
 }
 
-static bool
-is_digit(char ch)
-{
-    return ch >= '0' && ch <= '9';
-}
-
-/* Whether the first len bytes of the answer can still begin "HTTP/1.x NNN": lets a
- * non-HTTP answer fail at once rather than at the answer timeout. */
-static bool
-status_prefix_ok(const char *p, size_t len)
-{
-    static const char want[] = "HTTP/1.";
-    size_t n = len < sizeof(want) - 1 ? len : sizeof(want) - 1;
-
-    if (memcmp(p, want, n) != 0) {
-        return false;
-    }
-    if (len > 7 && !is_digit(p[7])) {
-        return false;
-    }
-    return len <= 8 || p[8] == ' ';
-}
-
-/* Parse the status line p[0..len) (line ending excluded): "HTTP/1.x NNN[ reason]".
- * Returns true and fills *status, *phrase, *phrase_len. */
-static bool
-parse_status_line(const char *p, size_t len, unsigned *status, const char **phrase,
-                  size_t *phrase_len)
-{
-    if (len < 12 || !status_prefix_ok(p, 9) || !is_digit(p[9]) || !is_digit(p[10]) ||
-        !is_digit(p[11])) {
-        return false;
-    }
-    if (p[9] < '1' || p[9] > '5' || (len > 12 && p[12] != ' ')) {
-        return false;
-    }
-    *status =
-        (unsigned)(p[9] - '0') * 100u + (unsigned)(p[10] - '0') * 10u + (unsigned)(p[11] - '0');
-    *phrase = len > 13 ? p + 13 : p + len;
-    *phrase_len = len > 13 ? len - 13 : 0;
-    return true;
-}
-
 /* Read the answer head into c->buf (c->got bytes, c->head_len once complete). */
 static enum np_ext_result
 read_answer(struct chain *c, int fd, uint64_t deadline)
@@ -697,7 +655,7 @@ read_answer(struct chain *c, int fd, uint64_t deadline)
             return io_failure(c, io, errno);
         }
         c->got += n;
-        if (!status_prefix_ok(c->buf, c->got)) {
+        if (!np_head_status_prefix_ok(c->buf, c->got)) {
             break;
         }
         scan = np_head_scan(c->buf, c->got, &c->head_len);
@@ -712,27 +670,43 @@ read_answer(struct chain *c, int fd, uint64_t deadline)
     return NP_EXT_REJECTED;
 }
 
-/* Judge the complete answer head in c->buf: 2xx ⇒ OK with the early bytes copied out. */
+/* The reason phrase of the status line of a head np_http_resp_parse accepted. */
+static struct np_slice
+reason_phrase(const char *head, size_t head_len)
+{
+    struct np_slice line = {head, 0};
+    struct np_slice phrase = {head, 0};
+    size_t pos = 0;
+
+    while (pos < head_len && (head[pos] == '\r' || head[pos] == '\n')) {
+        pos++;
+    }
+    if (np_head_next_line(head, head_len, &pos, &line) && line.len > 13) {
+        phrase.p = line.p + 13; /* after "HTTP/1.x NNN " */
+        phrase.len = line.len - 13;
+    }
+    return phrase;
+}
+
+/* Judge the complete answer head in c->buf, read with the same grammar as every response
+ * (http_response.c): 2xx ⇒ OK with the early bytes copied out. */
 static enum np_ext_result
 judge_answer(struct chain *c)
 {
     struct np_ext_tunnel *t = c->t;
-    const char *lf = memchr(c->buf, '\n', c->head_len);
-    size_t line_len = lf == NULL ? 0 : (size_t)(lf - c->buf);
+    struct np_http_resp resp;
+    struct np_slice phrase;
     char shown[SHOWN_PHRASE];
-    const char *phrase = NULL;
-    size_t phrase_len = 0;
     size_t early = c->got - c->head_len;
     size_t i;
 
-    if (line_len > 0 && c->buf[line_len - 1] == '\r') {
-        line_len--;
-    }
-    if (!parse_status_line(c->buf, line_len, &t->status, &phrase, &phrase_len)) {
+    if (np_http_resp_parse(c->buf, c->head_len, &resp, NULL) != 0) {
         set_reason(c, "sent a malformed answer");
         return NP_EXT_REJECTED;
     }
-    np_copy_printable(shown, sizeof(shown), phrase, phrase_len);
+    t->status = resp.status;
+    phrase = reason_phrase(c->buf, c->head_len);
+    np_copy_printable(shown, sizeof(shown), phrase.p, phrase.len);
     for (i = 0; shown[i] != '\0'; i++) {
         if ((unsigned char)shown[i] >= 0x80) {
             shown[i] = '?'; /* one line of ASCII for the audit and the 502 body */

@@ -14,7 +14,7 @@
 
 #include "alloc.h"
 #include "conn.h"
-#include "http_resp.h"
+#include "http_answer.h"
 
 #define NP_REJECT_SLOTS 64   /* refused connections being drained at once */
 #define NP_REJECT_MS    2000 /* how long a refused connection may take to go away */

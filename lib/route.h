@@ -12,7 +12,7 @@
 #include <nonoproxy/config.h>
 
 #include "common.h"
-#include "http_req.h"
+#include "http_request.h"
 
 /* A route as frozen at start. Strings are np_malloc'd and owned by the route. */
 struct np_route {

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http_resp.h"
+#include "http_answer.h"
 
 #define NP_REPLY_DEADLINE_MS 5000
 

@@ -13,7 +13,7 @@
 
 #include "audit.h"
 #include "config.h"
-#include "http_req.h"
+#include "http_request.h"
 #include "net.h"
 #include "token.h"
 

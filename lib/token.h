@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "http_req.h"
+#include "http_request.h"
 
 #define NP_TOKEN_HEX_LEN 64
 

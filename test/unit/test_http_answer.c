@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "common.h"
-#include "http_resp.h"
+#include "http_answer.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Reason phrases                                                                            */

@@ -1,6 +1,7 @@
-/* Unit tests for lib/http_req.h: the head scanner's caps at their boundaries and at every split
- * point (each prefix placed right before a PROT_NONE page), request parsing and our framing
- * rules, header lookup, and CONNECT authority splitting. */
+/* Unit tests for lib/http_request.h: request parsing and our framing rules, header lookup,
+ * request body framing, CONNECT authority splitting; and the head scanner of http_head.h,
+ * whose caps are the request's (at their boundaries and at every split point, each prefix
+ * placed right before a PROT_NONE page), with the generators the parse rows share. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "http_req.h"
+#include "http_request.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Guard-page buffer: input placed so that its last byte is the last readable byte           */
@@ -970,6 +971,41 @@ split_authority_table(void **state)
     guard_close(&g);
 }
 
+static const struct {
+    const char *name;
+    uint64_t cl;
+    enum np_framing expect;
+    bool has_cl;
+    bool chunked;
+} req_framing_rows[] = {
+    {"no_body", 0, NP_FRAME_NONE, false, false},
+    {"length_zero_is_none", 0, NP_FRAME_NONE, true, false},
+    {"length", 10, NP_FRAME_LENGTH, true, false},
+    {"length_huge", UINT64_C(18446744073709551609), NP_FRAME_LENGTH, true, false},
+    {"chunked", 0, NP_FRAME_CHUNKED, false, true},
+};
+
+/* Check np_http_req_framing: never CLOSE for a request. */
+static void
+req_framing_table(void **state)
+{
+    struct np_http_req *req = calloc(1, sizeof(*req));
+    size_t i;
+
+    NP_UNUSED(state);
+    assert_non_null(req);
+    for (i = 0; i < NP_ARRAY_LEN(req_framing_rows); i++) {
+        memset(req, 0, sizeof(*req));
+        req->has_content_length = req_framing_rows[i].has_cl;
+        req->content_length = req_framing_rows[i].cl;
+        req->chunked = req_framing_rows[i].chunked;
+        if (np_http_req_framing(req) != req_framing_rows[i].expect) {
+            fail_msg("%s: framing %d", req_framing_rows[i].name, (int)np_http_req_framing(req));
+        }
+    }
+    free(req);
+}
+
 int
 main(void)
 {
@@ -984,6 +1020,7 @@ main(void)
         cmocka_unit_test(parse_max_headers),
         cmocka_unit_test(parse_refuses_heads_over_caps),
         cmocka_unit_test(split_authority_table),
+        cmocka_unit_test(req_framing_table),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,49 +1,17 @@
-/* HTTP/1.x response heads and message bodies (SPEC §1.2, §5, §6.6), L2. Bodies are streamed
- * from one np_stream to another as they arrive, never buffered whole; http-parser decides
- * where a body ends (Content-Length or chunked framing, with its strict chunk-size checks),
- * so a body can never run into the next message. */
-#ifndef NP_HTTP_MSG_H
-#define NP_HTTP_MSG_H
+/* HTTP/1.x message bodies (SPEC §1.2, §5, §6.6), L2: the body relay. Bodies are streamed from
+ * one np_stream to another as they arrive, never buffered whole; http-parser decides where a
+ * body ends (Content-Length or chunked framing), checked by a strict chunk-syntax checker, so a
+ * body can never run into the next message. */
+#ifndef NP_HTTP_BODY_H
+#define NP_HTTP_BODY_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common.h"
-#include "http_req.h"
+#include "http_head.h"
 #include "stream.h"
-
-/* A parsed response head. Pointers refer to the buffer given to np_http_resp_parse. */
-struct np_http_resp {
-    unsigned status;
-    unsigned short http_major;
-    unsigned short http_minor;
-    struct np_header headers[NP_MAX_HEADERS];
-    size_t n_headers;
-    bool has_content_length;
-    uint64_t content_length;
-    bool chunked;     /* Transfer-Encoding with chunked as final coding */
-    bool keep_alive;  /* per version and Connection header */
-};
-
-/* Parse a complete response head (delimited by np_head_scan) with http-parser. Rejects, with
- * a static one-line reason in *why: bad status line, version other than 1.0/1.1, both
- * Content-Length and Transfer-Encoding, differing duplicate or invalid Content-Length,
- * invalid header names. Returns 0 or -1. */
-int np_http_resp_parse(const char *head, size_t head_len, struct np_http_resp *resp,
-                       const char **why);
-
-/* First header named name (case-insensitive), or NULL. */
-const struct np_header *np_http_resp_header(const struct np_http_resp *resp, const char *name);
-
-/* Framing of the body of resp, answering a request with method HEAD when head_request
- * (RFC 9112 §6.3): HEAD, 1xx, 204, 304 ⇒ NONE; chunked ⇒ CHUNKED; Content-Length ⇒ LENGTH
- * (NONE when 0); otherwise CLOSE. */
-enum np_framing np_http_resp_framing(const struct np_http_resp *resp, bool head_request);
-
-/* Framing of a request body (RFC 9112 §6.3: chunked ⇒ CHUNKED; Content-Length > 0 ⇒ LENGTH;
- * otherwise NONE — a request body is never close-delimited). */
-enum np_framing np_http_req_framing(const struct np_http_req *req);
 
 /* One body transfer from src to dst. */
 struct np_body_xfer {
@@ -90,4 +58,4 @@ bool np_body_chunked_prefix_ok(const char *buf, size_t len);
 /* Write the chunked terminator "0\r\n\r\n" (used when an empty body is re-framed as chunked). */
 enum np_io np_body_write_last_chunk(struct np_stream *dst, uint64_t deadline);
 
-#endif /* NP_HTTP_MSG_H */
+#endif /* NP_HTTP_BODY_H */

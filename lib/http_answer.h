@@ -1,7 +1,7 @@
 /* Canned HTTP responses, L1. Every error answer is a real HTTP/1.1 response with
  * Content-Length and Connection: close (SPEC §1.2). */
-#ifndef NP_HTTP_RESP_H
-#define NP_HTTP_RESP_H
+#ifndef NP_HTTP_ANSWER_H
+#define NP_HTTP_ANSWER_H
 
 #include <stddef.h>
 
@@ -24,4 +24,4 @@ size_t np_http_format_response(char *buf, size_t cap, int status, const char *ex
 size_t np_http_format_text_error(char *buf, size_t cap, int status, const char *extra_headers,
                                  const char *line);
 
-#endif /* NP_HTTP_RESP_H */
+#endif /* NP_HTTP_ANSWER_H */

@@ -1,6 +1,6 @@
 /* Canned HTTP/1.1 responses (SPEC §1.2): every answer carries Content-Length and
  * Connection: close, and is either complete in the caller's buffer or not written at all. */
-#include "http_resp.h"
+#include "http_answer.h"
 
 #include <stdio.h>
 #include <string.h>
