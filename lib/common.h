@@ -16,6 +16,7 @@
 #define NP_MAX_HEADERS       100   /* header lines; over ⇒ 431 */
 #define NP_MAX_ADDRS         16    /* resolved addresses tried per destination */
 #define NP_THREAD_STACK      ((size_t)256 * 1024)
+#define NP_REASON_MAX        (NP_HOST_BUF + 160) /* a reason naming a host:port and a cause */
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t np_now_ms(void);

@@ -50,23 +50,13 @@ np_xchg_connect_any(struct np_xchg *q, const struct np_addrlist *al, const char 
                     struct np_xfail *f)
 {
     const struct np_ctx *ctx = q->se->ctx;
-    enum np_io io = NP_IO_ERR;
-    int err = EHOSTUNREACH;
+    enum np_io io;
+    int err = 0;
     int fd = -1;
-    size_t i;
 
-    for (i = 0; i < al->n; i++) {
-        io = np_net_connect(&al->addr[i], ctx->s->connect_timeout_ms, ctx->stop_fd, &fd, &err);
-        if (io == NP_IO_OK || io == NP_IO_STOPPED) {
-            break;
-        }
-    }
+    io = np_net_connect_any(al->addr, al->n, ctx->s->connect_timeout_ms, ctx->stop_fd, &fd, &err);
     if (io != NP_IO_OK) {
-        f->status = io == NP_IO_TIMEOUT || err == ETIMEDOUT ? 504 : 502;
-        f->cat = f->status == 504 ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
-                                  : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
-        (void)snprintf(f->reason, sizeof(f->reason), "upstream connect to %s failed: %s", what,
-                       io == NP_IO_STOPPED ? "proxy shutting down" : NP_ERRSTR(err));
+        f->status = np_session_connect_failure(io, err, what, f->reason, sizeof(f->reason), &f->cat);
         return -1;
     }
     return fd;

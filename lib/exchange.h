@@ -32,7 +32,7 @@ struct np_xchg;
 struct np_xfail {
     int status;                              /* 502, 504, 403 */
     enum nonoproxy_denial_category cat;
-    char reason[256];                        /* one line, no secret */
+    char reason[NP_REASON_MAX];              /* one line, no secret */
 };
 
 /* Where upstream connections come from. */
@@ -96,8 +96,8 @@ bool np_xchg_precheck_body(struct np_xchg *x);
  * refuses the request: removing a segment would change its meaning). */
 int np_xchg_strip_token(char *target, size_t *len, const char *token);
 
-/* Connect to the checked addresses in turn (connect timeout each). Returns the socket or -1
- * with f filled (504 on timeout, else 502). */
+/* Connect to the checked addresses in turn (np_net_connect_any). Returns the socket or -1 with
+ * f filled as np_session_connect_failure says (504 on a timeout, else 502). */
 int np_xchg_connect_any(struct np_xchg *x, const struct np_addrlist *al, const char *what,
                         struct np_xfail *f);
 

@@ -13,9 +13,11 @@
  * np_external means "always direct" (np_external_bypassed(NULL, ...) is true).
  *
  * Outcomes of np_external_connect (the caller maps them to statuses and audit categories):
- *   - name does not resolve, connection refused or reset, connect timeout (SPEC §8: an
- *     unreachable enterprise proxy is a 502 upstream_connect_failed "within the connect
- *     timeout") ⇒ NP_EXT_UNREACHABLE, "external proxy H:P unreachable: <errno text>";
+ *   - name does not resolve, connection refused or reset (SPEC §8: an unreachable enterprise
+ *     proxy is a 502 upstream_connect_failed) ⇒ NP_EXT_UNREACHABLE, "external proxy H:P
+ *     unreachable: <errno text>";
+ *   - the connect timeout ran out on every address that did not refuse (SPEC §3: 504 on every
+ *     path) ⇒ NP_EXT_TIMEOUT, "external proxy H:P unreachable: connect timed out";
  *   - accepted the connection, then closed it without a byte of answer ⇒ NP_EXT_REJECTED with
  *     status 0, "external proxy H:P closed the connection without answering": it is reachable
  *     and refused to serve us (many proxies close on an ACL deny);
@@ -558,23 +560,28 @@ connect_proxy(struct chain *c, const struct np_resolver *r, uint32_t timeout_ms,
 {
     struct sockaddr_storage addrs[NP_MAX_ADDRS];
     size_t n = resolve_proxy(c, r, addrs);
+    enum np_io io;
     int err = 0;
-    size_t i;
 
     if (n == 0) {
         return NP_EXT_UNREACHABLE;
     }
-    for (i = 0; i < n; i++) {
-        enum np_io io = np_net_connect(&addrs[i], timeout_ms, c->stop_fd, fd, &err);
-        if (io == NP_IO_OK) {
-            return NP_EXT_OK;
-        }
-        if (io == NP_IO_STOPPED) {
-            set_reason(c, "abandoned: shutting down");
-            return NP_EXT_STOPPED;
-        }
+    io = np_net_connect_any(addrs, n, timeout_ms, c->stop_fd, fd, &err);
+    switch (io) {
+    case NP_IO_OK:
+        return NP_EXT_OK;
+    case NP_IO_STOPPED:
+        set_reason(c, "abandoned: shutting down");
+        return NP_EXT_STOPPED;
+    case NP_IO_TIMEOUT:
+        /* SPEC §3: the connect timeout running out is a 504 on every path. */
+        set_reason(c, "unreachable: connect timed out");
+        return NP_EXT_TIMEOUT;
+    case NP_IO_EOF:
+    case NP_IO_ERR:
+        break;
     }
-    /* SPEC §8: an unreachable enterprise proxy (connect timeouts included) is a 502. */
+    /* SPEC §8: an enterprise proxy that refuses or cannot be reached is a 502. */
     set_unreachable(c, err != 0 ? err : ECONNREFUSED);
     return NP_EXT_UNREACHABLE;
 }

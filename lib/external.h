@@ -57,12 +57,13 @@ bool np_external_applies(const struct np_external *e, enum np_host_verdict v,
 
 enum np_ext_result {
     NP_EXT_OK = 0,
-    NP_EXT_UNREACHABLE, /* the enterprise proxy cannot be resolved or connected to, within
-                           the connect timeout (502 upstream_connect_failed) */
+    NP_EXT_UNREACHABLE, /* the enterprise proxy cannot be resolved, refuses or is
+                           unreachable (502 upstream_connect_failed) */
     NP_EXT_REJECTED,    /* it answered the CONNECT with a non-2xx status (502
                            external_proxy_rejected; *status holds it), with garbage, or
                            closed without answering (status 0) */
-    NP_EXT_TIMEOUT,     /* connected, but no complete answer in time (504 upstream_timeout) */
+    NP_EXT_TIMEOUT,     /* the connect timeout ran out, or connected but no complete answer
+                           in time (504 upstream_timeout) */
     NP_EXT_STOPPED,     /* the proxy is shutting down */
 };
 

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -277,6 +278,26 @@ np_net_connect(const struct sockaddr_storage *ss, uint32_t timeout_ms, int stop_
 out:
     np_net_close(s);
     return io;
+}
+
+enum np_io
+np_net_connect_any(const struct sockaddr_storage *addrs, size_t n, uint32_t timeout_ms,
+                   int stop_fd, int *fd, int *err)
+{
+    bool timed_out = false;
+    size_t i;
+
+    *err = EHOSTUNREACH; /* no address at all */
+    for (i = 0; i < n; i++) {
+        enum np_io io = np_net_connect(&addrs[i], timeout_ms, stop_fd, fd, err);
+
+        if (io == NP_IO_OK || io == NP_IO_STOPPED) {
+            return io;
+        }
+        /* The kernel's own SYN timeout (ETIMEDOUT from SO_ERROR) counts as one too. */
+        timed_out = timed_out || io == NP_IO_TIMEOUT || *err == ETIMEDOUT;
+    }
+    return timed_out ? NP_IO_TIMEOUT : NP_IO_ERR;
 }
 
 int

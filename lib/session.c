@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "http_answer.h"
 
 #define NP_REPLY_DEADLINE_MS 5000
@@ -135,6 +136,22 @@ np_session_deny(struct np_session *se, enum nonoproxy_audit_mode mode, int statu
     } else {
         np_session_reply_text(se, status, NULL, reason);
     }
+}
+
+int
+np_session_connect_failure(enum np_io io, int err, const char *what, char *reason, size_t cap,
+                           enum nonoproxy_denial_category *cat)
+{
+    struct np_buf b;
+    bool timeout = io == NP_IO_TIMEOUT;
+
+    *cat = timeout ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+    np_buf_init_str(&b, reason, cap);
+    np_buf_printf(&b, "upstream connect to %s failed: %s", what,
+                  io == NP_IO_STOPPED ? "proxy shutting down"
+                  : timeout           ? "connect timed out"
+                                      : NP_ERRSTR(err));
+    return timeout ? 504 : 502;
 }
 
 int

@@ -71,6 +71,13 @@ void np_session_deny(struct np_session *se, enum nonoproxy_audit_mode mode, int 
  * name, 502 upstream_connect_failed when it did not resolve. Returns the status. */
 int np_session_verdict_status(enum np_host_verdict v, enum nonoproxy_denial_category *cat);
 
+/* The answer to a failed np_net_connect_any (SPEC §3), the same on every path: the connect
+ * timeout ran out ⇒ 504 upstream_timeout; every address refused or unreachable ⇒ 502
+ * upstream_connect_failed. Writes the reason "upstream connect to <what> failed: <cause>"
+ * into reason (cap bytes) and returns the status. */
+int np_session_connect_failure(enum np_io io, int err, const char *what, char *reason, size_t cap,
+                               enum nonoproxy_denial_category *cat);
+
 /* Whether host[0..len) (a CONNECT or absolute-URI authority) holds the session token in any
  * spelling np_token_find_encoded knows; such a request is refused with 400 and
  * np_session_why_token_host before any lookup (SPEC §1.2). */

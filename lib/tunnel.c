@@ -36,28 +36,6 @@ deny_verdict(struct np_session *se, struct nonoproxy_audit_event *ev, enum np_ho
     deny(se, ev, status, cat, q->reason);
 }
 
-/* Connect to the checked addresses in turn; returns the socket or -1 with *err. */
-static int
-connect_any(struct np_session *se, const struct np_addrlist *al, int *err)
-{
-    const struct np_settings *s = se->ctx->s;
-    size_t i;
-    int fd = -1;
-
-    *err = EHOSTUNREACH;
-    for (i = 0; i < al->n; i++) {
-        enum np_io io = np_net_connect(&al->addr[i], s->connect_timeout_ms, se->ctx->stop_fd, &fd,
-                                       err);
-        if (io == NP_IO_OK) {
-            return fd;
-        }
-        if (io == NP_IO_STOPPED) {
-            break;
-        }
-    }
-    return -1;
-}
-
 /* Record the close event of an opened tunnel: bytes each way, duration, why it ended (NULL
  * for an orderly end). */
 static void
@@ -188,9 +166,10 @@ np_tunnel_serve(struct np_session *se)
     const char *host;
     size_t host_len;
     uint16_t port;
-    int up;
-    int err;
-    char msg[NP_HOST_BUF + 160];
+    int up = -1;
+    int err = 0;
+    enum np_io io;
+    char msg[NP_REASON_MAX];
 
     np_audit_event_init(&ev, NONOPROXY_MODE_CONNECT, NONOPROXY_DECISION_ALLOW);
     np_audit_set(ev.method, sizeof(ev.method), "CONNECT", 7);
@@ -232,11 +211,16 @@ np_tunnel_serve(struct np_session *se)
         deny_verdict(se, &ev, v, &q);
         return;
     }
-    up = connect_any(se, &q.addrs, &err);
-    if (up < 0) {
-        (void)snprintf(msg, sizeof(msg), "upstream connect to %s:%u failed: %s", q.norm,
-                       (unsigned)port, NP_ERRSTR(err));
-        deny(se, &ev, 502, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED, msg);
+    io = np_net_connect_any(q.addrs.addr, q.addrs.n, se->ctx->s->connect_timeout_ms,
+                            se->ctx->stop_fd, &up, &err);
+    if (io != NP_IO_OK) {
+        enum nonoproxy_denial_category cat;
+        char what[NP_HOST_BUF + 8];
+        int status;
+
+        (void)snprintf(what, sizeof(what), "%s:%u", q.norm, (unsigned)port);
+        status = np_session_connect_failure(io, err, what, msg, sizeof(msg), &cat);
+        deny(se, &ev, status, cat, msg);
         return;
     }
     ev.status = 200;

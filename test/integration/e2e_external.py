@@ -868,9 +868,10 @@ class EnterpriseProxyDown(ExternalCase):
                           denial_category="upstream_connect_failed")
         self.assertEqual(len(denied), 2, AUDIT_BELOW)
 
-    def test_silent_enterprise_proxy_gives_502_within_the_connect_timeout(self):
+    def test_silent_enterprise_proxy_gives_504_at_the_connect_timeout(self):
         # A listener with a full accept queue: the kernel drops further SYNs, so connect()
-        # neither succeeds nor fails until --connect-timeout.
+        # neither succeeds nor fails until --connect-timeout. SPEC §3: a connect timeout is a
+        # 504 upstream_timeout on every path, the enterprise proxy's included (issue #10).
         lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(lst.close)
         lst.bind(("127.0.0.1", 0))
@@ -886,12 +887,12 @@ class EnterpriseProxyDown(ExternalCase):
         t0 = time.monotonic()
         resp = exchange(info.port, connect_head("%s:443" % NOWHERE, info.basic()))
         elapsed = time.monotonic() - t0
-        self.assertErrorResponse(resp, 502)
+        self.assertErrorResponse(resp, 504)
         self.assertGreaterEqual(elapsed, 1.5, "answered before the connect timeout")
         self.assertLess(elapsed, 9, "not within --connect-timeout 2 (the default is 10 s)")
         events = self.finish(run)
         self.assertOneEvent(events, event="decision", decision="deny", target=NOWHERE,
-                            denial_category="upstream_connect_failed")
+                            denial_category="upstream_timeout")
 
 
 class ExternalOptions(ExternalCase):
