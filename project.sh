@@ -4,6 +4,8 @@
 #   ./project.sh test   install what is missing, build, run every test
 #   ./project.sh asan | tsan   the unit + integration tests under ASan+UBSan / TSan
 #   ./project.sh bench  the benchmarks (Release build)
+#   ./project.sh lint   the style checks of STYLE.md §4 (clang-tidy, clang-format, include
+#                       levels, banned calls, test-only functions, NOLINT); one line per step
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,6 +15,8 @@ PACKAGES=(build-essential cmake pkg-config clang python3 curl wget openssl ca-ce
           gnome-keyring libsecret-tools dbus-daemon libglib2.0-bin tinyproxy iproute2)
 # Only the benchmarks compare against these.
 BENCH_PACKAGES=(nginx squid)
+# Only the style checks use these (Debian 12: version 14 of both).
+LINT_PACKAGES=(clang-tidy clang-format python3)
 
 install_deps() {
     local missing=()
@@ -48,6 +52,103 @@ run_tests() {
     ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" "$@"
 }
 
+# lint_step NAME UNIT CMD...: run one lint step, print its output, record a summary line.
+# COUNT is what the step found: its output lines that are neither its own summary
+# ("check_...: ...") nor a note; a step may instead write the count to $lint_tmp/count.
+lint_step() {
+    local name=$1 unit=$2 rc=0 n
+    shift 2
+    echo "== lint: $name"
+    rm -f "$lint_tmp/count"
+    "$@" >"$lint_tmp/out" 2>&1 || rc=$?
+    cat "$lint_tmp/out"
+    if [ -f "$lint_tmp/count" ]; then
+        n=$(cat "$lint_tmp/count")
+    else
+        n=$(grep -cvE '^(check_[a-z_]+: |note: )' "$lint_tmp/out" || true)
+    fi
+    if [ "$rc" -ne 0 ]; then
+        lint_failed=1
+        lint_summary+=("lint: $name: $n $unit (FAILED, exit $rc)")
+    else
+        lint_summary+=("lint: $name: $n $unit")
+    fi
+}
+
+# clang-tidy with the repo's .clang-tidy over every lib/*.c and cli/*.c in the compilation
+# database, two at a time, each file's output kept whole; then the findings by check name.
+lint_clang_tidy() {
+    local dir=$1
+    python3 - "$dir/compile_commands.json" "$PWD" >"$lint_tmp/tidy-files" <<'PY'
+import json, os, re, sys
+root, seen = sys.argv[2], set()
+for e in json.load(open(sys.argv[1])):
+    path = os.path.normpath(os.path.join(e["directory"], e["file"]))
+    rel = os.path.relpath(path, root)
+    if re.fullmatch(r"(lib|cli)/[^/]+\.c", rel) and rel not in seen:
+        seen.add(rel)
+        print(rel)
+PY
+    if [ ! -s "$lint_tmp/tidy-files" ]; then
+        echo "clang-tidy: no lib/*.c or cli/*.c in $dir/compile_commands.json"
+        return 1
+    fi
+    mkdir -p "$lint_tmp/tidy"
+    # shellcheck disable=SC2016 # $0..$2 belong to the inner sh
+    xargs -P2 -I{} sh -c 'clang-tidy -p "$0" --quiet "$1" >"$2/$(echo "$1" | tr / _).log" 2>&1' \
+        "$dir" {} "$lint_tmp/tidy" <"$lint_tmp/tidy-files" || true
+    cat "$lint_tmp/tidy"/*.log | sed "s|$PWD/||" >"$lint_tmp/tidy.log"
+    grep -vE '^[0-9]+ (warning|error)s? generated\.$' "$lint_tmp/tidy.log" || true
+    # A finding: FILE:LINE:COL: warning|error: TEXT [check,-warnings-as-errors]; a header's
+    # finding is reported once per file that includes it, so keep each place once.
+    grep -E '^[^ :]+:[0-9]+:[0-9]+: (warning|error): .*\[[^]]+\]$' "$lint_tmp/tidy.log" |
+        sed -E 's/^([^ ]+:[0-9]+:[0-9]+): .*\[([^],]+)[^]]*\]$/\1 \2/' | sort -u \
+        >"$lint_tmp/tidy-findings" || true
+    echo "clang-tidy: $(wc -l <"$lint_tmp/tidy-files") files; findings by check:"
+    awk '{print $2}' "$lint_tmp/tidy-findings" | sort | uniq -c | sort -rn
+    wc -l <"$lint_tmp/tidy-findings" >"$lint_tmp/count"
+    [ ! -s "$lint_tmp/tidy-findings" ]
+}
+
+# clang-format --dry-run -Werror over every *.c and *.h under lib/ cli/ include/ test/; prints
+# each misplaced line (FILE:LINE:COL) and then the files with their number of places.
+lint_clang_format() {
+    local files
+    mapfile -t files < <(find lib cli include test -type f \( -name '*.c' -o -name '*.h' \) | sort)
+    clang-format --dry-run -Werror "${files[@]}" >"$lint_tmp/fmt.log" 2>&1 || true
+    grep -E '^[^ :]+:[0-9]+:[0-9]+: (error|warning): ' "$lint_tmp/fmt.log" | cut -d' ' -f1 |
+        sed 's/:$//' >"$lint_tmp/fmt-places" || true
+    cat "$lint_tmp/fmt-places"
+    echo "clang-format: ${#files[@]} files checked; places per file:"
+    cut -d: -f1 "$lint_tmp/fmt-places" | uniq -c
+    cut -d: -f1 "$lint_tmp/fmt-places" | sort -u | wc -l >"$lint_tmp/count"
+    [ ! -s "$lint_tmp/fmt-places" ]
+}
+
+# Every style check, in order; each runs and reports even when an earlier one failed.
+run_lint() {
+    local dir=build-lint line
+    lint_tmp=$(mktemp -d)
+    trap 'rm -rf "$lint_tmp"' EXIT
+    lint_failed=0
+    lint_summary=()
+    # clang as the compiler, so that clang-tidy reads flags it knows; only the configure step
+    # runs: compile_commands.json is written then (CMAKE_EXPORT_COMPILE_COMMANDS).
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+        -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+    lint_step clang-tidy findings lint_clang_tidy "$dir"
+    lint_step clang-format files lint_clang_format
+    lint_step includes problems python3 tools/check_includes.py
+    lint_step banned calls bash tools/check_banned.sh
+    lint_step test-only functions python3 tools/check_test_only.py
+    lint_step nolint comments bash tools/check_nolint.sh
+    echo "== lint: summary"
+    for line in "${lint_summary[@]}"; do
+        echo "$line"
+    done
+    return "$lint_failed"
+}
+
 cmd=${1:-}
 case "$cmd" in
 demo)
@@ -80,8 +181,13 @@ bench)
     install_deps
     bash test/bench/run.sh
     ;;
+lint)
+    PACKAGES+=("${LINT_PACKAGES[@]}")
+    install_deps
+    run_lint
+    ;;
 *)
-    echo "usage: ./project.sh demo|test|asan|tsan|bench" >&2
+    echo "usage: ./project.sh demo|test|asan|tsan|bench|lint" >&2
     exit 2
     ;;
 esac
