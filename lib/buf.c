@@ -92,6 +92,19 @@ np_buf_printf(struct np_buf *b, const char *fmt, ...)
     np_buf_put(b, tmp, (size_t)n);
 }
 
+void
+np_buf_cut(struct np_buf *b, size_t len)
+{
+    if (b->overflow || len > b->len) {
+        return;
+    }
+    b->want -= b->len - len;
+    b->len = len;
+    if (b->str) {
+        b->p[len] = '\0';
+    }
+}
+
 bool
 np_buf_ok(const struct np_buf *b)
 {

@@ -47,6 +47,10 @@ void np_buf_put_u64(struct np_buf *b, uint64_t v);
 /* Append the formatted text as one piece. */
 void np_buf_printf(struct np_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Forget what was stored after len (len <= b->len): a path normaliser popping a segment.
+ * Nothing to forget after an overflow. */
+void np_buf_cut(struct np_buf *b, size_t len);
+
 /* Whether every piece was stored. */
 bool np_buf_ok(const struct np_buf *b);
 

@@ -118,3 +118,21 @@ np_hex_value(char c)
     }
     return -1;
 }
+
+bool
+np_ascii_is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+char
+np_ascii_upper(char c)
+{
+    return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+}
+
+bool
+np_uri_is_unreserved(char c)
+{
+    return np_ascii_is_alnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+}

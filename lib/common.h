@@ -34,6 +34,12 @@ char *np_copy_printable(char *dst, size_t cap, const char *src, size_t len);
 char np_ascii_lower(char c);
 bool np_ascii_ieq(const char *a, size_t alen, const char *b, size_t blen);
 
+/* ASCII letters and digits (locale-independent), upper case, and the unreserved characters of
+ * RFC 3986 §2.3 (letters, digits, "-._~"). */
+bool np_ascii_is_alnum(char c);
+char np_ascii_upper(char c);
+bool np_uri_is_unreserved(char c);
+
 /* Value of the hex digit c, or -1. */
 int np_hex_value(char c);
 

@@ -8,7 +8,7 @@
 
 #include "alloc.h"
 #include "forward.h"
-#include "reverse.h"
+#include "route_serve.h"
 #include "upool.h"
 #include "tunnel.h"
 

@@ -26,7 +26,7 @@
 
 #include "alloc.h"
 #include "common.h"
-#include "route.h"
+#include "route_env.h"
 
 /* Upper bound of one keyring lookup, prompts included (the D-Bus default call timeout is
  * 25 s per call; a lookup makes several). Overridable at build time for tests. */

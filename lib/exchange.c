@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "http_answer.h"
 #include "token.h"
 
@@ -254,25 +255,20 @@ scrub_find(const struct np_xchg *q, const char *text, size_t len)
     return false;
 }
 
-/* Append v[0..len) at b + *n (limit: the end of the room) with every occurrence of a scrub
- * secret replaced by the session token, the phantom the child already holds: an upstream that
- * echoes the request it got (a redirect's Location with the query or path) must not hand the
- * real key to the child (SPEC §6.7), and a client that follows such a redirect through the
- * route gets the secret injected again. Returns false when it does not fit. */
-static bool
-put_scrubbed(const struct np_xchg *q, char *b, size_t limit, size_t *n, const char *v,
-             size_t len)
+/* Append v[0..len) to out with every occurrence of a scrub secret replaced by the session
+ * token, the phantom the child already holds: an upstream that echoes the request it got (a
+ * redirect's Location with the query or path) must not hand the real key to the child (SPEC
+ * §6.7), and a client that follows such a redirect through the route gets the secret injected
+ * again. */
+static void
+put_scrubbed(const struct np_xchg *q, struct np_buf *out, const char *v, size_t len)
 {
-    const char *tok = q->se->ctx->token;
     size_t i = 0;
+    size_t from = 0;
 
     if (!scrub_find(q, v, len)) {
-        if (len > limit - *n) {
-            return false;
-        }
-        memcpy(b + *n, v, len);
-        *n += len;
-        return true;
+        np_buf_put(out, v, len);
+        return;
     }
     while (i < len) {
         size_t used = 0;
@@ -284,69 +280,60 @@ put_scrubbed(const struct np_xchg *q, char *b, size_t limit, size_t *n, const ch
                   np_token_match_encoded(v + i, len - i, q->scrub[k].p, q->scrub[k].len, &used);
         }
         if (hit) {
-            if (NP_TOKEN_HEX_LEN > limit - *n) {
-                return false;
-            }
-            memcpy(b + *n, tok, NP_TOKEN_HEX_LEN);
-            *n += NP_TOKEN_HEX_LEN;
+            np_buf_put(out, v + from, i - from);
+            np_buf_put(out, q->se->ctx->token, NP_TOKEN_HEX_LEN);
             i += used;
+            from = i;
         } else {
-            if (*n >= limit) {
-                return false;
-            }
-            b[(*n)++] = v[i++];
+            i++;
         }
     }
-    return true;
+    np_buf_put(out, v + from, len - from);
 }
 
-/* Write the client's response head for resp with framing out into relay_b. */
+/* Write the client's response head for resp with framing out into relay_b; 0 when it does not
+ * fit. */
 static size_t
 xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_framing out,
-                bool keep)
+                 bool keep)
 {
-    char *b = q->se->relay_b;
-    size_t cap = NP_RELAY_CAP;
-    size_t n;
+    struct np_buf b;
     size_t i;
-    int w;
 
-    w = snprintf(b, cap, "HTTP/1.1 %u %s\r\n", resp->status, np_http_reason((int)resp->status));
-    n = (size_t)w;
+    np_buf_init(&b, q->se->relay_b, NP_RELAY_CAP);
+    np_buf_printf(&b, "HTTP/1.1 %u %s\r\n", resp->status, np_http_reason((int)resp->status));
     for (i = 0; i < resp->n_headers; i++) {
         const struct np_header *h = &resp->headers[i];
+
         /* Framing is re-stated below from what the parser decided, never copied; a name that
          * echoes the route's secret is dropped. */
         if (np_http_hop_by_hop(h->name, h->name_len, resp->headers, resp->n_headers) ||
-            np_ascii_ieq(h->name, h->name_len, "content-length", 14) ||
+            np_http_ieq(h->name, h->name_len, "content-length") ||
             scrub_find(q, h->name, h->name_len)) {
             continue;
         }
-        if (h->name_len + 4 > cap - 128 - n) {
-            return 0;
-        }
-        memcpy(b + n, h->name, h->name_len);
-        n += h->name_len;
-        memcpy(b + n, ": ", 2);
-        n += 2;
-        if (!put_scrubbed(q, b, cap - 128 - 2, &n, h->value, h->value_len)) {
-            return 0;
-        }
-        memcpy(b + n, "\r\n", 2);
-        n += 2;
+        np_buf_put(&b, h->name, h->name_len);
+        np_buf_puts(&b, ": ");
+        put_scrubbed(q, &b, h->value, h->value_len);
+        np_buf_puts(&b, "\r\n");
     }
     if (resp->has_content_length && out != NP_FRAME_CHUNKED && out != NP_FRAME_CLOSE &&
         resp->status != 204) {
         /* LENGTH, or NONE for HEAD/304/an empty body: the length the upstream stated. */
-        w = snprintf(b + n, cap - n, "Content-Length: %" PRIu64 "\r\n", resp->content_length);
-        n += (size_t)w;
+        np_buf_puts(&b, "Content-Length: ");
+        np_buf_put_u64(&b, resp->content_length);
+        np_buf_puts(&b, "\r\n");
     }
-    w = snprintf(b + n, cap - n, "%s%s\r\n",
-                 out == NP_FRAME_CHUNKED ? "Transfer-Encoding: chunked\r\n" : "",
-                 !keep ? "Connection: close\r\n"
-                 : q->client_http10 ? "Connection: keep-alive\r\n"
-                                    : "");
-    return n + (size_t)w;
+    if (out == NP_FRAME_CHUNKED) {
+        np_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
+    }
+    if (!keep) {
+        np_buf_puts(&b, "Connection: close\r\n");
+    } else if (q->client_http10) {
+        np_buf_puts(&b, "Connection: keep-alive\r\n");
+    }
+    np_buf_puts(&b, "\r\n");
+    return np_buf_ok(&b) ? b.len : 0;
 }
 
 /* Relay the response: head to the client, then the body. Returns whether both the client and

@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "config.h"
 #include "http_head.h"
 #include "http_response.h"
@@ -614,28 +615,25 @@ send_connect(struct chain *c, int fd, const char *target, uint64_t deadline)
 {
     const struct np_external *e = c->e;
     enum np_ext_result res = NP_EXT_OK;
+    struct np_buf b;
     enum np_io io;
-    size_t used;
-    int n;
 
-    n = snprintf(c->buf, ANSWER_MAX, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", target, target);
-    if (n < 0 || (size_t)n >= ANSWER_MAX) {
-        set_reason(c, "cannot be asked: request too long");
-        return NP_EXT_REJECTED;
-    }
-    used = (size_t)n;
+    np_buf_init(&b, c->buf, ANSWER_MAX);
+    np_buf_puts(&b, "CONNECT ");
+    np_buf_puts(&b, target);
+    np_buf_puts(&b, " HTTP/1.1\r\nHost: ");
+    np_buf_puts(&b, target);
+    np_buf_puts(&b, "\r\n");
     if (e->auth_header != NULL) {
-        if (e->auth_header_len > ANSWER_MAX - used - 2) {
-            set_reason(c, "cannot be asked: credentials too long");
-            res = NP_EXT_REJECTED;
-            goto out;
-        }
-        memcpy(c->buf + used, e->auth_header, e->auth_header_len);
-        used += e->auth_header_len;
+        np_buf_put(&b, e->auth_header, e->auth_header_len);
     }
-    memcpy(c->buf + used, "\r\n", 2);
-    used += 2;
-    io = np_net_send_all(fd, c->buf, used, c->stop_fd, deadline);
+    np_buf_puts(&b, "\r\n");
+    if (!np_buf_ok(&b)) {
+        set_reason(c, "cannot be asked: request too long");
+        res = NP_EXT_REJECTED;
+        goto out;
+    }
+    io = np_net_send_all(fd, b.p, b.len, c->stop_fd, deadline);
     if (io != NP_IO_OK) {
         res = io_failure(c, io, errno);
     }

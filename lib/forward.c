@@ -14,13 +14,15 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "exchange.h"
 #include "external.h"
-#include "gateway.h"
+#include "route_runtime.h"
 #include "hostfilter.h"
-#include "reverse.h"
+#include "route_serve.h"
 #include "token.h"
 #include "upool.h"
+#include "upstream_head.h"
 
 /* The parts of an absolute http:// URI. Pointers into the request target. */
 struct fwd_uri {
@@ -116,74 +118,44 @@ fwd_is_self(const struct np_session *se, const char *norm, uint16_t port)
     return np_addr_is_self((const struct sockaddr *)&ss, &se->ctx->self);
 }
 
-/* Append src[0..n) at *len in out (capacity cap). Returns false when it does not fit. */
-static bool
-fwd_put(char *out, size_t cap, size_t *len, const char *src, size_t n)
-{
-    if (n > cap - *len) {
-        return false;
-    }
-    memcpy(out + *len, src, n);
-    *len += n;
-    return true;
-}
-
-/* The origin-form head into relay_b + NP_XCHG_HEAD_OFF. */
+/* The origin-form head into relay_b + NP_XCHG_HEAD_OFF, its target (the URI's path and query,
+ * the session token stripped from the query) in relay_b first. */
 static bool
 fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
 {
     struct np_session *se = x->se;
-    const struct np_http_req *req = &se->req;
-    const char *tok = se->ctx->token;
-    char *out = se->relay_b + NP_XCHG_HEAD_OFF;
-    size_t cap = NP_RELAY_CAP - NP_XCHG_HEAD_OFF;
-    size_t n = 0;
-    char line[64];
-    bool ok;
-    size_t i;
+    struct np_uphead up;
+    struct np_buf target;
+    struct np_buf head;
+    size_t target_len;
 
-    char *target = se->relay_b;
-    size_t target_len = 0;
-
-    ok = (u->path_len == 0 || u->path[0] == '?'
-              ? fwd_put(target, NP_XCHG_HEAD_OFF, &target_len, "/", 1)
-              : true) &&
-         fwd_put(target, NP_XCHG_HEAD_OFF, &target_len, u->path, u->path_len);
-    if (ok && np_xchg_strip_token(target, &target_len, tok) != 0) {
+    np_buf_init(&target, se->relay_b, NP_XCHG_HEAD_OFF);
+    if (u->path_len == 0 || u->path[0] == '?') {
+        np_buf_putc(&target, '/');
+    }
+    np_buf_put(&target, u->path, u->path_len);
+    target_len = target.len;
+    if (np_buf_ok(&target) && np_xchg_strip_token(target.p, &target_len, se->ctx->token) != 0) {
         np_xchg_deny(x, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
                      "the session token must not appear in the request path", NULL);
         return false;
     }
-    ok = ok && fwd_put(out, cap, &n, req->method_name, strlen(req->method_name)) &&
-         fwd_put(out, cap, &n, " ", 1) && fwd_put(out, cap, &n, target, target_len) &&
-         fwd_put(out, cap, &n, " HTTP/1.1\r\nHost: ", 17) &&
-         fwd_put(out, cap, &n, u->authority, u->authority_len) && fwd_put(out, cap, &n, "\r\n", 2);
-    for (i = 0; ok && i < req->n_headers; i++) {
-        const struct np_header *h = &req->headers[i];
-        if (np_http_hop_by_hop(h->name, h->name_len, req->headers, req->n_headers) ||
-            (h->name_len == 4 && strncasecmp(h->name, "host", 4) == 0) ||
-            (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0) ||
-            (h->name_len == 6 && strncasecmp(h->name, "expect", 6) == 0) ||
-            np_token_in_header(h, tok, strlen(tok))) {
-            continue;
-        }
-        ok = fwd_put(out, cap, &n, h->name, h->name_len) && fwd_put(out, cap, &n, ": ", 2) &&
-             fwd_put(out, cap, &n, h->value, h->value_len) && fwd_put(out, cap, &n, "\r\n", 2);
-    }
-    if (ok && x->body == NP_FRAME_LENGTH) {
-        int w = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
-                         (unsigned long long)x->body_len);
-        ok = fwd_put(out, cap, &n, line, (size_t)w);
-    } else if (ok && x->body == NP_FRAME_CHUNKED) {
-        ok = fwd_put(out, cap, &n, "Transfer-Encoding: chunked\r\n", 28);
-    }
-    ok = ok && fwd_put(out, cap, &n, "\r\n", 2);
-    if (!ok) {
+    memset(&up, 0, sizeof(up));
+    up.req = &se->req;
+    up.target.p = target.p;
+    up.target.len = target_len;
+    up.host.p = u->authority;
+    up.host.len = u->authority_len;
+    up.token = se->ctx->token;
+    up.body = x->body;
+    up.body_len = x->body_len;
+    np_buf_init(&head, se->relay_b + NP_XCHG_HEAD_OFF, NP_RELAY_CAP - NP_XCHG_HEAD_OFF);
+    if (!np_buf_ok(&target) || np_uphead_build(&up, &head) != 0 || !np_buf_ok(&head)) {
         np_xchg_deny(x, 431, NONOPROXY_DENIAL_MALFORMED_REQUEST,
                      "the request head is too large to forward", NULL);
         return false;
     }
-    x->up_head_len = n;
+    x->up_head_len = head.len;
     return true;
 }
 
@@ -387,14 +359,14 @@ np_forward_serve(struct np_session *se)
     }
     if (np_host_normalize(u.host, u.host_len, norm, sizeof(norm)) != 0) {
         norm[0] = '\0';
-    } else if (fwd_is_self(se, norm, u.port) && se->ctx->gw != NULL && se->ctx->gw->n > 0 &&
+    } else if (fwd_is_self(se, norm, u.port) && se->ctx->routes != NULL && se->ctx->routes->n > 0 &&
         u.path_len > 0 && u.path[0] == '/') {
         /* A client that sends its base-URL requests through HTTP_PROXY: serve the route. */
         se->req.target = u.path;
         se->req.target_len = u.path_len;
         return np_reverse_serve(se);
     }
-    if (norm[0] != '\0' && np_gateway_find_upstream(se->ctx->gw, norm, u.port) != NULL) {
+    if (norm[0] != '\0' && np_route_runtime_find_upstream(se->ctx->routes, norm, u.port) != NULL) {
         np_xchg_deny(&x, 403, NONOPROXY_DENIAL_CONNECT_BYPASSES_L7,
                      "a request to a route's upstream bypasses credential injection; use the "
                      "route's base URL",

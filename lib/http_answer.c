@@ -2,8 +2,10 @@
  * Connection: close, and is either complete in the caller's buffer or not written at all. */
 #include "http_answer.h"
 
-#include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
+
+#include "buf.h"
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 
@@ -145,102 +147,75 @@ extra_headers_ok(const char *extra)
     return i == line_start;
 }
 
-/* What goes into the head of a response. */
-struct head_args {
-    int status;
-    const char *extra_headers; /* may be NULL */
-    const char *content_type;  /* may be NULL; omitted when body_len is 0 */
-    size_t body_len;
-};
-
-/* Write the status line and headers described by a into buf. Returns the head length (buf
- * NUL-terminated), or 0 if it does not fit or the arguments are unusable. */
-static size_t
-format_head(char *buf, size_t cap, const struct head_args *a)
+/* Write the status line and headers of a response with a body of body_len bytes. */
+static void
+put_head(struct np_buf *b, const struct np_answer *a, size_t body_len)
 {
-    int n;
-    int status = a->status;
-    const char *extra_headers = a->extra_headers;
-    const char *content_type = a->content_type;
-    size_t body_len = a->body_len;
-    int with_type = body_len > 0 && content_type != NULL;
-
-    if (buf == NULL || cap == 0 || status < 100 || status > 999 ||
-        !extra_headers_ok(extra_headers)) {
-        return 0;
+    np_buf_printf(b, "HTTP/1.1 %d %s\r\n", a->status, np_http_reason(a->status));
+    if (a->extra_headers != NULL) {
+        np_buf_puts(b, a->extra_headers);
     }
-    n = snprintf(buf, cap,
-                 "HTTP/1.1 %d %s\r\n"
-                 "%s"
-                 "%s%s%s"
-                 "Content-Length: %zu\r\n"
-                 "Connection: close\r\n"
-                 "\r\n",
-                 status, np_http_reason(status), extra_headers != NULL ? extra_headers : "",
-                 with_type ? "Content-Type: " : "", with_type ? content_type : "",
-                 with_type ? "\r\n" : "", body_len);
-    if (n < 0 || (size_t)n >= cap) {
-        buf[0] = '\0';
-        return 0;
+    if (body_len > 0 && a->content_type != NULL) {
+        np_buf_puts(b, "Content-Type: ");
+        np_buf_puts(b, a->content_type);
+        np_buf_puts(b, "\r\n");
     }
-    return (size_t)n;
+    np_buf_puts(b, "Content-Length: ");
+    np_buf_put_u64(b, body_len);
+    np_buf_puts(b, "\r\nConnection: close\r\n\r\n");
 }
 
-/* Format a complete response with body (NULL = empty). Returns its length, or 0 (buf then
- * holds "") when it does not fit with its terminating NUL. The six parameters are the
- * interface of http_resp.h. */
+/* Whether a can be written at all: a 3-digit status and well-formed extra header lines. */
+static bool
+answer_ok(char *buf, size_t cap, const struct np_answer *a)
+{
+    return buf != NULL && cap > 0 && a->status >= 100 && a->status <= 999 &&
+           extra_headers_ok(a->extra_headers);
+}
+
 size_t
-np_http_format_response(char *buf, size_t cap, int status, // NOLINT(readability-function-size)
-                        const char *extra_headers, const char *content_type, const char *body)
+np_http_format_response(char *buf, size_t cap, const struct np_answer *a)
 {
-    size_t body_len = body != NULL ? strlen(body) : 0;
-    struct head_args a = {status, extra_headers, content_type, body_len};
-    size_t head_len = format_head(buf, cap, &a);
+    struct np_buf b;
 
-    if (head_len == 0) {
+    if (!answer_ok(buf, cap, a)) {
         return 0;
     }
-    if (body_len >= cap - head_len) {
+    np_buf_init_str(&b, buf, cap);
+    put_head(&b, a, a->body != NULL ? strlen(a->body) : 0);
+    if (a->body != NULL) {
+        np_buf_puts(&b, a->body);
+    }
+    if (!np_buf_ok(&b)) {
         buf[0] = '\0';
         return 0;
     }
-    if (body_len > 0) {
-        memcpy(buf + head_len, body, body_len);
-    }
-    buf[head_len + body_len] = '\0';
-    return head_len + body_len;
+    return b.len;
 }
 
-/* Format a text/plain error whose body is line (NULL = empty) plus "\n", every control
- * character of line (bytes below 0x20 and DEL) replaced by a space. Returns the length, or 0
- * when it does not fit. */
 size_t
 np_http_format_text_error(char *buf, size_t cap, int status, const char *extra_headers,
                           const char *line)
 {
+    struct np_answer a = {status, extra_headers, TEXT_PLAIN, NULL};
     size_t line_len = line != NULL ? strlen(line) : 0;
-    size_t body_len = line_len + 1;
-    struct head_args a = {status, extra_headers, TEXT_PLAIN, body_len};
-    size_t head_len = format_head(buf, cap, &a);
+    struct np_buf b;
     size_t i;
 
-    if (head_len == 0) {
+    if (!answer_ok(buf, cap, &a)) {
         return 0;
     }
-    if (body_len >= cap - head_len) {
+    np_buf_init_str(&b, buf, cap);
+    put_head(&b, &a, line_len + 1);
+    for (i = 0; i < line_len; i++) {
+        unsigned char ch = (unsigned char)line[i];
+
+        np_buf_putc(&b, ch < 0x20 || ch == 0x7f ? ' ' : line[i]);
+    }
+    np_buf_putc(&b, '\n');
+    if (!np_buf_ok(&b)) {
         buf[0] = '\0';
         return 0;
     }
-    for (i = 0; i < line_len; i++) {
-        unsigned char ch = (unsigned char)line[i];
-        char out = line[i];
-
-        if (ch < 0x20 || ch == 0x7f) {
-            out = ' ';
-        }
-        buf[head_len + i] = out;
-    }
-    buf[head_len + line_len] = '\n';
-    buf[head_len + body_len] = '\0';
-    return head_len + body_len;
+    return b.len;
 }

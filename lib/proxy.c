@@ -12,7 +12,7 @@
 #include "audit.h"
 #include "config.h"
 #include "env.h"
-#include "gateway.h"
+#include "route_runtime.h"
 #include "listener.h"
 #include "net.h"
 #include "session.h"
@@ -24,7 +24,7 @@ struct nonoproxy_proxy {
     struct np_audit_ring *ring;
     struct np_listener *listener;
     struct np_env env;
-    struct np_gateway *gw;
+    struct np_route_runtime *routes;
     char token[NP_TOKEN_HEX_LEN + 1];
     int stop_fd;
     uint16_t port;
@@ -37,7 +37,7 @@ static void
 proxy_release(struct nonoproxy_proxy *p)
 {
     np_env_free(&p->env);
-    np_gateway_free(p->gw);
+    np_route_runtime_free(p->routes);
     np_audit_ring_free(p->ring);
     np_settings_free(p->s);
     np_net_close(p->stop_fd);
@@ -78,7 +78,7 @@ proxy_prepare(struct nonoproxy_proxy *p, const struct nonoproxy_config *cfg,
     if (p->s->resolver.fn == NULL) {
         p->s->resolver.fn = np_net_resolve;
     }
-    rc = np_gateway_new(p->s, &p->gw, diag);
+    rc = np_route_runtime_new(p->s, &p->routes, diag);
     if (rc != NONOPROXY_OK) {
         return rc;
     }
@@ -100,7 +100,7 @@ proxy_prepare(struct nonoproxy_proxy *p, const struct nonoproxy_config *cfg,
     p->ctx.ring = p->ring;
     p->ctx.token = p->token;
     p->ctx.stop_fd = p->stop_fd;
-    p->ctx.gw = p->gw;
+    p->ctx.routes = p->routes;
     return NONOPROXY_OK;
 }
 
@@ -128,7 +128,7 @@ nonoproxy_start(const struct nonoproxy_config *cfg, struct nonoproxy_proxy **out
         rc = proxy_bind(p, &fd, diag);
     }
     if (rc == NONOPROXY_OK && (np_env_build(&p->env, &p->ctx.self, p->token) != 0 ||
-                               np_gateway_env(p->gw, &p->ctx.self, p->token) != 0)) {
+                               np_route_runtime_env(p->routes, &p->ctx.self, p->token) != 0)) {
         np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "env_vars: out of memory");
         rc = NONOPROXY_ERR_NOMEM;
     }
@@ -172,8 +172,8 @@ nonoproxy_credential_env_vars(const struct nonoproxy_proxy *p,
     if (p == NULL || vars == NULL || n == NULL) {
         return NONOPROXY_ERR_INVALID_ARG;
     }
-    *vars = p->gw->env;
-    *n = p->gw->n_env;
+    *vars = p->routes->env;
+    *n = p->routes->n_env;
     return NONOPROXY_OK;
 }
 
@@ -182,10 +182,10 @@ nonoproxy_diagnostics(const struct nonoproxy_proxy *p, const struct nonoproxy_di
                       size_t *n)
 {
     if (list != NULL) {
-        *list = p == NULL ? NULL : p->gw->diags;
+        *list = p == NULL ? NULL : p->routes->diags;
     }
     if (n != NULL) {
-        *n = p == NULL ? 0 : p->gw->n_diags;
+        *n = p == NULL ? 0 : p->routes->n_diags;
     }
 }
 
@@ -216,7 +216,7 @@ nonoproxy_shutdown(struct nonoproxy_proxy *p)
         (void)write(p->stop_fd, &one, sizeof(one));
         np_listener_stop(p->listener);
         p->listener = NULL;
-        np_gateway_close_idle(p->gw); /* every worker is joined: no connection is in use */
+        np_route_runtime_close_idle(p->routes); /* every worker is joined: no connection is in use */
         p->shut = true;
     }
     pthread_mutex_unlock(&p->shut_mu);

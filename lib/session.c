@@ -80,16 +80,25 @@ np_session_reply_json(struct np_session *se, int status, const char *msg)
 {
     char body[256];
     char buf[1024];
-    size_t n;
+    struct np_answer a = {status, NULL, "application/json", body};
+    struct np_buf b;
 
-    (void)snprintf(body, sizeof(body), "{\"error\":\"%s\"}", msg);
-    n = np_http_format_response(buf, sizeof(buf), status, NULL, "application/json", body);
-    send_reply(se, buf, n);
+    /* msg is a static literal without quotes or backslashes: no JSON escaping needed. */
+    np_buf_init_str(&b, body, sizeof(body));
+    np_buf_puts(&b, "{\"error\":\"");
+    np_buf_puts(&b, msg);
+    np_buf_puts(&b, "\"}");
+    if (!np_buf_ok(&b)) {
+        a.body = "{\"error\":\"error\"}";
+    }
+    send_reply(se, buf, np_http_format_response(buf, sizeof(buf), &a));
 }
 
 bool
 np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_event *ev)
 {
+    static const struct np_answer challenge = {
+        407, "Proxy-Authenticate: Basic realm=\"nono\"\r\n", NULL, NULL};
     enum np_auth a;
     const char *reason;
     char buf[256];
@@ -112,8 +121,7 @@ np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_even
     np_audit_set(ev->reason, sizeof(ev->reason), reason, strlen(reason));
     np_emit(se->ctx, ev);
     /* SPEC §2: an empty 407 (Content-Length: 0) with the Basic challenge. */
-    n = np_http_format_response(buf, sizeof(buf), 407,
-                                "Proxy-Authenticate: Basic realm=\"nono\"\r\n", NULL, NULL);
+    n = np_http_format_response(buf, sizeof(buf), &challenge);
     send_reply(se, buf, n);
     return false;
 }

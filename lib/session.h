@@ -17,7 +17,7 @@
 #include "net.h"
 #include "token.h"
 
-struct np_gateway;
+struct np_route_runtime;
 struct np_uconn;
 
 /* Per-proxy state that connection threads read. Immutable while connections are served. */
@@ -27,7 +27,7 @@ struct np_ctx {
     const char *token;             /* session token, 64 hex */
     int stop_fd;                   /* readable once shutdown starts */
     struct sockaddr_storage self;  /* the listener's bound address and port */
-    struct np_gateway *gw;         /* routes at run time (never NULL once started) */
+    struct np_route_runtime *routes; /* routes at run time (never NULL once started) */
 };
 
 #define NP_IN_CAP    ((size_t)NP_MAX_REQUEST_LINE + NP_MAX_HEADER_BLOCK + 4096)

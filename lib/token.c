@@ -15,10 +15,7 @@
 
 #define TOKEN_RAW_LEN 32
 
-/* Largest decoded Basic credential accepted (user:password); longer ⇒ invalid. */
-#define BASIC_DECODED_MAX 512
 
-static const char PROXY_AUTH_NAME[] = "proxy-authorization";
 
 /* Return all-ones when a == b, else 0, without a branch (a, b < 2^31). */
 static unsigned
@@ -270,43 +267,39 @@ np_base64_decode(const char *in, size_t len, void *out, size_t cap, size_t *outl
     return 0;
 }
 
-static bool
-is_ws(char c)
+bool
+np_token_scheme_value(const char *v, size_t len, const char *scheme, const char **cred,
+                      size_t *cred_len)
 {
-    return c == ' ' || c == '\t';
-}
+    struct np_slice s = {v, len};
+    size_t k = 0;
+    size_t c;
 
-/* Tell whether name[0..len) equals lower (already lowercase) ignoring ASCII case. */
-static bool
-name_equals(const char *name, size_t len, const char *lower, size_t lower_len)
-{
-    size_t i;
-
-    if (len != lower_len) {
-        return false;
+    np_http_trim_ows(&s.p, &s.len);
+    while (k < s.len && !np_http_is_ows(s.p[k])) {
+        k++;
     }
-    for (i = 0; i < len; i++) {
-        char c = name[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = (char)(c - 'A' + 'a');
-        }
-        if (c != lower[i]) {
-            return false;
-        }
+    c = k;
+    while (c < s.len && np_http_is_ows(s.p[c])) {
+        c++;
     }
+    if (c == s.len || c == k || !np_http_ieq(s.p, k, scheme)) {
+        return false; /* no credentials, or another scheme */
+    }
+    *cred = s.p + c;
+    *cred_len = s.len - c;
     return true;
 }
 
-/* Check Basic credentials b64[0..len): base64(<user>:<token>), the user is ignored. */
-static bool
-basic_matches(const char *b64, size_t len, const char *token, size_t token_len)
+bool
+np_token_basic_ok(const char *b64, size_t len, const char *token, size_t token_len)
 {
-    unsigned char decoded[BASIC_DECODED_MAX];
+    unsigned char decoded[NP_TOKEN_BASIC_MAX];
     size_t n = 0;
     const unsigned char *colon;
     bool ok = false;
 
-    if (np_base64_decode(b64, len, decoded, sizeof(decoded), &n) != 0) {
+    if (token_len == 0 || np_base64_decode(b64, len, decoded, sizeof(decoded), &n) != 0) {
         goto out;
     }
     colon = memchr(decoded, ':', n);
@@ -320,40 +313,18 @@ out:
     return ok;
 }
 
-/* Check one Proxy-Authorization value: `<scheme> 1*(SP/HTAB) <credentials>`, scheme Basic or
- * Bearer in any case, surrounding whitespace ignored. */
+/* Check one Proxy-Authorization value: Bearer <token> or Basic base64(<user>:<token>). */
 static bool
 value_matches(const char *v, size_t len, const char *token, size_t token_len)
 {
-    size_t start = 0;
-    size_t end = len;
-    size_t s;
-    size_t c;
+    const char *cred = NULL;
+    size_t cred_len = 0;
 
-    while (start < end && is_ws(v[start])) {
-        start++;
+    if (np_token_scheme_value(v, len, "bearer", &cred, &cred_len)) {
+        return np_ct_equal(cred, cred_len, token, token_len);
     }
-    while (end > start && is_ws(v[end - 1])) {
-        end--;
-    }
-    s = start;
-    while (s < end && !is_ws(v[s])) {
-        s++;
-    }
-    c = s;
-    while (c < end && is_ws(v[c])) {
-        c++;
-    }
-    if (c == end) {
-        return false; /* no credentials (c < end implies whitespace after the scheme) */
-    }
-    if (name_equals(v + start, s - start, "bearer", 6)) {
-        return np_ct_equal(v + c, end - c, token, token_len);
-    }
-    if (name_equals(v + start, s - start, "basic", 5)) {
-        return basic_matches(v + c, end - c, token, token_len);
-    }
-    return false;
+    return np_token_scheme_value(v, len, "basic", &cred, &cred_len) &&
+           np_token_basic_ok(cred, cred_len, token, token_len);
 }
 
 /* Check every Proxy-Authorization header of req: all must carry the token (SPEC §2). */
@@ -366,7 +337,7 @@ np_token_check_proxy_auth(const struct np_http_req *req, const char *token)
 
     for (i = 0; i < req->n_headers && i < NP_ARRAY_LEN(req->headers); i++) {
         const struct np_header *h = &req->headers[i];
-        if (!name_equals(h->name, h->name_len, PROXY_AUTH_NAME, sizeof(PROXY_AUTH_NAME) - 1)) {
+        if (!np_http_ieq(h->name, h->name_len, "proxy-authorization")) {
             continue;
         }
         /* An empty token would match empty credentials: never accept it. */
@@ -531,29 +502,6 @@ basic_holds(const char *b64, size_t len, const char *secret, size_t n)
                 : false);
 }
 
-/* Whether v[0..len) is "Basic" (any case), whitespace, then credentials; *cred points at
- * them. */
-static bool
-is_basic_value(const char *v, size_t len, const char **cred, size_t *cred_len)
-{
-    size_t i = 0;
-    size_t s;
-
-    while (i < len && is_ws(v[i])) {
-        i++;
-    }
-    s = i;
-    while (i < len && !is_ws(v[i])) {
-        i++;
-    }
-    if (!name_equals(v + s, i - s, "basic", 5) || i == len) {
-        return false;
-    }
-    *cred = v + i;
-    *cred_len = len - i;
-    return true;
-}
-
 bool
 np_token_in_value(const char *v, size_t len, const char *secret, size_t n)
 {
@@ -566,7 +514,8 @@ np_token_in_value(const char *v, size_t len, const char *secret, size_t n)
     if (np_token_find_encoded(v, len, secret, n)) {
         return true;
     }
-    return is_basic_value(v, len, &cred, &cred_len) && basic_holds(cred, cred_len, secret, n);
+    return np_token_scheme_value(v, len, "basic", &cred, &cred_len) &&
+           basic_holds(cred, cred_len, secret, n);
 }
 
 bool

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "http_head.h"
 #include "http_request.h"
 
 #define NP_TOKEN_HEX_LEN 64
@@ -21,6 +22,20 @@ bool np_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
  * accepts canonical padded input only and returns 0 with *outlen, or -1. */
 size_t np_base64_encode(const void *in, size_t len, char *out, size_t cap);
 int np_base64_decode(const char *in, size_t len, void *out, size_t cap, size_t *outlen);
+
+/* Largest decoded Basic credential (user:token) that np_token_basic_ok validates, for proxy
+ * authentication and basic_auth phantoms alike; longer ⇒ invalid. (The detector,
+ * np_token_in_value, has no limit below the header cap.) */
+#define NP_TOKEN_BASIC_MAX 2048
+
+/* Whether v[0..len) is "<scheme> 1*(SP/HTAB) <credentials>" (scheme any case, whitespace
+ * around ignored); *cred, *cred_len receive the credentials. */
+bool np_token_scheme_value(const char *v, size_t len, const char *scheme, const char **cred,
+                           size_t *cred_len);
+
+/* Whether b64[0..len) is canonical base64 of "<any user>:<token>", at most NP_TOKEN_BASIC_MAX
+ * decoded bytes; constant-time compare, decoded bytes wiped. */
+bool np_token_basic_ok(const char *b64, size_t len, const char *token, size_t token_len);
 
 enum np_auth {
     NP_AUTH_MISSING = 0, /* no Proxy-Authorization header */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "external.h"
-#include "gateway.h"
+#include "route_runtime.h"
 #include "hostfilter.h"
 #include "pump.h"
 
@@ -104,11 +104,11 @@ bypasses_route(struct np_session *se, struct nonoproxy_audit_event *ev, const ch
     char norm[NP_HOST_BUF];
     const struct np_route_rt *rt;
 
-    if (se->ctx->gw == NULL || se->ctx->gw->n == 0 ||
+    if (se->ctx->routes == NULL || se->ctx->routes->n == 0 ||
         np_host_normalize(host, host_len, norm, sizeof(norm)) != 0) {
         return false; /* an invalid name is refused by the filter next */
     }
-    rt = np_gateway_find_upstream(se->ctx->gw, norm, port);
+    rt = np_route_runtime_find_upstream(se->ctx->routes, norm, port);
     if (rt == NULL) {
         return false;
     }

@@ -13,6 +13,15 @@
 #include "common.h"
 #include "http_answer.h"
 
+/* np_http_format_response with its answer spelled out. */
+static size_t
+fmt(char *buf, size_t cap, int status, const char *extra, const char *type, const char *body)
+{
+    struct np_answer a = {status, extra, type, body};
+
+    return np_http_format_response(buf, cap, &a);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Reason phrases                                                                            */
 /* ---------------------------------------------------------------------------------------- */
@@ -155,7 +164,7 @@ format_row(const struct resp_row *r, char *buf, size_t cap)
     if (r->text_error) {
         return np_http_format_text_error(buf, cap, r->status, r->extra, r->body);
     }
-    return np_http_format_response(buf, cap, r->status, r->extra, r->content_type, r->body);
+    return fmt(buf, cap, r->status, r->extra, r->content_type, r->body);
 }
 
 /* Check the exact bytes of every row, NUL-terminated. */
@@ -213,7 +222,7 @@ content_length_matches_body(void **state)
 
         memset(body, len % 2 ? '\n' : 'x', len);
         body[len] = '\0';
-        n = np_http_format_response(buf, sizeof(buf), 404, NULL, "application/json", body);
+        n = fmt(buf, sizeof(buf), 404, NULL, "application/json", body);
         assert_true(n > 0);
         check_content_length(buf, n);
         n = np_http_format_text_error(buf, sizeof(buf), 400, NULL, body);
@@ -250,7 +259,7 @@ truncation_returns_zero(void **state)
         assert_memory_equal(buf, r->want, need - 1);
         assert_int_equal(buf[need], 'Z');
     }
-    assert_int_equal(np_http_format_response(NULL, 0, 200, NULL, NULL, NULL), 0);
+    assert_int_equal(fmt(NULL, 0, 200, NULL, NULL, NULL), 0);
     assert_int_equal(np_http_format_text_error(NULL, 0, 400, NULL, "x"), 0);
 }
 
@@ -275,16 +284,16 @@ bad_arguments_refused(void **state)
     NP_UNUSED(state);
     for (i = 0; i < NP_ARRAY_LEN(bad_extra); i++) {
         memset(buf, 'Z', sizeof(buf));
-        if (np_http_format_response(buf, sizeof(buf), 403, bad_extra[i], NULL, NULL) != 0) {
+        if (fmt(buf, sizeof(buf), 403, bad_extra[i], NULL, NULL) != 0) {
             print_error("extra headers %zu accepted\n", i);
             fail();
         }
         assert_int_equal(np_http_format_text_error(buf, sizeof(buf), 403, bad_extra[i], "x"), 0);
     }
-    assert_int_equal(np_http_format_response(buf, sizeof(buf), 99, NULL, NULL, NULL), 0);
-    assert_int_equal(np_http_format_response(buf, sizeof(buf), 1000, NULL, NULL, NULL), 0);
+    assert_int_equal(fmt(buf, sizeof(buf), 99, NULL, NULL, NULL), 0);
+    assert_int_equal(fmt(buf, sizeof(buf), 1000, NULL, NULL, NULL), 0);
     assert_int_equal(np_http_format_text_error(buf, sizeof(buf), -403, NULL, "x"), 0);
-    assert_true(np_http_format_response(buf, sizeof(buf), 100, "", NULL, NULL) > 0);
+    assert_true(fmt(buf, sizeof(buf), 100, "", NULL, NULL) > 0);
 }
 
 int

@@ -1,6 +1,8 @@
-/* Unit tests for lib/route.h: route validation (SPEC §1.1) and defaults, upstream fields,
- * prefix matching and the traversal check, phantom checks per mode, the upstream
- * request-target, the upstream request head, injection values and the env variable names. */
+/* Unit tests for the route_* modules: route validation (SPEC §1.1) and defaults, upstream
+ * fields (route_build.h), prefix matching and the traversal check (route_path.h), phantom
+ * checks per mode (route_phantom.h), the upstream request-target and head of a route
+ * (route_target.h, through upstream_head.h), injection values and the env variable names
+ * (route_env.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +15,13 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "route.h"
+#include "buf.h"
+#include "route_build.h"
+#include "route_env.h"
+#include "route_path.h"
+#include "route_phantom.h"
+#include "route_target.h"
+#include "upstream_head.h"
 
 #define TOKEN         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define TOKEN_CHANGED "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdee"
@@ -702,18 +710,16 @@ match_table(void **state)
     routes[1].prefix = other;
     for (i = 0; i < NP_ARRAY_LEN(match_rows); i++) {
         const struct match_row *row = &match_rows[i];
-        size_t index = 99;
-        const char *rest = NULL;
-        size_t rest_len = 0;
+        struct np_route_hit hit = {99, NULL, 0};
         enum np_route_match got;
 
         print_message("match: %s\n", row->name);
-        got = np_route_match(routes, 2, row->target, strlen(row->target), &index, &rest, &rest_len);
+        got = np_route_match(routes, 2, row->target, strlen(row->target), &hit);
         assert_int_equal(got, row->want);
         if (row->want == NP_ROUTE_FOUND) {
-            assert_int_equal(index, row->index);
-            assert_int_equal(rest_len, strlen(row->rest));
-            assert_memory_equal(rest, row->rest, rest_len);
+            assert_int_equal(hit.index, row->index);
+            assert_int_equal(hit.rest_len, strlen(row->rest));
+            assert_memory_equal(hit.rest, row->rest, hit.rest_len);
         }
     }
 }
@@ -724,19 +730,17 @@ match_respects_length(void **state)
 {
     static char svc[] = "svc";
     struct np_route route;
-    size_t index = 9;
-    const char *rest = NULL;
-    size_t rest_len = 0;
+    struct np_route_hit hit = {9, NULL, 0};
     const char *t = "/svc/../x";
 
     (void)state;
     memset(&route, 0, sizeof(route));
     route.prefix = svc;
-    assert_int_equal(np_route_match(&route, 1, t, 4, &index, &rest, &rest_len), NP_ROUTE_FOUND);
-    assert_int_equal(rest_len, 1);
-    assert_memory_equal(rest, "/", 1);
-    assert_int_equal(np_route_match(&route, 1, t, 0, &index, &rest, &rest_len), NP_ROUTE_NOT_FOUND);
-    assert_int_equal(np_route_match(&route, 0, t, 4, &index, &rest, &rest_len), NP_ROUTE_NOT_FOUND);
+    assert_int_equal(np_route_match(&route, 1, t, 4, &hit), NP_ROUTE_FOUND);
+    assert_int_equal(hit.rest_len, 1);
+    assert_memory_equal(hit.rest, "/", 1);
+    assert_int_equal(np_route_match(&route, 1, t, 0, &hit), NP_ROUTE_NOT_FOUND);
+    assert_int_equal(np_route_match(&route, 0, t, 4, &hit), NP_ROUTE_NOT_FOUND);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -928,6 +932,19 @@ static const struct target_row target_rows[] = {
     {"query_empty_pairs_kept", K_QUERY, "/x?&a=1&&key=t&", "/x?&a=1&&key=" QUERY_SECRET_ENC "&"},
 };
 
+/* The upstream target of r for rest into out[0..cap); its length in *len. */
+static int
+target_into(const struct np_route *r, const char *rest, char *out, size_t cap, size_t *len)
+{
+    struct np_buf b;
+    int rc;
+
+    np_buf_init(&b, out, cap);
+    rc = np_route_upstream_target(r, rest, strlen(rest), &b);
+    *len = b.len;
+    return rc;
+}
+
 static void
 target_table(void **state)
 {
@@ -943,7 +960,7 @@ target_table(void **state)
 
         print_message("target: %s\n", row->name);
         route_for(row->kind, &r);
-        rc = np_route_upstream_target(&r, row->rest, strlen(row->rest), out, sizeof(out), &len);
+        rc = target_into(&r, row->rest, out, sizeof(out), &len);
         if (row->want == NULL) {
             assert_int_equal(rc, -1);
         } else {
@@ -951,10 +968,12 @@ target_table(void **state)
             assert_int_equal(len, strlen(row->want));
             assert_memory_equal(out, row->want, len);
             /* exactly the length fits; one byte less does not */
-            assert_int_equal(
-                np_route_upstream_target(&r, row->rest, strlen(row->rest), out, len, &len), 0);
-            assert_int_equal(
-                np_route_upstream_target(&r, row->rest, strlen(row->rest), out, len - 1, &len), -1);
+            {
+                size_t want = len;
+
+                assert_int_equal(target_into(&r, row->rest, out, want, &len), 0);
+                assert_int_equal(target_into(&r, row->rest, out, want - 1, &len), -1);
+            }
         }
         np_route_free(&r);
     }
@@ -973,23 +992,40 @@ target_needs_usable_secret(void **state)
     np_free_secret(r.secret);
     r.secret = NULL;
     r.secret_len = 0;
-    assert_int_equal(np_route_upstream_target(&r, "/bot" TOKEN "/", 69, out, sizeof(out), &len),
-                     -1);
+    assert_int_equal(target_into(&r, "/bot" TOKEN "/", out, sizeof(out), &len), -1);
     r.secret = np_strdup("a b");
     r.secret_len = 3;
-    assert_int_equal(np_route_upstream_target(&r, "/bot" TOKEN "/", 69, out, sizeof(out), &len),
-                     -1);
+    assert_int_equal(target_into(&r, "/bot" TOKEN "/", out, sizeof(out), &len), -1);
     np_route_free(&r);
     route_for(K_NOSECRET, &r);
-    assert_int_equal(np_route_upstream_target(&r, "/x", 2, out, sizeof(out), &len), 0);
+    assert_int_equal(target_into(&r, "/x", out, sizeof(out), &len), 0);
     assert_int_equal(len, 5);
     assert_memory_equal(out, "/v1/x", 5);
     np_route_free(&r);
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* np_route_build_head                                                                       */
+/* The upstream head of a route: np_route_uphead + np_uphead_build                           */
 /* ---------------------------------------------------------------------------------------- */
+
+/* Build the route's upstream head for req into out[0..cap); its length in *len. */
+static int
+head_into(const struct np_route *r, const struct np_http_req *req, const char *target,
+          enum np_framing body, uint64_t length, char *out, size_t cap, size_t *len)
+{
+    struct np_uphead u;
+    struct np_buf b;
+
+    np_route_uphead(r, req, (struct np_slice){target, strlen(target)}, TOKEN, &u);
+    u.body = body;
+    u.body_len = length;
+    np_buf_init(&b, out, cap);
+    if (np_uphead_build(&u, &b) != 0 || !np_buf_ok(&b)) {
+        return -1;
+    }
+    *len = b.len;
+    return 0;
+}
 
 struct head_row { // NOLINT(clang-analyzer-optin.performance.Padding): a test table
     const char *name;
@@ -1076,22 +1112,20 @@ head_table(void **state)
         print_message("head: %s\n", row->name);
         parse_head(row->client, &req);
         route_for(row->kind, &r);
-        assert_int_equal(np_route_build_head(&r, &req, row->target, strlen(row->target), row->body,
-                                             row->length, TOKEN, out, sizeof(out), &len),
+        assert_int_equal(head_into(&r, &req, row->target, row->body, row->length, out, sizeof(out),
+                                   &len),
                          0);
         assert_int_equal(len, want_len);
         assert_memory_equal(out, row->want, len);
         /* every smaller capacity fails and leaves nothing behind */
         for (cap = 0; cap < want_len; cap++) {
             memset(out, 'Z', sizeof(out));
-            assert_int_equal(np_route_build_head(&r, &req, row->target, strlen(row->target),
-                                                 row->body, row->length, TOKEN, out, cap, &len),
-                             -1);
+            assert_int_equal(
+                head_into(&r, &req, row->target, row->body, row->length, out, cap, &len), -1);
             assert_null(memmem(out, cap, "sk-real", 7));
         }
-        assert_int_equal(np_route_build_head(&r, &req, row->target, strlen(row->target), row->body,
-                                             row->length, TOKEN, out, want_len, &len),
-                         0);
+        assert_int_equal(
+            head_into(&r, &req, row->target, row->body, row->length, out, want_len, &len), 0);
         np_route_free(&r);
     }
 }
@@ -1108,9 +1142,7 @@ head_refuses_close_framing(void **state)
     (void)state;
     parse_head("GET /svc/x HTTP/1.1\r\nHost: h\r\n\r\n", &req);
     route_for(K_HDR, &r);
-    assert_int_equal(
-        np_route_build_head(&r, &req, "/v1/x", 5, NP_FRAME_CLOSE, 0, TOKEN, out, sizeof(out), &len),
-        -1);
+    assert_int_equal(head_into(&r, &req, "/v1/x", NP_FRAME_CLOSE, 0, out, sizeof(out), &len), -1);
     np_route_free(&r);
 }
 

@@ -497,8 +497,9 @@ proxy_auth_uses_value_len(void **state)
     assert_int_equal(np_token_check_proxy_auth(&req, TOKEN), NP_AUTH_OK);
 }
 
-/* Basic with a long user: accepted while the decoded credentials fit the 512-byte cap,
- * invalid (not a crash) above it. */
+/* Basic with a long user: accepted while the decoded credentials fit NP_TOKEN_BASIC_MAX, the
+ * one limit proxy authentication and basic_auth phantoms share (it was 512 bytes here and
+ * 2048 for phantoms), invalid (not a crash) above it. */
 static void
 proxy_auth_basic_length_cap(void **state)
 {
@@ -507,14 +508,16 @@ proxy_auth_basic_length_cap(void **state)
         enum np_auth expected;
     } rows[] = {
         {400, NP_AUTH_OK},
-        {447, NP_AUTH_OK},      /* 447 + 1 + 64 = 512 decoded bytes */
-        {448, NP_AUTH_INVALID}, /* 513 */
-        {600, NP_AUTH_INVALID},
+        {448, NP_AUTH_OK},  /* 513 decoded bytes: over the old proxy-auth limit */
+        {1000, NP_AUTH_OK},
+        {1983, NP_AUTH_OK},      /* 1983 + 1 + 64 = 2048 decoded bytes */
+        {1984, NP_AUTH_INVALID}, /* 2049 */
+        {3000, NP_AUTH_INVALID},
     };
+    static char plain[3200];
+    static char b64[4400];
+    static char value[4410];
     struct np_http_req req;
-    char plain[700];
-    char b64[1000];
-    char value[1010];
     const char *names[1] = {"Proxy-Authorization"};
     const char *values[1] = {value};
     size_t i;
@@ -528,6 +531,8 @@ proxy_auth_basic_length_cap(void **state)
         (void)snprintf(value, sizeof(value), "Basic %s", b64);
         fill_req(&req, names, values, 1);
         assert_int_equal(np_token_check_proxy_auth(&req, TOKEN), rows[i].expected);
+        assert_int_equal(np_token_basic_ok(b64, strlen(b64), TOKEN, 64),
+                         rows[i].expected == NP_AUTH_OK);
     }
 }
 

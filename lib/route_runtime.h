@@ -2,8 +2,8 @@
  * one TLS client config and one keep-alive pool per route, the child's per-route variables
  * and the start diagnostics. Built by nonoproxy_start before the listener runs; after that
  * only the pools change (they lock themselves). */
-#ifndef NP_GATEWAY_H
-#define NP_GATEWAY_H
+#ifndef NP_ROUTE_RUNTIME_H
+#define NP_ROUTE_RUNTIME_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -13,7 +13,7 @@
 
 #include "config.h"
 #include "hostfilter.h"
-#include "route.h"
+#include "route_build.h"
 #include "tls.h"
 #include "upool.h"
 
@@ -26,7 +26,7 @@ struct np_route_rt {
     struct np_upool *pool;
 };
 
-struct np_gateway {
+struct np_route_runtime {
     struct np_route_rt *rt;
     size_t n;
     struct np_hostfilter *any; /* empty allowlist: the hard deny list only */
@@ -39,20 +39,20 @@ struct np_gateway {
 /* Load every route's credential into s->routes (not-found ones become diagnostics; the route
  * stays and answers 503), build the TLS configs and pools. On error *out is NULL and diag
  * names the route and field. Call before the settings are shared with other threads. */
-enum nonoproxy_err np_gateway_new(struct np_settings *s, struct np_gateway **out,
+enum nonoproxy_err np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out,
                                   struct nonoproxy_diag *diag);
 
 /* Render the per-route variables for a proxy bound at bound with this token. 0 or -1. */
-int np_gateway_env(struct np_gateway *g, const struct sockaddr_storage *bound, const char *token);
+int np_route_runtime_env(struct np_route_runtime *g, const struct sockaddr_storage *bound, const char *token);
 
 /* The route whose upstream is host:port (normalised host), or NULL. */
-const struct np_route_rt *np_gateway_find_upstream(const struct np_gateway *g, const char *host,
+const struct np_route_rt *np_route_runtime_find_upstream(const struct np_route_runtime *g, const char *host,
                                                    uint16_t port);
 
 /* Close every pooled idle upstream connection (shutdown, after the workers are joined). */
-void np_gateway_close_idle(struct np_gateway *g);
+void np_route_runtime_close_idle(struct np_route_runtime *g);
 
 /* Free everything (wiping the env values). NULL-safe. Only after every thread is joined. */
-void np_gateway_free(struct np_gateway *g);
+void np_route_runtime_free(struct np_route_runtime *g);
 
-#endif /* NP_GATEWAY_H */
+#endif /* NP_ROUTE_RUNTIME_H */

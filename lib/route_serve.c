@@ -6,7 +6,7 @@
  *
  * The upstream target is built in relay_b[0..NP_XCHG_HEAD_OFF) and the head after it; both
  * hold the secret and are wiped as soon as they are used. */
-#include "reverse.h"
+#include "route_serve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,14 +17,19 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "exchange.h"
-#include "gateway.h"
 #include "http_body.h"
 #include "http_response.h"
-#include "route.h"
+#include "route_path.h"
+#include "route_pattern.h"
+#include "route_phantom.h"
+#include "route_runtime.h"
+#include "route_target.h"
 #include "stream.h"
 #include "token.h"
 #include "upool.h"
+#include "upstream_head.h"
 
 /* The route side of one request. */
 struct rev_ctx {
@@ -33,79 +38,70 @@ struct rev_ctx {
     size_t rest_len;
 };
 
-/* Append src[0..n) to out (capacity cap, *len used), silently truncating. */
+/* The audit path of a URL_PATH route: rest with the slot of path_pattern (found as the
+ * phantom check and the upstream target find it) replaced by [REDACTED] whatever it holds. */
 static void
-put(char *out, size_t cap, size_t *len, const char *src, size_t n)
+audit_slot(const struct np_route *r, const char *rest, size_t len, size_t path_len,
+           struct np_buf *out)
 {
-    if (n > cap - *len) {
-        n = cap - *len;
+    struct np_route_pattern_match m;
+
+    if (!np_route_pattern_find(r->path_pattern, rest, path_len, &m)) {
+        np_buf_put(out, rest, len);
+        return;
     }
-    memcpy(out + *len, src, n);
-    *len += n;
+    np_buf_put(out, rest, m.c_start);
+    np_buf_puts(out, "[REDACTED]");
+    np_buf_put(out, rest + m.c_end, len - m.c_end);
 }
 
-/* The audit path of a URL_PATH or QUERY_PARAM route: rest with the phantom's slot replaced
- * by [REDACTED] whatever it holds, so that a near-miss phantom (a token with one character
- * changed) is not recorded either. Other routes: rest as it is. The token itself is redacted
- * again by np_audit_set_path, in every spelling. */
-static size_t
-audit_rest(const struct np_route *r, const char *rest, size_t len, char *out, size_t cap)
+/* The audit path of a QUERY_PARAM route: rest with the value of every query_param_name pair
+ * replaced by [REDACTED] whatever it holds. */
+static void
+audit_params(const struct np_route *r, const char *rest, size_t len, size_t path_len,
+             struct np_buf *out)
 {
-    static const char red[] = "[REDACTED]";
+    size_t name_len = strlen(r->query_param_name);
+    size_t i = path_len + 1;
+
+    np_buf_put(out, rest, path_len + 1);
+    while (i < len) {
+        const char *pair = rest + i;
+        const char *amp = memchr(pair, '&', len - i);
+        size_t plen = amp != NULL ? (size_t)(amp - pair) : len - i;
+
+        if (plen > name_len && pair[name_len] == '=' &&
+            memcmp(pair, r->query_param_name, name_len) == 0) {
+            np_buf_put(out, pair, name_len + 1);
+            np_buf_puts(out, "[REDACTED]");
+        } else {
+            np_buf_put(out, pair, plen);
+        }
+        i += plen;
+        if (amp != NULL) {
+            np_buf_putc(out, '&');
+            i++;
+        }
+    }
+}
+
+/* The audit path of a URL_PATH or QUERY_PARAM route: the phantom's slot replaced by
+ * [REDACTED] whatever it holds, so that a near-miss phantom (a token with one character
+ * changed) is not recorded either. Other routes: rest as it is. rest has been redacted of the
+ * token already; the token is redacted again by np_audit_set_path, in every spelling. */
+static void
+audit_rest(const struct np_route *r, const char *rest, size_t len, struct np_buf *out)
+{
     const char *q = memchr(rest, '?', len);
     size_t path_len = q != NULL ? (size_t)(q - rest) : len;
-    size_t n = 0;
-    size_t i;
 
     if (r->credential_key != NULL && r->mode == NONOPROXY_INJECT_URL_PATH) {
-        const char *brace = strstr(r->path_pattern, "{}");
-        size_t pre = (size_t)(brace - r->path_pattern);
-        const char *suf = brace + 2;
-        const char *at = pre > 0 ? memmem(rest, path_len, r->path_pattern, pre) : rest;
-        if (at != NULL) {
-            const char *slot = at + pre;
-            const char *end = slot;
-            const char *lim = rest + path_len;
-            const char *hit = *suf != '\0' ? memmem(slot, (size_t)(lim - slot), suf, strlen(suf))
-                                            : NULL;
-            if (hit != NULL) {
-                end = hit;
-            } else {
-                while (end < lim && *end != '/') {
-                    end++;
-                }
-            }
-            put(out, cap, &n, rest, (size_t)(slot - rest));
-            put(out, cap, &n, red, sizeof(red) - 1);
-            put(out, cap, &n, end, len - (size_t)(end - rest));
-            return n;
-        }
+        audit_slot(r, rest, len, path_len, out);
+    } else if (r->credential_key != NULL && r->mode == NONOPROXY_INJECT_QUERY_PARAM && q != NULL) {
+        audit_params(r, rest, len, path_len, out);
+    } else {
+        np_buf_put(out, rest, len);
     }
-    if (r->credential_key != NULL && r->mode == NONOPROXY_INJECT_QUERY_PARAM && q != NULL) {
-        size_t name_len = strlen(r->query_param_name);
-        put(out, cap, &n, rest, path_len + 1);
-        i = path_len + 1;
-        while (i < len) {
-            const char *pair = rest + i;
-            const char *amp = memchr(pair, '&', len - i);
-            size_t plen = amp != NULL ? (size_t)(amp - pair) : len - i;
-            if (plen > name_len && pair[name_len] == '=' &&
-                memcmp(pair, r->query_param_name, name_len) == 0) {
-                put(out, cap, &n, pair, name_len + 1);
-                put(out, cap, &n, red, sizeof(red) - 1);
-            } else {
-                put(out, cap, &n, pair, plen);
-            }
-            i += plen;
-            if (amp != NULL) {
-                put(out, cap, &n, "&", 1);
-                i++;
-            }
-        }
-        return n;
-    }
-    put(out, cap, &n, rest, len);
-    return n;
 }
 
 /* Audit fields every event of this request carries. */
@@ -130,16 +126,19 @@ rev_event_init(struct np_xchg *q, const struct rev_ctx *rc)
     np_audit_event_init(ev, NONOPROXY_MODE_REVERSE, NONOPROXY_DECISION_ALLOW);
     np_audit_set(ev->method, sizeof(ev->method), q->se->req.method_name,
                  strlen(q->se->req.method_name));
-    /* The token first, over the whole rest (relay_a is free until the response arrives);
-     * then the phantom's slot, whatever it holds; only then the cut (SPEC §9). */
+    /* The token first, over the whole rest, into relay_a; then the phantom's slot, whatever
+     * it holds, into relay_b (both free until the upstream head is built); only then the cut
+     * (SPEC §9). The slots only grow the text by "[REDACTED]" per pair: it always fits. */
     char *redacted = q->se->relay_a;
     size_t red_len = np_audit_redact(redacted, NP_RELAY_CAP, rc->rest, rc->rest_len,
                                      q->se->ctx->token);
-    char path[NONOPROXY_AUDIT_PATH_LEN + 16];
-    size_t path_len = audit_rest(r, redacted, red_len, path, sizeof(path));
+    struct np_buf path;
 
+    np_buf_init(&path, q->se->relay_b, NP_RELAY_CAP);
+    audit_rest(r, redacted, red_len, &path);
+    np_audit_set_path(ev, path.p, path.len, q->se->ctx->token);
     np_secure_zero(redacted, red_len);
-    np_audit_set_path(ev, path, path_len, q->se->ctx->token);
+    np_secure_zero(path.p, path.len);
     np_audit_set(ev->route_id, sizeof(ev->route_id), r->prefix, strlen(r->prefix));
     np_audit_set(ev->target, sizeof(ev->target), r->host, strlen(r->host));
     ev->has_port = true;
@@ -226,27 +225,30 @@ static bool
 rev_build_head(struct np_xchg *q, const struct rev_ctx *rc)
 {
     struct np_session *se = q->se;
-    char *target = se->relay_b;
-    char *head = se->relay_b + NP_XCHG_HEAD_OFF;
+    const struct np_route *r = rc->rt->r;
+    struct np_uphead u;
+    struct np_buf target;
+    struct np_buf head;
     size_t target_len = 0;
-    int err;
+    bool ok;
 
-    err = np_route_upstream_target(rc->rt->r, rc->rest, rc->rest_len, target, NP_XCHG_HEAD_OFF,
-                                   &target_len);
-    if (err == 0 && np_xchg_strip_token(target, &target_len, se->ctx->token) != 0) {
-        np_secure_zero(target, target_len);
+    np_buf_init(&target, se->relay_b, NP_XCHG_HEAD_OFF);
+    ok = np_route_upstream_target(r, rc->rest, rc->rest_len, &target) == 0;
+    target_len = target.len;
+    if (ok && np_xchg_strip_token(target.p, &target_len, se->ctx->token) != 0) {
+        np_secure_zero(target.p, target.len);
         np_xchg_deny(q, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
                      "the session token must not appear in the request path",
                      "the session token must not appear in the request path");
         return false;
     }
-    if (err == 0) {
-        err = np_route_build_head(rc->rt->r, &se->req, target, target_len, q->body,
-                                  q->body_len, se->ctx->token, head,
-                                  NP_RELAY_CAP - NP_XCHG_HEAD_OFF, &q->up_head_len);
-    }
-    np_secure_zero(target, target_len);
-    if (err != 0) {
+    np_route_uphead(r, &se->req, (struct np_slice){target.p, target_len}, se->ctx->token, &u);
+    u.body = q->body;
+    u.body_len = q->body_len;
+    np_buf_init(&head, se->relay_b + NP_XCHG_HEAD_OFF, NP_RELAY_CAP - NP_XCHG_HEAD_OFF);
+    ok = ok && np_uphead_build(&u, &head) == 0 && np_buf_ok(&head);
+    np_secure_zero(target.p, target.len);
+    if (!ok) {
         np_secure_zero(se->relay_b, NP_RELAY_CAP); /* whatever a failed build left */
         np_xchg_deny(q, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
                      "the request cannot be rewritten for the upstream (too large or the path "
@@ -254,6 +256,7 @@ rev_build_head(struct np_xchg *q, const struct rev_ctx *rc)
                      "request cannot be forwarded");
         return false;
     }
+    q->up_head_len = head.len;
     return true;
 }
 
@@ -325,7 +328,7 @@ rev_open(struct np_xchg *q, struct np_xfail *f)
     hq.host_len = strlen(r->host);
     hq.port = r->port;
     hq.self = &ctx->self;
-    v = np_hostfilter_decide(ctx->gw->any, &ctx->s->resolver, &hq);
+    v = np_hostfilter_decide(ctx->routes->any, &ctx->s->resolver, &hq);
     if (v != NP_HOST_ALLOW) {
         f->status = np_session_verdict_status(v, &f->cat);
         (void)snprintf(f->reason, sizeof(f->reason), "%s", hq.reason);
@@ -379,14 +382,15 @@ static const struct np_xchg_ops rev_ops = {
 bool
 np_reverse_serve(struct np_session *se)
 {
-    const struct np_gateway *gw = se->ctx->gw;
+    const struct np_route_runtime *gw = se->ctx->routes;
     struct rev_ctx rc;
+    struct np_route_hit hit;
     struct np_xchg x;
-    size_t idx = 0;
 
     memset(&rc, 0, sizeof(rc));
+    memset(&hit, 0, sizeof(hit));
     switch (np_route_match(gw->n > 0 ? gw->rt[0].r : NULL, gw->n, se->req.target,
-                           se->req.target_len, &idx, &rc.rest, &rc.rest_len)) {
+                           se->req.target_len, &hit)) {
     case NP_ROUTE_FOUND:
         break;
     case NP_ROUTE_ESCAPES:
@@ -399,7 +403,9 @@ np_reverse_serve(struct np_session *se)
                         "no route for this path", true);
         return false;
     }
-    rc.rt = &gw->rt[idx];
+    rc.rt = &gw->rt[hit.index];
+    rc.rest = hit.rest;
+    rc.rest_len = hit.rest_len;
     np_xchg_init(&x, se, &rev_ops, &rc, true);
     rev_event_init(&x, &rc);
     rev_scrub_init(&x, rc.rt->r);

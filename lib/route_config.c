@@ -11,7 +11,8 @@
 #include "alloc.h"
 #include "config.h"
 #include "credential.h"
-#include "route.h"
+#include "route_build.h"
+#include "route_env.h"
 
 void
 nonoproxy_route_config_init(struct nonoproxy_route_config *r, const char *prefix,

@@ -1,7 +1,7 @@
 /* Reverse-proxy routes (SPEC §6), L3: one origin-form request from the client to a route's
  * upstream and its response back, both bodies streamed. */
-#ifndef NP_REVERSE_H
-#define NP_REVERSE_H
+#ifndef NP_ROUTE_SERVE_H
+#define NP_ROUTE_SERVE_H
 
 #include <stdbool.h>
 
@@ -13,4 +13,4 @@
  * after this request (the start of a pipelined next head, possibly empty). */
 bool np_reverse_serve(struct np_session *se);
 
-#endif /* NP_REVERSE_H */
+#endif /* NP_ROUTE_SERVE_H */

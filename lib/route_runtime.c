@@ -1,5 +1,7 @@
 /* Reverse-proxy routes at run time (L3). */
-#include "gateway.h"
+#include "route_runtime.h"
+
+#include "route_env.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,7 +16,7 @@
 
 /* Record one start diagnostic for route r. Returns 0 or -1 (no memory). */
 static int
-gateway_diag(struct np_gateway *g, const struct np_route *r, const char *code,
+gateway_diag(struct np_route_runtime *g, const struct np_route *r, const char *code,
              const char *detail)
 {
     struct nonoproxy_diagnostic *grown;
@@ -52,7 +54,7 @@ gateway_diag(struct np_gateway *g, const struct np_route *r, const char *code,
 
 /* Load the credential of route i (if it has one) into it. */
 static enum nonoproxy_err
-gateway_load(struct np_gateway *g, const struct np_settings *s, struct np_route *r, size_t i,
+gateway_load(struct np_route_runtime *g, const struct np_settings *s, struct np_route *r, size_t i,
              struct nonoproxy_diag *diag)
 {
     char detail[256] = "";
@@ -86,9 +88,9 @@ gateway_load(struct np_gateway *g, const struct np_settings *s, struct np_route 
 }
 
 enum nonoproxy_err
-np_gateway_new(struct np_settings *s, struct np_gateway **out, struct nonoproxy_diag *diag)
+np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out, struct nonoproxy_diag *diag)
 {
-    struct np_gateway *g = np_calloc(1, sizeof(*g));
+    struct np_route_runtime *g = np_calloc(1, sizeof(*g));
     enum nonoproxy_err rc = NONOPROXY_ERR_NOMEM;
     char why[384];
     size_t i;
@@ -126,13 +128,13 @@ np_gateway_new(struct np_settings *s, struct np_gateway **out, struct nonoproxy_
     g = NULL;
     rc = NONOPROXY_OK;
 out:
-    np_gateway_free(g);
+    np_route_runtime_free(g);
     return rc;
 }
 
 /* Append name=value (copies) to g->env. */
 static int
-gateway_env_add(struct np_gateway *g, const char *name, const char *value)
+gateway_env_add(struct np_route_runtime *g, const char *name, const char *value)
 {
     char *n = np_strdup(name);
     char *v = np_strdup(value);
@@ -147,7 +149,7 @@ gateway_env_add(struct np_gateway *g, const char *name, const char *value)
 }
 
 int
-np_gateway_env(struct np_gateway *g, const struct sockaddr_storage *bound, const char *token)
+np_route_runtime_env(struct np_route_runtime *g, const struct sockaddr_storage *bound, const char *token)
 {
     char host[INET6_ADDRSTRLEN + 2];
     char name[NONOPROXY_AUDIT_ROUTE_LEN + 256];
@@ -181,7 +183,7 @@ np_gateway_env(struct np_gateway *g, const struct sockaddr_storage *bound, const
 }
 
 const struct np_route_rt *
-np_gateway_find_upstream(const struct np_gateway *g, const char *host, uint16_t port)
+np_route_runtime_find_upstream(const struct np_route_runtime *g, const char *host, uint16_t port)
 {
     size_t i;
 
@@ -194,7 +196,7 @@ np_gateway_find_upstream(const struct np_gateway *g, const char *host, uint16_t 
 }
 
 void
-np_gateway_close_idle(struct np_gateway *g)
+np_route_runtime_close_idle(struct np_route_runtime *g)
 {
     size_t i;
 
@@ -204,7 +206,7 @@ np_gateway_close_idle(struct np_gateway *g)
 }
 
 void
-np_gateway_free(struct np_gateway *g)
+np_route_runtime_free(struct np_route_runtime *g)
 {
     size_t i;
 
