@@ -40,7 +40,7 @@ static void *
 echo_conn_main(void *arg)
 {
     struct echo_conn *c = arg;
-    char buf[16384];
+    char buf[4096];
     struct pollfd pf[2];
 
     for (;;) {

@@ -309,11 +309,12 @@ start_route_proxy(uint16_t port, const char *key, uint32_t response_timeout_ms)
 static int
 get(int fd, const struct nonoproxy_proxy *p, const char *path, char *head, size_t cap)
 {
-    char req[512];
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", path,
+                     proxy_token(p));
 
-    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
-             path, proxy_token(p));
-    if (send_str(fd, req) != 0) {
+    if (n < 0 || (size_t)n >= sizeof(req) || send_str(fd, req) != 0) {
         return -1;
     }
     return read_head(fd, head, cap);
