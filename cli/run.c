@@ -385,7 +385,9 @@ report_diagnostics(const struct cli_args *a, const struct nonoproxy_proxy *p)
     char msg[512];
     bool ok = true;
 
-    nonoproxy_diagnostics(p, &list, &n);
+    if (nonoproxy_diagnostics(p, &list, &n) != NONOPROXY_OK) {
+        n = 0;
+    }
     for (i = 0; i < n; i++) {
         cli_printable(msg, sizeof(msg), list[i].message != NULL ? list[i].message : "");
         if (credential_missing(&list[i]) && !a->allow_missing_credentials) {

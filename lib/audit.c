@@ -392,18 +392,18 @@ outcome_name(enum nonoproxy_auth_outcome o)
 }
 
 static const char *
-injection_name(enum nonoproxy_injection_mode m)
+injection_name(enum nonoproxy_inject_mode m)
 {
     switch (m) {
-    case NONOPROXY_INJECTION_NONE:
+    case NONOPROXY_INJECT_NONE:
         return "";
-    case NONOPROXY_INJECTION_HEADER:
+    case NONOPROXY_INJECT_HEADER:
         return "header";
-    case NONOPROXY_INJECTION_URL_PATH:
+    case NONOPROXY_INJECT_URL_PATH:
         return "url_path";
-    case NONOPROXY_INJECTION_QUERY_PARAM:
+    case NONOPROXY_INJECT_QUERY_PARAM:
         return "query_param";
-    case NONOPROXY_INJECTION_BASIC_AUTH:
+    case NONOPROXY_INJECT_BASIC_AUTH:
         return "basic_auth";
     }
     return "";

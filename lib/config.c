@@ -1,15 +1,18 @@
-/* Public configuration API, validation at start, frozen settings (L1). */
+/* The public configuration API (SPEC §1, §12): see config.h. */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "common.h"
-#include "external.h"
+#include "config_external.h"
+#include "diag.h"
+#include "hostfilter.h"
+
+/* Room for a normalised entry (a host, "*." and ":port"). */
+#define ENTRY_BUF (NP_HOST_BUF + 16)
 
 void
 nonoproxy_config_init(struct nonoproxy_config *cfg)
@@ -31,35 +34,22 @@ nonoproxy_config_init(struct nonoproxy_config *cfg)
     cfg->log_level = NONOPROXY_LOG_INFO;
 }
 
-void
-np_diag_set(struct nonoproxy_diag *diag, enum nonoproxy_err code, int sys_errno, const char *fmt,
-            ...)
+const struct nonoproxy_config_lists *
+np_config_lists(const struct nonoproxy_config *cfg)
 {
-    va_list ap;
+    static const struct nonoproxy_config_lists none = {NULL, 0, NULL, 0, NULL, NULL, 0};
 
-    if (diag == NULL) {
-        return;
-    }
-    diag->code = code;
-    diag->sys_errno = sys_errno;
-    va_start(ap, fmt);
-    (void)vsnprintf(diag->message, sizeof(diag->message), fmt, ap);
-    va_end(ap);
+    return cfg != NULL && cfg->lists != NULL ? cfg->lists : &none;
 }
 
-void
-np_log(const struct np_settings *s, enum nonoproxy_log_level level, const char *fmt, ...)
+/* The lists of cfg, allocated on first use; NULL when out of memory. */
+static struct nonoproxy_config_lists *
+lists_of(struct nonoproxy_config *cfg)
 {
-    char line[512];
-    va_list ap;
-
-    if (s == NULL || s->log_cb == NULL || level > s->log_level) {
-        return;
+    if (cfg->lists == NULL) {
+        cfg->lists = np_calloc(1, sizeof(*cfg->lists));
     }
-    va_start(ap, fmt);
-    (void)vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    s->log_cb(s->log_userdata, level, line);
+    return cfg->lists;
 }
 
 /* Append a copy of s to the owned string list *list of length *len. */
@@ -94,210 +84,180 @@ strlist_free(char **list, size_t len)
     np_free(list);
 }
 
-enum nonoproxy_err
-nonoproxy_config_allow_host(struct nonoproxy_config *cfg, const char *host,
-                            struct nonoproxy_diag *diag)
+/* Normalise an allowlist or bypass entry host of the list named field and append it. */
+static enum nonoproxy_err
+add_entry(struct nonoproxy_config *cfg, const char *field, const char *host,
+          struct nonoproxy_diag *diag)
 {
-    char norm[NP_HOST_BUF + 16];
+    char norm[ENTRY_BUF];
     char why[128];
     char shown[96];
+    struct nonoproxy_config_lists *l;
     enum nonoproxy_err rc;
+    bool bypass = strcmp(field, "bypass_hosts") == 0;
 
     if (cfg == NULL || host == NULL) {
-        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "allowed_hosts: NULL entry");
+        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "%s: NULL entry", field);
         return NONOPROXY_ERR_INVALID_ARG;
     }
     if (np_host_entry_normalize(host, norm, sizeof(norm), why, sizeof(why)) != 0) {
         np_copy_printable(shown, sizeof(shown), host, strlen(host));
-        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "allowed_hosts: invalid entry '%s': %s",
+        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "%s: invalid entry '%s': %s", field,
                     shown, why);
         return NONOPROXY_ERR_INVALID_ARG;
     }
-    rc = strlist_append(&cfg->allowed_hosts, &cfg->allowed_hosts_len, norm);
+    l = lists_of(cfg);
+    rc = l == NULL ? NONOPROXY_ERR_NOMEM
+         : bypass  ? strlist_append(&l->bypass_hosts, &l->n_bypass, norm)
+                   : strlist_append(&l->allowed_hosts, &l->n_allowed, norm);
     if (rc != NONOPROXY_OK) {
-        np_diag_set(diag, rc, ENOMEM, "allowed_hosts: out of memory");
+        np_diag_set(diag, rc, ENOMEM, "%s: out of memory", field);
     }
     return rc;
+}
+
+enum nonoproxy_err
+nonoproxy_config_allow_host(struct nonoproxy_config *cfg, const char *host,
+                            struct nonoproxy_diag *diag)
+{
+    return add_entry(cfg, "allowed_hosts", host, diag);
+}
+
+enum nonoproxy_err
+nonoproxy_config_add_bypass_host(struct nonoproxy_config *cfg, const char *host,
+                                 struct nonoproxy_diag *diag)
+{
+    return add_entry(cfg, "bypass_hosts", host, diag);
+}
+
+enum nonoproxy_err
+nonoproxy_config_set_external_proxy(struct nonoproxy_config *cfg, const char *address,
+                                    struct nonoproxy_diag *diag)
+{
+    struct nonoproxy_config_lists *l;
+    char why[128];
+    char *copy = NULL;
+
+    if (cfg == NULL) {
+        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "external_proxy: NULL config");
+        return NONOPROXY_ERR_INVALID_ARG;
+    }
+    if (address != NULL && np_external_check(address, why, sizeof(why)) != 0) {
+        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "external_proxy: invalid address: %s", why);
+        return NONOPROXY_ERR_INVALID_ARG;
+    }
+    l = lists_of(cfg);
+    if (l != NULL && address != NULL) {
+        copy = np_strdup(address);
+    }
+    if (l == NULL || (address != NULL && copy == NULL)) {
+        np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "external_proxy: out of memory");
+        return NONOPROXY_ERR_NOMEM;
+    }
+    np_free_secret(l->external_proxy); /* the old address may hold a password */
+    l->external_proxy = copy;
+    return NONOPROXY_OK;
+}
+
+void
+nonoproxy_route_config_init(struct nonoproxy_route_config *r, const char *prefix,
+                            const char *upstream)
+{
+    if (r == NULL) {
+        return;
+    }
+    memset(r, 0, sizeof(*r));
+    r->prefix = prefix;
+    r->upstream = upstream;
+    r->inject_mode = NONOPROXY_INJECT_HEADER;
+    r->inject_header = "Authorization";
+}
+
+/* The string fields of a route config, for copying and freeing them uniformly. */
+static const char **
+route_field(struct nonoproxy_route_config *r, size_t i)
+{
+    const char **fields[] = {
+        &r->prefix,       &r->upstream,         &r->credential_key,   &r->inject_header,
+        &r->credential_format, &r->path_pattern, &r->path_replacement, &r->query_param_name,
+        &r->env_var,      &r->tls_ca,
+    };
+
+    return i < NP_ARRAY_LEN(fields) ? fields[i] : NULL;
+}
+
+/* Free the strings of an owned route copy. */
+static void
+route_copy_free(struct nonoproxy_route_config *r)
+{
+    const char **f;
+    size_t i;
+
+    for (i = 0; (f = route_field(r, i)) != NULL; i++) {
+        np_free((void *)(uintptr_t)*f);
+        *f = NULL;
+    }
+}
+
+enum nonoproxy_err
+nonoproxy_config_add_route(struct nonoproxy_config *cfg, const struct nonoproxy_route_config *r)
+{
+    struct nonoproxy_config_lists *l;
+    struct nonoproxy_route_config copy;
+    struct nonoproxy_route_config *grown;
+    const char **f;
+    size_t i;
+
+    if (cfg == NULL || r == NULL || r->prefix == NULL || r->upstream == NULL) {
+        return NONOPROXY_ERR_INVALID_ARG;
+    }
+    copy = *r;
+    for (i = 0; (f = route_field(&copy, i)) != NULL; i++) {
+        if (*f != NULL) {
+            *f = np_strdup(*f);
+            if (*f == NULL) {
+                goto nomem;
+            }
+        }
+    }
+    l = lists_of(cfg);
+    grown = l != NULL ? np_realloc(l->routes, (l->n_routes + 1) * sizeof(*grown)) : NULL;
+    if (grown == NULL) {
+        route_copy_free(&copy);
+        return NONOPROXY_ERR_NOMEM;
+    }
+    grown[l->n_routes] = copy;
+    l->routes = grown;
+    l->n_routes++;
+    return NONOPROXY_OK;
+nomem:
+    /* Fields not yet copied still point at the caller's strings: clear them first. */
+    for (; (f = route_field(&copy, i)) != NULL; i++) {
+        *f = NULL;
+    }
+    route_copy_free(&copy);
+    return NONOPROXY_ERR_NOMEM;
 }
 
 void
 nonoproxy_config_free(struct nonoproxy_config *cfg)
 {
+    struct nonoproxy_config_lists *l;
+    size_t i;
+
     if (cfg == NULL) {
         return;
     }
-    strlist_free(cfg->allowed_hosts, cfg->allowed_hosts_len);
-    np_config_routes_free(cfg);
-    np_config_external_free(cfg);
-    nonoproxy_config_init(cfg);
-}
-
-int
-np_parse_ip_literal(const char *text, uint16_t port, struct sockaddr_storage *ss)
-{
-    char buf[INET6_ADDRSTRLEN + 4];
-    size_t len = strlen(text);
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-    memset(ss, 0, sizeof(*ss));
-    if (len >= 2 && text[0] == '[' && text[len - 1] == ']') {
-        text++;
-        len -= 2;
-    }
-    if (len == 0 || len >= sizeof(buf)) {
-        return -1;
-    }
-    memcpy(buf, text, len);
-    buf[len] = '\0';
-    if (inet_pton(AF_INET, buf, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, buf, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(port);
-        return 0;
-    }
-    return -1;
-}
-
-/* Copy the scalar fields that need no validation. */
-static void
-settings_copy_scalars(struct np_settings *s, const struct nonoproxy_config *cfg)
-{
-    s->max_connections = cfg->max_connections;
-    s->require_auth = cfg->require_auth;
-    s->audit_capacity = cfg->audit_capacity;
-    s->header_timeout_ms = cfg->header_timeout_ms;
-    s->connect_timeout_ms = cfg->connect_timeout_ms;
-    s->tls_timeout_ms = cfg->tls_timeout_ms;
-    s->idle_timeout_ms = cfg->idle_timeout_ms;
-    s->response_timeout_ms = cfg->response_timeout_ms;
-    s->log_cb = cfg->log_cb;
-    s->log_userdata = cfg->log_userdata;
-    s->log_level = cfg->log_level;
-    s->audit_cb = cfg->audit_cb;
-    s->audit_userdata = cfg->audit_userdata;
-}
-
-/* Validate and copy the optional ca_file: it must be readable now. */
-static enum nonoproxy_err
-settings_ca_file(struct np_settings *s, const char *path, struct nonoproxy_diag *diag)
-{
-    FILE *f;
-    char shown[160];
-
-    if (path == NULL) {
-        return NONOPROXY_OK;
-    }
-    np_copy_printable(shown, sizeof(shown), path, strlen(path));
-    f = fopen(path, "re");
-    if (f == NULL) {
-        int e = errno;
-        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, e, "ca_file: cannot read '%s': %s", shown,
-                    NP_ERRSTR(e));
-        return NONOPROXY_ERR_INVALID_ARG;
-    }
-    (void)fclose(f);
-    s->ca_file = np_strdup(path);
-    if (s->ca_file == NULL) {
-        np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "ca_file: out of memory");
-        return NONOPROXY_ERR_NOMEM;
-    }
-    return NONOPROXY_OK;
-}
-
-/* Re-validate every allowlist entry (the list may have been filled by hand) and compile it. */
-static enum nonoproxy_err
-settings_allowlist(struct np_settings *s, const struct nonoproxy_config *cfg,
-                   struct nonoproxy_diag *diag)
-{
-    char norm[NP_HOST_BUF + 16];
-    char why[128];
-    char shown[96];
-    size_t i;
-
-    for (i = 0; i < cfg->allowed_hosts_len; i++) {
-        const char *e = cfg->allowed_hosts[i];
-        if (e == NULL || np_host_entry_normalize(e, norm, sizeof(norm), why, sizeof(why)) != 0) {
-            np_copy_printable(shown, sizeof(shown), e == NULL ? "" : e, e == NULL ? 0 : strlen(e));
-            np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0,
-                        "allowed_hosts[%zu]: invalid entry '%s': %s", i, shown,
-                        e == NULL ? "NULL" : why);
-            return NONOPROXY_ERR_INVALID_ARG;
+    l = cfg->lists;
+    if (l != NULL) {
+        strlist_free(l->allowed_hosts, l->n_allowed);
+        strlist_free(l->bypass_hosts, l->n_bypass);
+        for (i = 0; i < l->n_routes; i++) {
+            route_copy_free(&l->routes[i]);
         }
+        np_free(l->routes);
+        np_free_secret(l->external_proxy);
+        np_free(l);
     }
-    if (np_hostfilter_new((const char *const *)cfg->allowed_hosts, cfg->allowed_hosts_len,
-                          &s->allow) != 0) {
-        np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "allowed_hosts: out of memory");
-        return NONOPROXY_ERR_NOMEM;
-    }
-    return NONOPROXY_OK;
-}
-
-enum nonoproxy_err
-np_settings_new(const struct nonoproxy_config *cfg, struct np_settings **out,
-                struct nonoproxy_diag *diag)
-{
-    enum nonoproxy_err rc = NONOPROXY_ERR_INVALID_ARG;
-    struct np_settings *s = NULL;
-    char shown[96];
-
-    if (cfg == NULL || out == NULL) {
-        np_diag_set(diag, rc, 0, "config: NULL argument");
-        return rc;
-    }
-    s = np_calloc(1, sizeof(*s));
-    if (s == NULL) {
-        np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "config: out of memory");
-        return NONOPROXY_ERR_NOMEM;
-    }
-    settings_copy_scalars(s, cfg);
-    if (cfg->bind_addr == NULL ||
-        np_parse_ip_literal(cfg->bind_addr, cfg->bind_port, &s->bind_ss) != 0) {
-        const char *b = cfg->bind_addr == NULL ? "(null)" : cfg->bind_addr;
-        np_copy_printable(shown, sizeof(shown), b, strlen(b));
-        np_diag_set(diag, rc, 0, "bind_addr: '%s' is not an IPv4 or IPv6 address", shown);
-        goto out;
-    }
-    rc = settings_ca_file(s, cfg->ca_file, diag);
-    if (rc != NONOPROXY_OK) {
-        goto out;
-    }
-    rc = settings_allowlist(s, cfg, diag);
-    if (rc != NONOPROXY_OK) {
-        goto out;
-    }
-    s->credential_cb = cfg->credential_cb;
-    s->credential_userdata = cfg->credential_userdata;
-    rc = np_settings_routes(s, cfg, diag);
-    if (rc != NONOPROXY_OK) {
-        goto out;
-    }
-    rc = np_external_new(cfg, &s->ext, diag);
-    if (rc != NONOPROXY_OK) {
-        goto out;
-    }
-    s->resolver.fn = cfg->resolver;
-    s->resolver.userdata = cfg->resolver_userdata;
-    *out = s;
-    s = NULL;
-out:
-    np_settings_free(s);
-    return rc;
-}
-
-void
-np_settings_free(struct np_settings *s)
-{
-    if (s == NULL) {
-        return;
-    }
-    np_hostfilter_free(s->allow);
-    np_settings_routes_free(s);
-    np_external_free(s->ext);
-    np_free(s->ca_file);
-    np_free(s);
+    nonoproxy_config_init(cfg);
 }

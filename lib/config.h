@@ -1,79 +1,28 @@
-/* Public configuration API and its frozen copy (L1). nonoproxy_start() validates a
- * struct nonoproxy_config and freezes it into an immutable struct np_settings that every
- * thread reads without locks. */
+/* The public configuration API (SPEC §1, §12), L1: what nonoproxy_config_* fill, kept in the
+ * private lists of a struct nonoproxy_config (allowed hosts, routes, the external proxy and its
+ * bypass list). Entries are validated as they are added; nonoproxy_start then freezes the
+ * whole into struct np_settings (settings.h). */
 #ifndef NP_CONFIG_H
 #define NP_CONFIG_H
 
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <sys/socket.h>
+#include <stddef.h>
 
 #include <nonoproxy/config.h>
 
-#include "hostfilter.h"
-
-struct np_route;
-struct np_external;
-
-struct np_settings {
-    struct sockaddr_storage bind_ss; /* port = bind_port (0 before bind) */
-    unsigned max_connections;
-    bool require_auth;
-    size_t audit_capacity;
-    char *ca_file;
-
-    uint32_t header_timeout_ms;
-    uint32_t connect_timeout_ms;
-    uint32_t tls_timeout_ms;
-    uint32_t idle_timeout_ms;
-    uint32_t response_timeout_ms;
-
-    nonoproxy_log_fn *log_cb;
-    void *log_userdata;
-    enum nonoproxy_log_level log_level;
-    nonoproxy_audit_fn *audit_cb;
-    void *audit_userdata;
-    struct np_resolver resolver;
-
-    struct np_hostfilter *allow; /* compiled allowed_hosts */
-
-    struct np_route *routes;     /* validated routes (route_cfg.c); secrets set at start */
+/* The lists behind nonoproxy_config.lists: allocated by the first nonoproxy_config_* call
+ * that adds to one, freed (and the external proxy's address wiped) by nonoproxy_config_free.
+ * Every string is an owned copy; the allowlist and bypass entries are normalised. */
+struct nonoproxy_config_lists {
+    char **allowed_hosts;
+    size_t n_allowed;
+    struct nonoproxy_route_config *routes; /* deep copies */
     size_t n_routes;
-    nonoproxy_credential_fn *credential_cb;
-    void *credential_userdata;
-
-    struct np_external *ext;     /* external proxy and bypass list; NULL = direct */
+    char *external_proxy; /* may hold a password */
+    char **bypass_hosts;
+    size_t n_bypass;
 };
 
-/* Validate cfg->routes (SPEC §1.1: every route field, duplicate prefixes, credential
- * reference syntax, readable tls_ca) into s->routes. route_cfg.c. */
-enum nonoproxy_err np_settings_routes(struct np_settings *s, const struct nonoproxy_config *cfg,
-                                      struct nonoproxy_diag *diag);
-
-/* Free s->routes (wiping secrets). */
-void np_settings_routes_free(struct np_settings *s);
-
-/* Free cfg's owned route copies. */
-void np_config_routes_free(struct nonoproxy_config *cfg);
-
-/* Validate cfg (SPEC §1.1) and build frozen settings. On error *out is untouched and diag
- * (may be NULL) names the field and value. */
-enum nonoproxy_err np_settings_new(const struct nonoproxy_config *cfg, struct np_settings **out,
-                                   struct nonoproxy_diag *diag);
-void np_settings_free(struct np_settings *s); /* NULL-safe */
-
-/* Fill diag (may be NULL) with code, errno and a formatted one-line message. */
-void np_diag_set(struct nonoproxy_diag *diag, enum nonoproxy_err code, int sys_errno,
-                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* Give one formatted line to the embedder's log callback, if any, at level. Never pass a
- * secret: the line leaves the library. */
-void np_log(const struct np_settings *s, enum nonoproxy_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Parse an IPv4 or IPv6 literal (IPv6 optionally in brackets) with port into ss.
- * Returns 0 or -1. */
-int np_parse_ip_literal(const char *text, uint16_t port, struct sockaddr_storage *ss);
+/* The lists of cfg; an empty set (every count 0) when nothing was ever added. */
+const struct nonoproxy_config_lists *np_config_lists(const struct nonoproxy_config *cfg);
 
 #endif /* NP_CONFIG_H */

@@ -86,7 +86,7 @@ read_head(struct np_session *se, bool next)
             return reject_scan(se, NP_HEAD_TOO_LARGE);
         }
         io = np_net_recv(se->fd, se->in + se->in_len, NP_IN_CAP - se->in_len, &got,
-                         se->ctx->stop_fd, deadline);
+                         (struct np_until){se->ctx->stop_fd, deadline});
         if (io == NP_IO_TIMEOUT) {
             reject_head(se, 408, NONOPROXY_DENIAL_REQUEST_TIMEOUT,
                         "request head not received in time");
@@ -116,13 +116,14 @@ static void
 reject_parse(struct np_session *se, int status, const char *why)
 {
     bool route = se->req.target_len > 0 && se->req.target[0] == '/';
+    struct np_refusal r = {route ? NONOPROXY_MODE_REVERSE : NONOPROXY_MODE_FORWARD, status,
+                           NONOPROXY_DENIAL_UNSUPPORTED_REQUEST, why, route};
 
     if (status == 400 || se->req.target == NULL) {
         reject_head(se, status, NONOPROXY_DENIAL_MALFORMED_REQUEST, why);
         return;
     }
-    np_session_deny(se, route ? NONOPROXY_MODE_REVERSE : NONOPROXY_MODE_FORWARD, status,
-                    NONOPROXY_DENIAL_UNSUPPORTED_REQUEST, why, route);
+    np_session_deny(se, &r);
 }
 
 /* Whether the request-target starts with scheme (e.g. "http://"), case-insensitive. */
@@ -158,15 +159,18 @@ dispatch(struct np_session *se)
                !absolute_form_authorized(se)) {
         return false; /* 407 answered and recorded */
     } else if (target_has_scheme(r, "https://")) {
-        np_session_deny(se, NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST,
-                       "absolute-form https:// is not forwarded; use CONNECT for https", false);
+        np_session_deny(se, &(struct np_refusal){
+                                NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST,
+                                "absolute-form https:// is not forwarded; use CONNECT for https",
+                                false});
     } else if (target_has_scheme(r, "http://")) {
         return np_forward_serve(se);
     } else if (r->target_len > 0 && r->target[0] == '/') {
         return np_reverse_serve(se);
     } else {
-        np_session_deny(se, NONOPROXY_MODE_FORWARD, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
-                       "unsupported request target", false);
+        np_session_deny(se, &(struct np_refusal){NONOPROXY_MODE_FORWARD, 400,
+                                                  NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                                                  "unsupported request target", false});
     }
     return false;
 }
@@ -180,14 +184,13 @@ dispatch(struct np_session *se)
 static void
 linger_close(struct np_session *se)
 {
-    uint64_t deadline = np_deadline(NP_LINGER_MS);
+    struct np_until until = {se->ctx->stop_fd, np_deadline(NP_LINGER_MS)};
     size_t total = 0;
     size_t got;
 
     (void)shutdown(se->fd, SHUT_WR);
     while (total < NP_LINGER_BYTES &&
-           np_net_recv(se->fd, se->relay_a, NP_RELAY_CAP, &got, se->ctx->stop_fd, deadline) ==
-               NP_IO_OK) {
+           np_net_recv(se->fd, se->relay_a, NP_RELAY_CAP, &got, until) == NP_IO_OK) {
         total += got;
     }
 }

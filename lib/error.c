@@ -11,22 +11,10 @@ nonoproxy_strerror(enum nonoproxy_err err)
         return "invalid argument or configuration value";
     case NONOPROXY_ERR_NOMEM:
         return "out of memory";
-    case NONOPROXY_ERR_LIMIT:
-        return "limit exceeded";
     case NONOPROXY_ERR_IO:
         return "I/O error";
-    case NONOPROXY_ERR_DENIED:
-        return "denied";
-    case NONOPROXY_ERR_PARSE:
-        return "malformed input";
     case NONOPROXY_ERR_TLS:
         return "TLS error";
-    case NONOPROXY_ERR_UPSTREAM:
-        return "upstream error";
-    case NONOPROXY_ERR_STATE:
-        return "invalid state";
-    case NONOPROXY_ERR_TIMEOUT:
-        return "timed out";
     case NONOPROXY_ERR_RNG:
         return "random generator failed";
     case NONOPROXY_ERR_CREDENTIAL:

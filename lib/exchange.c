@@ -48,7 +48,7 @@ np_xchg_deny(struct np_xchg *q, int status, enum nonoproxy_denial_category cat, 
 
 int
 np_xchg_connect_any(struct np_xchg *q, const struct np_addrlist *al, const char *what,
-                    struct np_xfail *f)
+                    struct np_failure *f)
 {
     const struct np_ctx *ctx = q->se->ctx;
     enum np_io io;
@@ -57,7 +57,7 @@ np_xchg_connect_any(struct np_xchg *q, const struct np_addrlist *al, const char 
 
     io = np_net_connect_any(al->addr, al->n, ctx->s->connect_timeout_ms, ctx->stop_fd, &fd, &err);
     if (io != NP_IO_OK) {
-        f->status = np_session_connect_failure(io, err, what, f->reason, sizeof(f->reason), &f->cat);
+        np_session_connect_failure(io, err, what, f);
         return -1;
     }
     return fd;
@@ -396,7 +396,7 @@ xchg_respond(struct np_xchg *q, struct np_uconn *c, const struct np_http_resp *r
 
 /* Answer an upstream failure after the request was admitted. */
 static void
-xchg_fail_answer(struct np_xchg *q, const struct np_xfail *f)
+xchg_fail_answer(struct np_xchg *q, const struct np_failure *f)
 {
     np_xchg_deny(q, f->status, f->cat, f->reason,
                  f->status == 504   ? "upstream timed out"
@@ -412,7 +412,7 @@ xchg_exchange(struct np_xchg *q, struct np_http_resp *resp, size_t *len, size_t 
 {
     struct np_session *se = q->se;
     const char *head = se->relay_b + NP_XCHG_HEAD_OFF;
-    struct np_xfail f;
+    struct np_failure f;
     struct np_uconn *c;
     enum np_body_result br;
     enum xchg_rh rh;

@@ -28,19 +28,12 @@
 
 struct np_xchg;
 
-/* Why an upstream connection could not be had. */
-struct np_xfail {
-    int status;                              /* 502, 504, 403 */
-    enum nonoproxy_denial_category cat;
-    char reason[NP_REASON_MAX];              /* one line, no secret */
-};
-
 /* Where upstream connections come from. */
 struct np_xchg_ops {
     /* A connection that may be reused for this request, or NULL. */
     struct np_uconn *(*take)(struct np_xchg *x);
     /* A new connection, or NULL with f filled. */
-    struct np_uconn *(*open)(struct np_xchg *x, struct np_xfail *f);
+    struct np_uconn *(*open)(struct np_xchg *x, struct np_failure *f);
     /* The exchange ended cleanly: c may be reused. */
     void (*put)(struct np_xchg *x, struct np_uconn *c);
 };
@@ -99,7 +92,7 @@ int np_xchg_strip_token(char *target, size_t *len, const char *token);
 /* Connect to the checked addresses in turn (np_net_connect_any). Returns the socket or -1 with
  * f filled as np_session_connect_failure says (504 on a timeout, else 502). */
 int np_xchg_connect_any(struct np_xchg *x, const struct np_addrlist *al, const char *what,
-                        struct np_xfail *f);
+                        struct np_failure *f);
 
 /* Run the exchange (the upstream head is ready). Every outcome is answered and audited.
  * Returns true when the client connection may carry another request (se->in then starts

@@ -1,7 +1,7 @@
-/* The external (enterprise) proxy (SPEC §8), L2: parsing its address, the bypass list, and
- * opening a CONNECT tunnel through it. The caller (tunnel.c, forward.c) applies the local
- * filter first; this module only decides "direct or through the enterprise proxy" and does
- * the chained CONNECT. Nothing here logs, and the password is never formatted into a reason. */
+/* The chained CONNECT through the external (enterprise) proxy (SPEC §8), L3. Its
+ * configuration, and the choice between direct and through it, are config_external.h's; the
+ * caller (tunnel.c, forward.c) applies the local filter first. Nothing here logs, and the
+ * password is never formatted into a reason. */
 #ifndef NP_EXTERNAL_H
 #define NP_EXTERNAL_H
 
@@ -9,51 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <nonoproxy/config.h>
-
 #include "common.h"
+#include "config_external.h"
 #include "hostfilter.h"
-
-/* A parsed, validated external proxy. Immutable after np_external_new: shared by threads. */
-struct np_external {
-    char host[NP_HOST_BUF];      /* normalised (lower case; IPv6 without brackets) */
-    uint16_t port;
-    char *auth_header;           /* "Proxy-Authorization: Basic <b64(user:pass)>\r\n", or NULL;
-                                    np_malloc'd, wiped at free */
-    size_t auth_header_len;
-    struct np_hostfilter *bypass; /* compiled bypass list (never NULL; may be empty) */
-};
-
-/* Check the syntax of an address ("host:port", "user:pass@host:port", "[v6]:port"; port
- * 1..65535 required; user and password may be empty but not contain '@', control characters
- * or spaces; the host as np_host_normalize accepts it). Returns 0, or -1 with a one-line
- * reason in why that never quotes the userinfo. */
-int np_external_check(const char *address, char *why, size_t why_cap);
-
-/* Build from cfg->external_proxy and cfg->bypass_hosts (re-validated) into *out (NULL when no
- * external proxy is configured and the bypass list is empty). On error fills diag naming
- * "external_proxy" or "bypass_hosts[i]" and returns the error. */
-enum nonoproxy_err np_external_new(const struct nonoproxy_config *cfg, struct np_external **out,
-                                   struct nonoproxy_diag *diag);
-void np_external_free(struct np_external *e); /* NULL-safe; wipes auth_header */
-
-/* Free (wiping the address) cfg's external_proxy and bypass_hosts; called by
- * nonoproxy_config_free. */
-void np_config_external_free(struct nonoproxy_config *cfg);
-
-/* Whether a request to norm:port (normalised host) goes directly rather than through the
- * external proxy: on the bypass list, or a loopback destination (a loopback IP literal,
- * "localhost", or — when resolved is non-NULL and non-empty — every resolved address is
- * loopback). */
-bool np_external_bypassed(const struct np_external *e, const char *norm, uint16_t port,
-                          const struct np_addrlist *resolved);
-
-/* Whether a request the local filter judged v (for q) goes through the external proxy: one is
- * configured, the destination is neither bypassed nor loopback, and the filter allowed it —
- * or the name only failed to resolve locally (SPEC §8: the enterprise proxy resolves names
- * the local resolver cannot; a name that resolved to a denied address was refused already). */
-bool np_external_applies(const struct np_external *e, enum np_host_verdict v,
-                         const struct np_host_query *q);
 
 enum np_ext_result {
     NP_EXT_OK = 0,

@@ -162,7 +162,7 @@ fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
 /* Apply the host filter and decide direct or external. Returns false with f filled when the
  * request must be refused. */
 static bool
-fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_xfail *f)
+fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_failure *f)
 {
     const struct np_ctx *ctx = x->se->ctx;
     const struct fwd_uri *u = fc->u;
@@ -231,7 +231,7 @@ fwd_put_conn(struct np_xchg *x, struct np_uconn *c)
 
 /* A tunnel to the origin through the external proxy. Returns the socket or -1 with f. */
 static int
-fwd_open_external(struct np_xchg *x, const struct fwd_ctx *fc, struct np_xfail *f)
+fwd_open_external(struct np_xchg *x, const struct fwd_ctx *fc, struct np_failure *f)
 {
     const struct np_ctx *ctx = x->se->ctx;
     struct np_ext_tunnel t;
@@ -261,7 +261,7 @@ fwd_open_external(struct np_xchg *x, const struct fwd_ctx *fc, struct np_xfail *
 /* A new connection to the origin: directly to the checked addresses, or through the
  * external proxy. */
 static struct np_uconn *
-fwd_open(struct np_xchg *x, struct np_xfail *f)
+fwd_open(struct np_xchg *x, struct np_failure *f)
 {
     struct fwd_ctx *fc = x->ops_ctx;
     struct np_uconn *c;
@@ -328,7 +328,7 @@ np_forward_serve(struct np_session *se)
     struct fwd_ctx fc;
     struct fwd_uri u;
     struct np_xchg x;
-    struct np_xfail f;
+    struct np_failure f;
     char norm[NP_HOST_BUF] = "";
 
     memset(&fc, 0, sizeof(fc));

@@ -795,12 +795,14 @@ static size_t
 resolve(const struct np_resolver *r, struct np_host_query *q)
 {
     char shown[96];
-    size_t count = 0;
+    struct nonoproxy_addrs out = {q->addrs.addr, NP_MAX_ADDRS, 0};
+    size_t count;
     int rc = -1;
 
     if (r != NULL && r->fn != NULL) {
-        rc = r->fn(r->userdata, q->norm, q->port, q->addrs.addr, NP_MAX_ADDRS, &count);
+        rc = r->fn(r->userdata, q->norm, q->port, &out);
     }
+    count = out.count;
     if (count > NP_MAX_ADDRS) {
         count = NP_MAX_ADDRS; /* never trust more than the array holds */
     }

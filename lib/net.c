@@ -151,7 +151,7 @@ np_net_wait(int fd, short events, int stop_fd, uint64_t deadline)
 }
 
 enum np_io
-np_net_recv(int fd, void *buf, size_t cap, size_t *got, int stop_fd, uint64_t deadline)
+np_net_recv(int fd, void *buf, size_t cap, size_t *got, struct np_until u)
 {
     ssize_t r;
     enum np_io w;
@@ -172,7 +172,7 @@ np_net_recv(int fd, void *buf, size_t cap, size_t *got, int stop_fd, uint64_t de
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             return NP_IO_ERR;
         }
-        w = np_net_wait(fd, POLLIN, stop_fd, deadline);
+        w = np_net_wait(fd, POLLIN, u.stop_fd, u.deadline);
         if (w != NP_IO_OK) {
             return w;
         }
@@ -301,8 +301,7 @@ np_net_connect_any(const struct sockaddr_storage *addrs, size_t n, uint32_t time
 }
 
 int
-np_net_resolve(void *userdata, const char *host, uint16_t port, struct sockaddr_storage *addrs,
-               size_t max, size_t *count)
+np_net_resolve(void *userdata, const char *host, uint16_t port, struct nonoproxy_addrs *out)
 {
     struct addrinfo hints;
     struct addrinfo *res = NULL;
@@ -316,19 +315,19 @@ np_net_resolve(void *userdata, const char *host, uint16_t port, struct sockaddr_
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     (void)snprintf(service, sizeof(service), "%u", (unsigned)port);
-    *count = 0;
+    out->count = 0;
     if (getaddrinfo(host, service, &hints, &res) != 0) {
         return -1;
     }
-    for (ai = res; ai != NULL && n < max; ai = ai->ai_next) {
+    for (ai = res; ai != NULL && n < out->max; ai = ai->ai_next) {
         if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
-            ai->ai_addrlen <= sizeof(addrs[n])) {
-            memset(&addrs[n], 0, sizeof(addrs[n]));
-            memcpy(&addrs[n], ai->ai_addr, ai->ai_addrlen);
+            ai->ai_addrlen <= sizeof(out->addrs[n])) {
+            memset(&out->addrs[n], 0, sizeof(out->addrs[n]));
+            memcpy(&out->addrs[n], ai->ai_addr, ai->ai_addrlen);
             n++;
         }
     }
     freeaddrinfo(res);
-    *count = n;
+    out->count = n;
     return 0;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <nonoproxy/config.h>
+
 enum np_io {
     NP_IO_OK = 0,
     NP_IO_EOF,     /* orderly end of stream */
@@ -33,9 +35,15 @@ int np_net_listen(struct sockaddr_storage *ss, int backlog, int *fd);
  * passes or stop_fd (-1 = none) becomes readable. POLLHUP/POLLERR count as ready. */
 enum np_io np_net_wait(int fd, short events, int stop_fd, uint64_t deadline);
 
-/* Receive at most cap bytes into buf (waits as np_net_wait). *got > 0 on NP_IO_OK. */
-enum np_io np_net_recv(int fd, void *buf, size_t cap, size_t *got, int stop_fd,
-                       uint64_t deadline);
+/* Where a wait ends: at the deadline (np_now_ms based; 0 = never), or when stop_fd (-1 =
+ * none) becomes readable. */
+struct np_until {
+    int stop_fd;
+    uint64_t deadline;
+};
+
+/* Receive at most cap bytes into buf (waits as np_net_wait until u). *got > 0 on NP_IO_OK. */
+enum np_io np_net_recv(int fd, void *buf, size_t cap, size_t *got, struct np_until u);
 
 /* Send all len bytes. */
 enum np_io np_net_send_all(int fd, const void *buf, size_t len, int stop_fd, uint64_t deadline);
@@ -60,7 +68,6 @@ void np_net_nodelay(int fd);
 void np_net_close(int fd);
 
 /* The default resolver (getaddrinfo, SOCK_STREAM, AF_UNSPEC); matches nonoproxy_resolve_fn. */
-int np_net_resolve(void *userdata, const char *host, uint16_t port,
-                   struct sockaddr_storage *addrs, size_t max, size_t *count);
+int np_net_resolve(void *userdata, const char *host, uint16_t port, struct nonoproxy_addrs *out);
 
 #endif /* NP_NET_H */

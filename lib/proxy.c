@@ -9,8 +9,9 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "diag.h"
 #include "audit.h"
-#include "config.h"
+#include "settings.h"
 #include "env.h"
 #include "route_runtime.h"
 #include "listener.h"
@@ -177,16 +178,16 @@ nonoproxy_credential_env_vars(const struct nonoproxy_proxy *p,
     return NONOPROXY_OK;
 }
 
-void
+enum nonoproxy_err
 nonoproxy_diagnostics(const struct nonoproxy_proxy *p, const struct nonoproxy_diagnostic **list,
                       size_t *n)
 {
-    if (list != NULL) {
-        *list = p == NULL ? NULL : p->routes->diags;
+    if (p == NULL || list == NULL || n == NULL) {
+        return NONOPROXY_ERR_INVALID_ARG;
     }
-    if (n != NULL) {
-        *n = p == NULL ? 0 : p->routes->n_diags;
-    }
+    *list = p->routes->diags;
+    *n = p->routes->n_diags;
+    return NONOPROXY_OK;
 }
 
 size_t

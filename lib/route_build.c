@@ -341,7 +341,9 @@ build_inject(struct build *b)
     if ((unsigned)rc->inject_mode > (unsigned)NONOPROXY_INJECT_BASIC_AUTH) {
         return fail(b, "inject_mode", "unknown mode", NULL, 0);
     }
-    b->r->mode = rc->inject_mode;
+    /* NONE (0, a zeroed configuration) is the default, HEADER. */
+    b->r->mode = rc->inject_mode == NONOPROXY_INJECT_NONE ? NONOPROXY_INJECT_HEADER
+                                                           : rc->inject_mode;
     for (i = 0; hdr[i] != '\0'; i++) {
         if (!np_http_is_tchar(hdr[i])) {
             break;
@@ -577,3 +579,32 @@ np_route_free(struct np_route *r)
     memset(r, 0, sizeof(*r));
 }
 
+
+/* "<UPPER(prefix)>_BASE_URL", non-alphanumerics as '_'. */
+size_t
+np_route_base_url_name(const struct np_route *r, char *out, size_t cap)
+{
+    return np_route_env_style(r->prefix, strlen(r->prefix), "_BASE_URL", out, cap);
+}
+
+/* The phantom variable's name: env_var, else the sanitised bare key; 0 when none. */
+size_t
+np_route_phantom_name(const struct np_route *r, char *out, size_t cap)
+{
+    if (r->credential_key == NULL) {
+        return 0;
+    }
+    if (r->env_var != NULL) {
+        size_t n = strlen(r->env_var);
+
+        if (out == NULL || cap <= n) {
+            return 0;
+        }
+        memcpy(out, r->env_var, n + 1);
+        return n;
+    }
+    if (strstr(r->credential_key, "://") != NULL) {
+        return 0;
+    }
+    return np_route_env_style(r->credential_key, strlen(r->credential_key), "", out, cap);
+}

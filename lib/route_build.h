@@ -59,4 +59,13 @@ int np_route_prepare_injection(struct np_route *r);
 /* Free the strings, wiping secret and inject_value. NULL-safe; leaves *r zeroed. */
 void np_route_free(struct np_route *r);
 
+/* "<UPPER(prefix)>_BASE_URL" with every non-alphanumeric byte turned into '_'. Returns the
+ * length written (NUL-terminated) or 0 when cap is too small. */
+size_t np_route_base_url_name(const struct np_route *r, char *out, size_t cap);
+
+/* The phantom variable's name: env_var, or UPPER(credential_key) with non-alphanumerics as
+ * '_' when the key has no "://"; 0 (nothing written) when the route gets no phantom
+ * variable (no credential, or a URI key without env_var). */
+size_t np_route_phantom_name(const struct np_route *r, char *out, size_t cap);
+
 #endif /* NP_ROUTE_BUILD_H */

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "common.h"
-#include "route_build.h"
 
 /* Names a credential variable may never take (compared ignoring case); DYLD_* separately. */
 static const char *const refused_env_names[] = {
@@ -99,31 +98,3 @@ np_route_env_name_refused(const char *name, size_t len)
     return false;
 }
 
-/* "<UPPER(prefix)>_BASE_URL", non-alphanumerics as '_'. */
-size_t
-np_route_base_url_name(const struct np_route *r, char *out, size_t cap)
-{
-    return np_route_env_style(r->prefix, strlen(r->prefix), "_BASE_URL", out, cap);
-}
-
-/* The phantom variable's name: env_var, else the sanitised bare key; 0 when none. */
-size_t
-np_route_phantom_name(const struct np_route *r, char *out, size_t cap)
-{
-    if (r->credential_key == NULL) {
-        return 0;
-    }
-    if (r->env_var != NULL) {
-        size_t n = strlen(r->env_var);
-
-        if (out == NULL || cap <= n) {
-            return 0;
-        }
-        memcpy(out, r->env_var, n + 1);
-        return n;
-    }
-    if (strstr(r->credential_key, "://") != NULL) {
-        return 0;
-    }
-    return np_route_env_style(r->credential_key, strlen(r->credential_key), "", out, cap);
-}

@@ -6,8 +6,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct np_route;
-
 /* Whether name (case-insensitive) may not be used as an environment variable set from or
  * for credentials: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, DYLD_*, BASH_ENV, ENV, IFS, CDPATH,
  * PROMPT_COMMAND, NODE_OPTIONS, NODE_PATH, PYTHONSTARTUP, PYTHONPATH, PERL5OPT, PERL5LIB,
@@ -22,14 +20,5 @@ bool np_route_env_name_valid(const char *name, size_t len);
 /* Write UPPER(s[0..len)) with every non-alphanumeric byte as '_' followed by suffix into out
  * (capacity cap), NUL-terminated. Returns the length, or 0 when it does not fit. */
 size_t np_route_env_style(const char *s, size_t len, const char *suffix, char *out, size_t cap);
-
-/* "<UPPER(prefix)>_BASE_URL" with every non-alphanumeric byte turned into '_'. Returns the
- * length written (NUL-terminated) or 0 when cap is too small. */
-size_t np_route_base_url_name(const struct np_route *r, char *out, size_t cap);
-
-/* The phantom variable's name: env_var, or UPPER(credential_key) with non-alphanumerics as
- * '_' when the key has no "://"; 0 (nothing written) when the route gets no phantom
- * variable (no credential, or a URI key without env_var). */
-size_t np_route_phantom_name(const struct np_route *r, char *out, size_t cap);
 
 #endif /* NP_ROUTE_ENV_H */

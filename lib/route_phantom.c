@@ -170,6 +170,8 @@ np_route_phantom_ok(const struct np_route *r, const struct np_http_req *req, con
         return path_phantom_ok(r, rest, rest_len, token, tok_len);
     case NONOPROXY_INJECT_QUERY_PARAM:
         return query_phantom_ok(r, rest, rest_len, token, tok_len);
+    case NONOPROXY_INJECT_NONE:
+        break; /* np_route_build never leaves it */
     }
     return false;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "diag.h"
 #include "credential.h"
 #include "env.h"
 #include "net.h"

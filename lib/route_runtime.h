@@ -11,7 +11,7 @@
 
 #include <nonoproxy/proxy.h>
 
-#include "config.h"
+#include "settings.h"
 #include "hostfilter.h"
 #include "route_build.h"
 #include "tls.h"

@@ -110,11 +110,11 @@ rev_event_init(struct np_xchg *q, const struct rev_ctx *rc)
 {
     const struct np_route *r = rc->rt->r;
     struct nonoproxy_audit_event *ev = &q->ev;
-    static const enum nonoproxy_injection_mode inj[] = {
-        [NONOPROXY_INJECT_HEADER] = NONOPROXY_INJECTION_HEADER,
-        [NONOPROXY_INJECT_URL_PATH] = NONOPROXY_INJECTION_URL_PATH,
-        [NONOPROXY_INJECT_QUERY_PARAM] = NONOPROXY_INJECTION_QUERY_PARAM,
-        [NONOPROXY_INJECT_BASIC_AUTH] = NONOPROXY_INJECTION_BASIC_AUTH,
+    static const enum nonoproxy_inject_mode inj[] = {
+        [NONOPROXY_INJECT_HEADER] = NONOPROXY_INJECT_HEADER,
+        [NONOPROXY_INJECT_URL_PATH] = NONOPROXY_INJECT_URL_PATH,
+        [NONOPROXY_INJECT_QUERY_PARAM] = NONOPROXY_INJECT_QUERY_PARAM,
+        [NONOPROXY_INJECT_BASIC_AUTH] = NONOPROXY_INJECT_BASIC_AUTH,
     };
     static const enum nonoproxy_auth_mechanism mech[] = {
         [NONOPROXY_INJECT_HEADER] = NONOPROXY_AUTH_MECH_PHANTOM_HEADER,
@@ -150,7 +150,7 @@ rev_event_init(struct np_xchg *q, const struct rev_ctx *rc)
                                                           : NONOPROXY_TRI_FALSE;
     } else {
         ev->auth_mechanism = NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION;
-        ev->injection_mode = NONOPROXY_INJECTION_NONE;
+        ev->injection_mode = NONOPROXY_INJECT_NONE;
         ev->managed_credential_active = NONOPROXY_TRI_FALSE;
     }
 }
@@ -283,7 +283,7 @@ all_loopback(const struct np_addrlist *al)
 /* TLS on a connected socket when the route's upstream is https. Returns the connection or
  * NULL with f filled (fd closed). */
 static struct np_uconn *
-rev_tls(struct np_xchg *q, const struct np_route_rt *rt, int fd, struct np_xfail *f)
+rev_tls(struct np_xchg *q, const struct np_route_rt *rt, int fd, struct np_failure *f)
 {
     const struct np_ctx *ctx = q->se->ctx;
     const struct np_route *r = rt->r;
@@ -312,7 +312,7 @@ rev_tls(struct np_xchg *q, const struct np_route_rt *rt, int fd, struct np_xfail
  * addresses), http only to loopback, connect, TLS. Not inlined: its host query is large and
  * its frame should not add to the caller's. */
 static __attribute__((noinline)) struct np_uconn *
-rev_open(struct np_xchg *q, struct np_xfail *f)
+rev_open(struct np_xchg *q, struct np_failure *f)
 {
     const struct rev_ctx *rc = q->ops_ctx;
     const struct np_ctx *ctx = q->se->ctx;
@@ -394,13 +394,15 @@ np_reverse_serve(struct np_session *se)
     case NP_ROUTE_FOUND:
         break;
     case NP_ROUTE_ESCAPES:
-        np_session_deny(se, NONOPROXY_MODE_REVERSE, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
-                        "the path leaves the route prefix", true);
+        np_session_deny(se, &(struct np_refusal){NONOPROXY_MODE_REVERSE, 400,
+                                                  NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                                                  "the path leaves the route prefix", true});
         return false;
     case NP_ROUTE_NOT_FOUND:
     default:
-        np_session_deny(se, NONOPROXY_MODE_REVERSE, 404, NONOPROXY_DENIAL_ROUTE_NOT_FOUND,
-                        "no route for this path", true);
+        np_session_deny(se, &(struct np_refusal){NONOPROXY_MODE_REVERSE, 404,
+                                                  NONOPROXY_DENIAL_ROUTE_NOT_FOUND,
+                                                  "no route for this path", true});
         return false;
     }
     rc.rt = &gw->rt[hit.index];

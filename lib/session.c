@@ -127,39 +127,37 @@ np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_even
 }
 
 void
-np_session_deny(struct np_session *se, enum nonoproxy_audit_mode mode, int status,
-                enum nonoproxy_denial_category cat, const char *reason, bool json)
+np_session_deny(struct np_session *se, const struct np_refusal *r)
 {
     struct nonoproxy_audit_event ev;
 
-    np_audit_event_init(&ev, mode, NONOPROXY_DECISION_DENY);
+    np_audit_event_init(&ev, r->mode, NONOPROXY_DECISION_DENY);
     np_audit_set(ev.method, sizeof(ev.method), se->req.method_name, strlen(se->req.method_name));
     np_audit_set_path(&ev, se->req.target, se->req.target_len, se->ctx->token);
-    ev.denial_category = cat;
-    ev.status = (uint16_t)status;
-    np_audit_set(ev.reason, sizeof(ev.reason), reason, strlen(reason));
+    ev.denial_category = r->cat;
+    ev.status = (uint16_t)r->status;
+    np_audit_set(ev.reason, sizeof(ev.reason), r->reason, strlen(r->reason));
     np_emit(se->ctx, &ev);
-    if (json) {
-        np_session_reply_json(se, status, reason);
+    if (r->json) {
+        np_session_reply_json(se, r->status, r->reason);
     } else {
-        np_session_reply_text(se, status, NULL, reason);
+        np_session_reply_text(se, r->status, NULL, r->reason);
     }
 }
 
-int
-np_session_connect_failure(enum np_io io, int err, const char *what, char *reason, size_t cap,
-                           enum nonoproxy_denial_category *cat)
+void
+np_session_connect_failure(enum np_io io, int err, const char *what, struct np_failure *f)
 {
     struct np_buf b;
     bool timeout = io == NP_IO_TIMEOUT;
 
-    *cat = timeout ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
-    np_buf_init_str(&b, reason, cap);
+    f->status = timeout ? 504 : 502;
+    f->cat = timeout ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+    np_buf_init_str(&b, f->reason, sizeof(f->reason));
     np_buf_printf(&b, "upstream connect to %s failed: %s", what,
                   io == NP_IO_STOPPED ? "proxy shutting down"
                   : timeout           ? "connect timed out"
                                       : NP_ERRSTR(err));
-    return timeout ? 504 : 502;
 }
 
 int

@@ -12,7 +12,7 @@
 #include <nonoproxy/audit.h>
 
 #include "audit.h"
-#include "config.h"
+#include "settings.h"
 #include "http_request.h"
 #include "net.h"
 #include "token.h"
@@ -61,22 +61,34 @@ void np_session_reply_text(struct np_session *se, int status, const char *extra_
 /* Same with a JSON body {"error":"<msg>"} (msg is a static literal without quotes). */
 void np_session_reply_json(struct np_session *se, int status, const char *msg);
 
-/* Record a deny of the current request (method, target as path with the token redacted,
- * category, status, reason) in mode, and answer it: a JSON body {"error":"<reason>"} when json,
- * else the reason as plain text (reason: a literal without quotes). */
-void np_session_deny(struct np_session *se, enum nonoproxy_audit_mode mode, int status,
-                     enum nonoproxy_denial_category cat, const char *reason, bool json);
+/* A refusal of the current request before any feature took it. */
+struct np_refusal {
+    enum nonoproxy_audit_mode mode;
+    int status;
+    enum nonoproxy_denial_category cat;
+    const char *reason; /* a static literal without quotes */
+    bool json;          /* answer {"error":"<reason>"} (routes), else plain text */
+};
+
+/* Record a deny of the current request (method, target as path with the token redacted, and
+ * r's category, status, reason) in r->mode, and answer it. */
+void np_session_deny(struct np_session *se, const struct np_refusal *r);
 
 /* The answer to a host filter refusal: 403 host_denied / self_request, 400 for an invalid
  * name, 502 upstream_connect_failed when it did not resolve. Returns the status. */
 int np_session_verdict_status(enum np_host_verdict v, enum nonoproxy_denial_category *cat);
 
+/* Why a request is refused after it was admitted: what its deny event and answer say. */
+struct np_failure {
+    int status;                         /* 502, 504, 403, ... */
+    enum nonoproxy_denial_category cat;
+    char reason[NP_REASON_MAX];         /* one line, no secret */
+};
+
 /* The answer to a failed np_net_connect_any (SPEC §3), the same on every path: the connect
  * timeout ran out ⇒ 504 upstream_timeout; every address refused or unreachable ⇒ 502
- * upstream_connect_failed. Writes the reason "upstream connect to <what> failed: <cause>"
- * into reason (cap bytes) and returns the status. */
-int np_session_connect_failure(enum np_io io, int err, const char *what, char *reason, size_t cap,
-                               enum nonoproxy_denial_category *cat);
+ * upstream_connect_failed; f->reason "upstream connect to <what> failed: <cause>". */
+void np_session_connect_failure(enum np_io io, int err, const char *what, struct np_failure *f);
 
 /* Whether host[0..len) (a CONNECT or absolute-URI authority) holds the session token in any
  * spelling np_token_find_encoded knows; such a request is refused with 400 and

@@ -4,7 +4,7 @@
 static enum np_io
 plain_recv(struct np_stream *s, void *buf, size_t cap, size_t *got, uint64_t deadline)
 {
-    return np_net_recv(s->fd, buf, cap, got, s->stop_fd, deadline);
+    return np_net_recv(s->fd, buf, cap, got, (struct np_until){s->stop_fd, deadline});
 }
 
 static enum np_io

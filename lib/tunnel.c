@@ -169,7 +169,7 @@ np_tunnel_serve(struct np_session *se)
     int up = -1;
     int err = 0;
     enum np_io io;
-    char msg[NP_REASON_MAX];
+    struct np_failure fail;
 
     np_audit_event_init(&ev, NONOPROXY_MODE_CONNECT, NONOPROXY_DECISION_ALLOW);
     np_audit_set(ev.method, sizeof(ev.method), "CONNECT", 7);
@@ -214,13 +214,11 @@ np_tunnel_serve(struct np_session *se)
     io = np_net_connect_any(q.addrs.addr, q.addrs.n, se->ctx->s->connect_timeout_ms,
                             se->ctx->stop_fd, &up, &err);
     if (io != NP_IO_OK) {
-        enum nonoproxy_denial_category cat;
         char what[NP_HOST_BUF + 8];
-        int status;
 
         (void)snprintf(what, sizeof(what), "%s:%u", q.norm, (unsigned)port);
-        status = np_session_connect_failure(io, err, what, msg, sizeof(msg), &cat);
-        deny(se, &ev, status, cat, msg);
+        np_session_connect_failure(io, err, what, &fail);
+        deny(se, &ev, fail.status, fail.cat, fail.reason);
         return;
     }
     ev.status = 200;

@@ -215,7 +215,9 @@ print_diagnostics(const struct nonoproxy_proxy *p)
     const struct nonoproxy_diagnostic *list = NULL;
     size_t n = 0;
 
-    nonoproxy_diagnostics(p, &list, &n);
+    if (nonoproxy_diagnostics(p, &list, &n) != NONOPROXY_OK) {
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         (void)fprintf(stderr, "seed_example: %s: %s\n", list[i].code, list[i].message);
     }

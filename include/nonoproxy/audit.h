@@ -52,13 +52,18 @@ enum nonoproxy_tristate {
     NONOPROXY_TRI_TRUE = 2,
 };
 
-/** JSON: null, "header", "url_path", "query_param", "basic_auth". */
-enum nonoproxy_injection_mode {
-    NONOPROXY_INJECTION_NONE = 0,
-    NONOPROXY_INJECTION_HEADER = 1,
-    NONOPROXY_INJECTION_URL_PATH = 2,
-    NONOPROXY_INJECTION_QUERY_PARAM = 3,
-    NONOPROXY_INJECTION_BASIC_AUTH = 4,
+/**
+ * How a route puts the real credential into the upstream request (SPEC §6.3-6.4): the
+ * inject_mode of a route, and the injection_mode of an audit event. JSON: null, "header",
+ * "url_path", "query_param", "basic_auth".
+ */
+enum nonoproxy_inject_mode {
+    NONOPROXY_INJECT_NONE = 0,        /**< audit: no injection (JSON null); in a route
+                                           configuration: the default, HEADER */
+    NONOPROXY_INJECT_HEADER = 1,      /**< header inject_header = credential_format(secret) */
+    NONOPROXY_INJECT_URL_PATH = 2,    /**< the secret where {} stands in path_replacement */
+    NONOPROXY_INJECT_QUERY_PARAM = 3, /**< query parameter query_param_name = secret */
+    NONOPROXY_INJECT_BASIC_AUTH = 4,  /**< header inject_header = Basic base64(secret) */
 };
 
 /** Why a request was denied. Append only. JSON: null or the snake_case name after
@@ -107,7 +112,7 @@ struct nonoproxy_audit_event {
     enum nonoproxy_auth_mechanism auth_mechanism;
     enum nonoproxy_auth_outcome auth_outcome;
     enum nonoproxy_tristate managed_credential_active;
-    enum nonoproxy_injection_mode injection_mode;
+    enum nonoproxy_inject_mode injection_mode;
     enum nonoproxy_denial_category denial_category;
     uint64_t bytes_up;                          /**< close events: client → upstream */
     uint64_t bytes_down;                        /**< close events: upstream → client */

@@ -23,22 +23,23 @@ enum nonoproxy_log_level {
  * proxy's threads, concurrently: it must be thread-safe. Without it the library prints nothing. */
 typedef void nonoproxy_log_fn(void *userdata, enum nonoproxy_log_level level, const char *line);
 
+/** Where a resolver writes its answer. */
+struct nonoproxy_addrs {
+    struct sockaddr_storage *addrs; /**< room for max addresses */
+    size_t max;
+    size_t count;                   /**< out: the addresses written (0 = "no address") */
+};
+
 /**
  * Resolves host (a normalised name, never an IP literal and never a denied name) for port into
- * at most max socket addresses, written to addrs, their number to *count.
- * \return 0 on success (a *count of 0 means "no address"), non-zero on failure.
+ * at most out->max socket addresses, written to out->addrs, their number to out->count.
+ * \return 0 on success (a count of 0 means "no address"), non-zero on failure.
  * Runs on connection threads, concurrently. The default uses getaddrinfo().
  */
 typedef int nonoproxy_resolve_fn(void *userdata, const char *host, uint16_t port,
-                                 struct sockaddr_storage *addrs, size_t max, size_t *count);
+                                 struct nonoproxy_addrs *out);
 
-/** How a route puts the real credential into the upstream request (SPEC §6.3-6.4). */
-enum nonoproxy_inject_mode {
-    NONOPROXY_INJECT_HEADER = 0,      /**< header inject_header = credential_format(secret) */
-    NONOPROXY_INJECT_URL_PATH = 1,    /**< the secret where {} stands in path_replacement */
-    NONOPROXY_INJECT_QUERY_PARAM = 2, /**< query parameter query_param_name = secret */
-    NONOPROXY_INJECT_BASIC_AUTH = 3,  /**< header inject_header = Basic base64(secret) */
-};
+
 
 /**
  * One reverse-proxy credential route (SPEC §1, §6): requests to
@@ -81,14 +82,18 @@ typedef enum nonoproxy_credential_result nonoproxy_credential_fn(void *userdata,
                                                                  char *buf, size_t cap,
                                                                  size_t *len);
 
+/** Opaque: the lists a struct nonoproxy_config owns. */
+struct nonoproxy_config_lists;
+
 /**
  * Proxy configuration. Caller-allocated; set it up with nonoproxy_config_init(), change scalar
- * fields directly, grow the lists only through the nonoproxy_config_* functions, release it with
- * nonoproxy_config_free(). nonoproxy_start() copies everything it needs, so the config may be
- * freed as soon as it returns.
+ * fields directly, add list entries (allowed hosts, routes, the external proxy and its bypass
+ * list) only through the nonoproxy_config_* functions, release it with nonoproxy_config_free().
+ * nonoproxy_start() copies everything it needs, so the config may be freed as soon as it
+ * returns.
  *
  * String scalars (bind_addr, ca_file) are borrowed: they must stay valid until nonoproxy_start()
- * returns. List fields are owned by the config and read-only for the caller.
+ * returns. The lists are owned by the config and private.
  *
  * Thread-safety: [one thread per object]
  */
@@ -117,21 +122,13 @@ struct nonoproxy_config {
     nonoproxy_resolve_fn *resolver; /**< NULL = getaddrinfo() */
     void *resolver_userdata;
 
-    /* Owned lists: change only through the functions below. */
-    char **allowed_hosts;          /**< normalised copies of the allowlist entries */
-    size_t allowed_hosts_len;
-
-    /* Added with routes (SPEC §6, §7). */
-    struct nonoproxy_route_config *routes; /**< owned deep copies; see add_route */
-    size_t routes_len;
-    nonoproxy_credential_fn *credential_cb; /**< NULL = built-in sources only */
+    nonoproxy_credential_fn *credential_cb; /**< NULL = built-in sources only (SPEC §7) */
     void *credential_userdata;
 
-    /* Added with the external proxy (SPEC §8); set through the functions below. */
-    char *external_proxy;          /**< owned copy of the address (may hold a password; wiped
-                                        at free); NULL = connect directly */
-    char **bypass_hosts;           /**< normalised copies: exact or *.domain, go direct */
-    size_t bypass_hosts_len;
+    /** Private: the allowlist, the routes, the external proxy (whose address may hold a
+     * password) and its bypass list, filled only by the nonoproxy_config_* functions and
+     * freed by nonoproxy_config_free(). Opaque; NULL until the first entry is added. */
+    struct nonoproxy_config_lists *lists;
 };
 
 /** Set every field to its default (SPEC §1). Cannot fail; allocates nothing.
@@ -152,7 +149,7 @@ NONOPROXY_API enum nonoproxy_err nonoproxy_config_allow_host(struct nonoproxy_co
 
 /**
  * Fill r with the defaults of SPEC §1 for a route from prefix to upstream (both borrowed).
- * Cannot fail; allocates nothing. [any thread]
+ * Cannot fail; allocates nothing. [one thread per object]
  */
 NONOPROXY_API void nonoproxy_route_config_init(struct nonoproxy_route_config *r,
                                                const char *prefix, const char *upstream);

@@ -4,21 +4,19 @@
 
 #include "export.h"
 
-/** Result of every fallible call. Append only: values are never renumbered or removed. */
+/**
+ * Result of every fallible call. Every value is returned by some call. Numbers are never
+ * reused: 3, 5, 6, 8, 9 and 10 were codes no call returned, removed in 0.2.0 (CHANGELOG.md).
+ */
 enum nonoproxy_err {
     NONOPROXY_OK = 0,
-    NONOPROXY_ERR_INVALID_ARG = 1, /**< bad parameter or config value */
+    NONOPROXY_ERR_INVALID_ARG = 1, /**< a NULL or bad argument, or a bad config value */
     NONOPROXY_ERR_NOMEM = 2,       /**< an allocation failed */
-    NONOPROXY_ERR_LIMIT = 3,       /**< a configured bound was exceeded */
-    NONOPROXY_ERR_IO = 4,          /**< socket or file error; errno in the diag */
-    NONOPROXY_ERR_DENIED = 5,      /**< host filter or token rejected */
-    NONOPROXY_ERR_PARSE = 6,       /**< malformed input */
-    NONOPROXY_ERR_TLS = 7,         /**< TLS handshake or verification failed */
-    NONOPROXY_ERR_UPSTREAM = 8,    /**< upstream or external proxy failed */
-    NONOPROXY_ERR_STATE = 9,       /**< call not valid in the current state */
-    NONOPROXY_ERR_TIMEOUT = 10,    /**< a deadline passed */
+    NONOPROXY_ERR_IO = 4,          /**< socket or file error (binding the listener, starting
+                                        threads); errno in the diag */
+    NONOPROXY_ERR_TLS = 7,         /**< a trust file could not be loaded */
     NONOPROXY_ERR_RNG = 11,        /**< the OS random generator failed */
-    NONOPROXY_ERR_CREDENTIAL = 12, /**< a credential reference could not be used */
+    NONOPROXY_ERR_CREDENTIAL = 12, /**< a credential reference is malformed or unsupported */
 };
 
 /** Size of nonoproxy_diag.message, including the terminating NUL. */

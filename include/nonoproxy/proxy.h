@@ -69,10 +69,14 @@ struct nonoproxy_diagnostic {
 
 /**
  * The diagnostics recorded by nonoproxy_start(), in route order. Owned by p, valid until
- * nonoproxy_free(). [any thread]
+ * nonoproxy_free().
+ * \return NONOPROXY_OK, or NONOPROXY_ERR_INVALID_ARG when an argument is NULL (as
+ *         nonoproxy_env_vars()).
+ * Thread-safety: [any thread]
  */
-NONOPROXY_API void nonoproxy_diagnostics(const struct nonoproxy_proxy *p,
-                                         const struct nonoproxy_diagnostic **list, size_t *n);
+NONOPROXY_API enum nonoproxy_err nonoproxy_diagnostics(const struct nonoproxy_proxy *p,
+                                                       const struct nonoproxy_diagnostic **list,
+                                                       size_t *n);
 
 /**
  * Move up to max events, oldest first, from the audit ring into out (caller-owned).

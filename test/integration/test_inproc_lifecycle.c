@@ -94,7 +94,7 @@ start_rejects_bad_config(void **state)
     assert_int_equal(nonoproxy_config_allow_host(&cfg, "*foo.com", &diag),
                      NONOPROXY_ERR_INVALID_ARG);
     assert_non_null(strstr(diag.message, "*foo.com"));
-    assert_int_equal(cfg.allowed_hosts_len, 0);
+    assert_null(cfg.lists); /* nothing added */
     nonoproxy_config_free(&cfg);
 }
 
@@ -276,13 +276,12 @@ shutdown_with_open_tunnels_is_prompt_and_clean(void **state)
 static int resolver_calls;
 
 static int
-fake_resolver(void *ud, const char *host, uint16_t port, struct sockaddr_storage *addrs,
-              size_t max, size_t *count)
+fake_resolver(void *ud, const char *host, uint16_t port, struct nonoproxy_addrs *out)
 {
-    struct sockaddr_in *sin = (struct sockaddr_in *)&addrs[0];
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->addrs[0];
+    size_t *count = &out->count;
 
     (void)ud;
-    (void)max;
     resolver_calls++;
     memset(sin, 0, sizeof(*sin));
     sin->sin_family = AF_INET;
@@ -378,6 +377,40 @@ token_smuggled_into_requests_is_never_recorded(void **state)
     nonoproxy_free(p);
 }
 
+/* NULL handling is the same across the API (issue #10): calls that return an error code
+ * answer NONOPROXY_ERR_INVALID_ARG (nonoproxy_diagnostics used to succeed silently), the
+ * others are harmless no-ops. */
+static void
+null_arguments_are_answered_alike(void **state)
+{
+    const struct nonoproxy_env_var *v = NULL;
+    const struct nonoproxy_diagnostic *d = NULL;
+    struct nonoproxy_route_config r;
+    struct nonoproxy_audit_event ev;
+    uint64_t dropped = 7;
+    size_t n = 0;
+
+    (void)state;
+    assert_int_equal(nonoproxy_env_vars(NULL, &v, &n), NONOPROXY_ERR_INVALID_ARG);
+    assert_int_equal(nonoproxy_credential_env_vars(NULL, &v, &n), NONOPROXY_ERR_INVALID_ARG);
+    assert_int_equal(nonoproxy_diagnostics(NULL, &d, &n), NONOPROXY_ERR_INVALID_ARG);
+    assert_int_equal(nonoproxy_start(NULL, NULL, NULL), NONOPROXY_ERR_INVALID_ARG);
+    assert_int_equal(nonoproxy_port(NULL), 0);
+    assert_int_equal(nonoproxy_drain_audit_events(NULL, &ev, 1, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    nonoproxy_shutdown(NULL);
+    nonoproxy_free(NULL);
+    nonoproxy_route_config_init(&r, "p", "https://h");
+    assert_int_equal(nonoproxy_config_allow_host(NULL, "h", NULL), NONOPROXY_ERR_INVALID_ARG);
+    assert_int_equal(nonoproxy_config_add_route(NULL, &r), NONOPROXY_ERR_INVALID_ARG);
+    assert_int_equal(nonoproxy_config_set_external_proxy(NULL, "h:1", NULL),
+                     NONOPROXY_ERR_INVALID_ARG);
+    assert_int_equal(nonoproxy_config_add_bypass_host(NULL, "h", NULL), NONOPROXY_ERR_INVALID_ARG);
+    nonoproxy_config_init(NULL);
+    nonoproxy_config_free(NULL);
+    nonoproxy_route_config_init(NULL, "p", "u");
+}
+
 /* Absolute-form requests need proxy auth before anything else is answered (SPEC §2). */
 static void
 absolute_form_requires_proxy_auth(void **state)
@@ -426,6 +459,7 @@ main(void)
         cmocka_unit_test(filter_decisions_through_the_listener),
         cmocka_unit_test(token_smuggled_into_requests_is_never_recorded),
         cmocka_unit_test(absolute_form_requires_proxy_auth),
+        cmocka_unit_test(null_arguments_are_answered_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

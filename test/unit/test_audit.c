@@ -694,7 +694,7 @@ full_event(struct nonoproxy_audit_event *ev)
     ev->auth_mechanism = NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION;
     ev->auth_outcome = NONOPROXY_AUTH_OUTCOME_SUCCEEDED;
     ev->managed_credential_active = NONOPROXY_TRI_TRUE;
-    ev->injection_mode = NONOPROXY_INJECTION_HEADER;
+    ev->injection_mode = NONOPROXY_INJECT_HEADER;
     ev->denial_category = NONOPROXY_DENIAL_HOST_DENIED;
     ev->bytes_up = 1234;
     ev->bytes_down = 5678;
@@ -762,7 +762,7 @@ json_conditional_fields(void **state)
     ev->managed_credential_active = NONOPROXY_TRI_FALSE;
     ev->auth_mechanism = NONOPROXY_AUTH_MECH_PHANTOM_QUERY;
     ev->auth_outcome = NONOPROXY_AUTH_OUTCOME_FAILED;
-    ev->injection_mode = NONOPROXY_INJECTION_BASIC_AUTH;
+    ev->injection_mode = NONOPROXY_INJECT_BASIC_AUTH;
     ev->denial_category = NONOPROXY_DENIAL_CONNECTION_LIMIT;
     json = to_json(ev);
     assert_string_equal(
@@ -795,20 +795,20 @@ json_enum_names(void **state)
 {
     static const struct {
         enum nonoproxy_auth_mechanism mech;
-        enum nonoproxy_injection_mode inj;
+        enum nonoproxy_inject_mode inj;
         const char *mech_json;
         const char *inj_json;
     } rows[] = {
-        {NONOPROXY_AUTH_MECH_NONE, NONOPROXY_INJECTION_NONE, "null", "null"},
-        {NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION, NONOPROXY_INJECTION_HEADER,
+        {NONOPROXY_AUTH_MECH_NONE, NONOPROXY_INJECT_NONE, "null", "null"},
+        {NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION, NONOPROXY_INJECT_HEADER,
          "\"proxy_authorization\"", "\"header\""},
-        {NONOPROXY_AUTH_MECH_PHANTOM_HEADER, NONOPROXY_INJECTION_URL_PATH, "\"phantom_header\"",
+        {NONOPROXY_AUTH_MECH_PHANTOM_HEADER, NONOPROXY_INJECT_URL_PATH, "\"phantom_header\"",
          "\"url_path\""},
-        {NONOPROXY_AUTH_MECH_PHANTOM_PATH, NONOPROXY_INJECTION_QUERY_PARAM, "\"phantom_path\"",
+        {NONOPROXY_AUTH_MECH_PHANTOM_PATH, NONOPROXY_INJECT_QUERY_PARAM, "\"phantom_path\"",
          "\"query_param\""},
-        {NONOPROXY_AUTH_MECH_PHANTOM_QUERY, NONOPROXY_INJECTION_BASIC_AUTH, "\"phantom_query\"",
+        {NONOPROXY_AUTH_MECH_PHANTOM_QUERY, NONOPROXY_INJECT_BASIC_AUTH, "\"phantom_query\"",
          "\"basic_auth\""},
-        {(enum nonoproxy_auth_mechanism)42, (enum nonoproxy_injection_mode)42, "null", "null"},
+        {(enum nonoproxy_auth_mechanism)42, (enum nonoproxy_inject_mode)42, "null", "null"},
     };
     struct nonoproxy_audit_event *ev = new_events(1);
     char want[128];
@@ -991,7 +991,7 @@ json_worst_case_fits(void **state)
     ev->auth_mechanism = NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION;
     ev->auth_outcome = NONOPROXY_AUTH_OUTCOME_SUCCEEDED;
     ev->managed_credential_active = NONOPROXY_TRI_FALSE;
-    ev->injection_mode = NONOPROXY_INJECTION_QUERY_PARAM;
+    ev->injection_mode = NONOPROXY_INJECT_QUERY_PARAM;
     ev->denial_category = NONOPROXY_DENIAL_MANAGED_CREDENTIAL_UNAVAILABLE;
     ev->bytes_up = UINT64_MAX;
     ev->bytes_down = UINT64_MAX;

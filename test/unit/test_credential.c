@@ -185,48 +185,37 @@ ref_check_null_and_small_buffers(void **state)
     assert_int_equal(strlen(why), sizeof(why) - 1); /* truncated, terminated */
 }
 
-/* ---- np_cred_env_name ------------------------------------------------------------------- */
+/* ---- np_cred_ref_body -------------------------------------------------------------------- */
 
-struct env_name_row {
+struct body_row {
     const char *rule;
     const char *key;
-    const char *name; /* NULL = not an env:// reference */
+    enum np_cred_scheme scheme;
+    size_t skip; /* the body starts this many bytes into key */
 };
 
-static const struct env_name_row ENV_NAME_ROWS[] = {
-    {"env_reference_gives_name", "env://OPENAI_KEY", "OPENAI_KEY"},
-    {"env_reference_empty_name", "env://", ""},
-    {"file_reference_has_none", "file:///x", NULL},
-    {"keyring_reference_has_none", "keyring://s/a", NULL},
-    {"bare_name_has_none", "OPENAI_KEY", NULL},
-    {"uppercase_scheme_has_none", "ENV://X", NULL},
+static const struct body_row BODY_ROWS[] = {
+    {"env_reference_gives_name", "env://OPENAI_KEY", NP_CRED_ENV, 6},
+    {"env_reference_empty_name", "env://", NP_CRED_ENV, 6},
+    {"file_reference_gives_path", "file:///x", NP_CRED_FILE, 7},
+    {"keyring_reference_gives_pair", "keyring://s/a", NP_CRED_KEYRING, 10},
+    {"bare_name_is_itself", "OPENAI_KEY", NP_CRED_KEYRING, 0},
+    {"another_scheme_is_itself", "file:///x", NP_CRED_ENV, 0},
+    {"uppercase_scheme_is_itself", "ENV://X", NP_CRED_ENV, 0},
 };
 
 static void
-env_name_rows(void **state)
+ref_body_rows(void **state)
 {
     size_t i;
-    size_t len = 99;
 
     (void)state;
-    for (i = 0; i < NP_ARRAY_LEN(ENV_NAME_ROWS); i++) {
-        const struct env_name_row *row = &ENV_NAME_ROWS[i];
-        const char *name;
+    for (i = 0; i < NP_ARRAY_LEN(BODY_ROWS); i++) {
+        const struct body_row *row = &BODY_ROWS[i];
 
         print_message("  row %s\n", row->rule);
-        name = np_cred_env_name(row->key, &len);
-        if (row->name == NULL) {
-            assert_null(name);
-            assert_int_equal(len, 0);
-        } else {
-            assert_ptr_equal(name, row->key + 6); /* points into key */
-            assert_int_equal(len, strlen(row->name));
-            assert_memory_equal(name, row->name, len);
-        }
+        assert_ptr_equal(np_cred_ref_body(row->key, row->scheme), row->key + row->skip);
     }
-    assert_null(np_cred_env_name(NULL, &len));
-    assert_int_equal(len, 0);
-    assert_non_null(np_cred_env_name("env://A", NULL));
 }
 
 /* ---- np_cred_load: env:// --------------------------------------------------------------- */
@@ -797,7 +786,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ref_check_rows),
         cmocka_unit_test(ref_check_null_and_small_buffers),
-        cmocka_unit_test(env_name_rows),
+        cmocka_unit_test(ref_body_rows),
         cmocka_unit_test(load_env_rows),
         cmocka_unit_test(load_env_length_cap),
         cmocka_unit_test(load_file_rows),

@@ -734,12 +734,9 @@ struct fake_resolver {
     uint16_t port;
 };
 
-/* Record the call and return the scripted addresses with port 0 (decide must set the port).
- * The six parameters are the nonoproxy_resolve_fn signature. */
+/* Record the call and return the scripted addresses with port 0 (decide must set the port). */
 static int
-/* NOLINTNEXTLINE(readability-function-size) */
-fake_resolve(void *userdata, const char *host, uint16_t port, struct sockaddr_storage *addrs,
-             size_t max, size_t *count)
+fake_resolve(void *userdata, const char *host, uint16_t port, struct nonoproxy_addrs *out)
 {
     struct fake_resolver *fr = userdata;
     size_t n = 0;
@@ -747,16 +744,16 @@ fake_resolve(void *userdata, const char *host, uint16_t port, struct sockaddr_st
     fr->calls++;
     (void)snprintf(fr->host, sizeof(fr->host), "%s", host);
     fr->port = port;
-    while (n < max && n < NP_ARRAY_LEN(fr->addrs) && fr->addrs[n] != NULL) {
+    while (n < out->max && n < NP_ARRAY_LEN(fr->addrs) && fr->addrs[n] != NULL) {
         if (strcmp(fr->addrs[n], "unix") == 0) {
-            memset(&addrs[n], 0, sizeof(addrs[n]));
-            addrs[n].ss_family = AF_UNIX;
+            memset(&out->addrs[n], 0, sizeof(out->addrs[n]));
+            out->addrs[n].ss_family = AF_UNIX;
         } else {
-            mk_addr(fr->addrs[n], 0, &addrs[n]);
+            mk_addr(fr->addrs[n], 0, &out->addrs[n]);
         }
         n++;
     }
-    *count = n;
+    out->count = n;
     return fr->rc;
 }
 

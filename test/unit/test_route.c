@@ -581,6 +581,30 @@ build_defaults_table(void **state)
     }
 }
 
+/* One inject-mode enum for configuration and audit (issue #10): a zeroed configuration's
+ * NONOPROXY_INJECT_NONE means the default, HEADER; a value past BASIC_AUTH is refused. */
+static void
+build_inject_mode_none_is_header(void **state)
+{
+    struct nonoproxy_route_config rc;
+    struct np_route r;
+    char why[WHY_CAP];
+
+    (void)state;
+    memset(&rc, 0, sizeof(rc));
+    rc.prefix = "svc";
+    rc.upstream = "https://api.example.com";
+    rc.credential_key = "key";
+    assert_int_equal(rc.inject_mode, NONOPROXY_INJECT_NONE);
+    assert_int_equal(np_route_build(&rc, 0, &r, why, sizeof(why)), 0);
+    assert_int_equal(r.mode, NONOPROXY_INJECT_HEADER);
+    assert_string_equal(r.inject_header, "Authorization");
+    np_route_free(&r);
+    rc.inject_mode = (enum nonoproxy_inject_mode)(NONOPROXY_INJECT_BASIC_AUTH + 1);
+    assert_int_equal(np_route_build(&rc, 0, &r, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "inject_mode"));
+}
+
 struct upstream_row { // NOLINT(clang-analyzer-optin.performance.Padding): a test table
     const char *name;
     const char *upstream;
@@ -1356,6 +1380,7 @@ main(void)
         cmocka_unit_test(build_why_exact),
         cmocka_unit_test(build_why_truncated_or_null),
         cmocka_unit_test(build_defaults_table),
+        cmocka_unit_test(build_inject_mode_none_is_header),
         cmocka_unit_test(build_upstream_table),
         cmocka_unit_test(match_table),
         cmocka_unit_test(match_respects_length),
