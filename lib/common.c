@@ -46,7 +46,7 @@ np_copy_printable(char *dst, size_t cap, const char *src, size_t len)
     }
     for (i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)src[i];
-        dst[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+        dst[i] = (char)((ch < 0x20 || ch == 0x7f) ? '?' : ch);
     }
     dst[n] = '\0';
     if (n < len && cap > 4) {
@@ -85,7 +85,7 @@ np_parse_port(const char *s, size_t len)
 char
 np_ascii_lower(char c)
 {
-    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    return (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
 }
 
 bool
@@ -128,7 +128,7 @@ np_ascii_is_alnum(char c)
 char
 np_ascii_upper(char c)
 {
-    return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+    return (char)((c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c);
 }
 
 bool

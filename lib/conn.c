@@ -199,8 +199,7 @@ void
 np_conn_serve(struct np_session *se, const struct np_ctx *ctx, int fd)
 {
     const char *why = NULL;
-    bool next;
-    bool keep = false;
+    bool next = false;
     int status;
 
     se->ctx = ctx;
@@ -209,10 +208,10 @@ np_conn_serve(struct np_session *se, const struct np_ctx *ctx, int fd)
     se->in_len = 0;
     se->head_len = 0;
     se->linger = false;
-    for (next = false; !next || keep; next = true) {
+    /* One request per turn; the connection stays while the last answer kept it alive. */
+    for (;;) {
         se->head_len = 0;
         memset(&se->req, 0, sizeof(se->req));
-        keep = false;
         if (read_head(se, next) != HEAD_OK) {
             break;
         }
@@ -221,7 +220,10 @@ np_conn_serve(struct np_session *se, const struct np_ctx *ctx, int fd)
             reject_parse(se, status, why != NULL ? why : "malformed request");
             break;
         }
-        keep = dispatch(se);
+        if (!dispatch(se)) {
+            break;
+        }
+        next = true;
     }
     if (se->linger) {
         linger_close(se);

@@ -476,10 +476,11 @@ check_content(struct cred_load *l)
 /* Load the secret for key: the callback first, then the reference's own source; see
  * credential.h. The scratch buffer is wiped whatever happens. */
 enum np_cred_status
-// NOLINTNEXTLINE(readability-function-size): the signature is fixed by credential.h
-np_cred_load(const char *key, nonoproxy_credential_fn *cb, void *userdata, char **secret,
-             size_t *len, char *detail, size_t detail_cap)
+np_cred_load(const struct np_cred_request *q, char **secret, size_t *len, char *detail,
+             size_t detail_cap)
 {
+    const char *key = q->key;
+    nonoproxy_credential_fn *cb = q->cb;
     enum np_cred_status st = NP_CRED_UNAVAILABLE;
     enum np_cred_scheme scheme = NP_CRED_KEYRING;
     struct cred_load l = {key, NULL, 0, detail, detail_cap};
@@ -502,7 +503,7 @@ np_cred_load(const char *key, nonoproxy_credential_fn *cb, void *userdata, char 
         goto out;
     }
     if (cb != NULL) {
-        st = load_callback(&l, cb, userdata, &pass);
+        st = load_callback(&l, cb, q->userdata, &pass);
     }
     if (pass && custom) {
         fail(&l, "unsupported credential scheme, and the credential callback did not resolve it");

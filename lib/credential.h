@@ -19,16 +19,22 @@ enum np_cred_status {
     NP_CRED_UNAVAILABLE, /* keyring unreachable or locked, unreadable file, bad content */
 };
 
-/* Load the secret for key (already checked by np_cred_ref_check): ask cb first (may be NULL;
- * PASS falls through to the built-in sources). A file's one trailing "\n" or "\r\n" is
- * stripped. A secret that is empty, longer than NONOPROXY_SECRET_MAX or holds a control character (tab
- * excepted)
- * is refused (UNAVAILABLE): it could split an upstream header. A custom-scheme reference
- * (np_cred_ref_is_custom) is asked of cb only; PASS or no cb ⇒ UNAVAILABLE. On LOADED *secret is a
- * NUL-terminated np_malloc'd copy (free with np_free_secret) and *len its length; every
- * intermediate buffer is wiped. On other results detail holds one line for the diagnostic
+/* What to load, and the embedder's resolver to ask first. */
+struct np_cred_request {
+    const char *key;             /* a credential reference (SPEC §7) */
+    nonoproxy_credential_fn *cb; /* may be NULL */
+    void *userdata;              /* cb's */
+};
+
+/* Load the secret for q->key (already checked by np_cred_ref_check): ask q->cb first (PASS
+ * falls through to the built-in sources). A file's one trailing "\n" or "\r\n" is stripped.
+ * A secret that is empty, longer than NONOPROXY_SECRET_MAX or holds a control character (tab
+ * excepted) is refused (UNAVAILABLE): it could split an upstream header. A custom-scheme
+ * reference (np_cred_ref_is_custom) is asked of cb only; PASS or no cb ⇒ UNAVAILABLE. On
+ * LOADED *secret is a NUL-terminated np_malloc'd copy (free with np_free_secret) and *len its
+ * length; every intermediate buffer is wiped. On other results detail holds one line for the diagnostic
  * (naming the reference, never a value). */
-enum np_cred_status np_cred_load(const char *key, nonoproxy_credential_fn *cb, void *userdata,
-                                 char **secret, size_t *len, char *detail, size_t detail_cap);
+enum np_cred_status np_cred_load(const struct np_cred_request *q, char **secret, size_t *len,
+                                 char *detail, size_t detail_cap);
 
 #endif /* NP_CREDENTIAL_H */

@@ -55,7 +55,8 @@ np_xchg_connect_any(struct np_xchg *q, const struct np_addrlist *al, const char 
     int err = 0;
     int fd = -1;
 
-    io = np_net_connect_any(al->addr, al->n, ctx->s->connect_timeout_ms, ctx->stop_fd, &fd, &err);
+    io = np_net_connect_any(al->addr, al->n, (struct np_dial_limits){ctx->s->connect_timeout_ms, ctx->stop_fd},
+                            &fd, &err);
     if (io != NP_IO_OK) {
         np_session_connect_failure(io, err, what, f);
         return -1;
@@ -122,73 +123,93 @@ np_xchg_precheck_body(struct np_xchg *q)
 /* Outcome of reading a response head. */
 enum xchg_rh {
     RH_OK = 0,
+    RH_MORE,      /* the head is not complete yet (internal to the reading loop) */
     RH_NOTHING,   /* the upstream closed or failed before sending a byte */
     RH_TIMEOUT,
     RH_BAD,       /* malformed, too large, or closed mid-head */
     RH_STOPPED,
 };
 
-/* Read a final (non-1xx) response head into relay_a; *len is what was received, *head_len the
- * head's length. Interim 1xx responses are dropped. */
+/* A response head from the upstream: relay_a holds len bytes, the head's head_len first. */
+struct xchg_resp {
+    struct np_http_resp h;
+    size_t len;
+    size_t head_len;
+    unsigned interim;  /* 1xx heads dropped so far */
+    bool up_reusable;  /* out of xchg_respond: the upstream connection may be pooled */
+};
+
+/* What a failed read or wait means for the head, total bytes into it. */
 static enum xchg_rh
-xchg_read_resp_head(struct np_xchg *q, struct np_uconn *c, struct np_http_resp *resp,
-                   size_t *len, size_t *head_len)
+rh_of_io(enum np_io io, size_t total)
+{
+    if (io == NP_IO_TIMEOUT) {
+        return RH_TIMEOUT;
+    }
+    if (io == NP_IO_STOPPED) {
+        return RH_STOPPED;
+    }
+    return total == 0 ? RH_NOTHING : RH_BAD;
+}
+
+/* What the bytes in relay_a say: RH_OK for a final head in r->h, RH_BAD for a malformed one, a
+ * 101 or too many interim heads, RH_MORE while incomplete. Interim 1xx heads are dropped. */
+static enum xchg_rh
+xchg_parse_head(struct np_xchg *q, struct xchg_resp *r)
 {
     char *buf = q->se->relay_a;
     const char *why = NULL;
+
+    for (;;) {
+        enum np_head_scan sc = np_head_scan(buf, r->len, &r->head_len);
+
+        if (sc != NP_HEAD_COMPLETE) {
+            return sc == NP_HEAD_NEED_MORE && r->len < NP_RELAY_CAP ? RH_MORE : RH_BAD;
+        }
+        if (np_http_resp_parse(buf, r->head_len, &r->h, &why) != 0) {
+            q->resp_why = why;
+            return RH_BAD;
+        }
+        if (r->h.status < 100 || r->h.status >= 200) {
+            return RH_OK;
+        }
+        if (r->h.status == 101 || ++r->interim > XCHG_MAX_INTERIM) {
+            return RH_BAD; /* an endless stream of 1xx would hold the worker */
+        }
+        memmove(buf, buf + r->head_len, r->len - r->head_len);
+        r->len -= r->head_len;
+    }
+}
+
+/* Read a final (non-1xx) response head into relay_a (see struct xchg_resp). */
+static enum xchg_rh
+xchg_read_resp_head(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r)
+{
+    const struct np_ctx *ctx = q->se->ctx;
     size_t got = 0;
     size_t total = 0;
-    unsigned interim = 0;
-    enum np_head_scan sc;
+    enum xchg_rh rh;
     enum np_io io;
 
-    *len = 0;
+    memset(r, 0, sizeof(*r));
     /* The request has just been sent: the answer cannot be there yet. Waiting first saves
      * the read that would only say "not yet". */
     if (!np_stream_pending(&c->st)) {
-        io = np_net_wait(c->fd, POLLIN, q->se->ctx->stop_fd,
-                         np_deadline(q->se->ctx->s->response_timeout_ms));
-        if (io == NP_IO_TIMEOUT) {
-            return RH_TIMEOUT;
-        }
-        if (io == NP_IO_STOPPED) {
-            return RH_STOPPED;
+        io = np_net_wait(c->fd, POLLIN, ctx->stop_fd, np_deadline(ctx->s->response_timeout_ms));
+        if (io == NP_IO_TIMEOUT || io == NP_IO_STOPPED) {
+            return rh_of_io(io, 0);
         }
     }
-    for (;;) {
-        sc = np_head_scan(buf, *len, head_len);
-        if (sc == NP_HEAD_COMPLETE) {
-            if (np_http_resp_parse(buf, *head_len, resp, &why) != 0) {
-                q->resp_why = why;
-                return RH_BAD;
-            }
-            if (resp->status >= 100 && resp->status < 200 && resp->status != 101) {
-                if (++interim > XCHG_MAX_INTERIM) {
-                    return RH_BAD; /* an endless stream of 1xx would hold the worker */
-                }
-                memmove(buf, buf + *head_len, *len - *head_len);
-                *len -= *head_len;
-                continue;
-            }
-            return resp->status == 101 ? RH_BAD : RH_OK;
-        }
-        if (sc != NP_HEAD_NEED_MORE || *len == NP_RELAY_CAP) {
-            return RH_BAD;
-        }
-        io = np_stream_recv(&c->st, buf + *len, NP_RELAY_CAP - *len, &got,
-                            np_deadline(q->se->ctx->s->response_timeout_ms));
-        if (io == NP_IO_TIMEOUT) {
-            return RH_TIMEOUT;
-        }
-        if (io == NP_IO_STOPPED) {
-            return RH_STOPPED;
-        }
+    while ((rh = xchg_parse_head(q, r)) == RH_MORE) {
+        io = np_stream_recv(&c->st, q->se->relay_a + r->len, NP_RELAY_CAP - r->len, &got,
+                            np_deadline(ctx->s->response_timeout_ms));
         if (io != NP_IO_OK) {
-            return total == 0 ? RH_NOTHING : RH_BAD;
+            return rh_of_io(io, total);
         }
-        *len += got;
+        r->len += got;
         total += got;
     }
+    return rh;
 }
 
 /* Move the bytes after the head to the front of se->in; they start the request body (or the
@@ -336,17 +357,43 @@ xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_fra
     return np_buf_ok(&b) ? b.len : 0;
 }
 
-/* Relay the response: head to the client, then the body. Returns whether both the client and
- * the upstream connection may be reused. */
-static bool
-xchg_respond(struct np_xchg *q, struct np_uconn *c, const struct np_http_resp *resp, size_t len,
-            size_t head_len, bool *up_reusable)
+/* Relay the response body (framing in, to the client as out) after the head; sets
+ * r->up_reusable. Returns the relay's result. */
+static enum np_body_result
+xchg_relay_body(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r, enum np_framing in,
+                enum np_framing out)
 {
     struct np_session *se = q->se;
-    enum np_framing in = np_http_resp_framing(resp, q->head_method);
-    enum np_framing out = in;
     struct np_body_xfer x;
-    enum np_body_result br = NP_BODY_DONE;
+    enum np_body_result br;
+
+    memset(&x, 0, sizeof(x));
+    x.src = &c->st;
+    x.dst = &q->client;
+    x.in = in;
+    x.length = r->h.content_length;
+    x.out = out;
+    x.buf = se->relay_a;
+    x.cap = NP_RELAY_CAP;
+    memmove(se->relay_a, se->relay_a + r->head_len, r->len - r->head_len);
+    x.have = r->len - r->head_len;
+    x.idle_ms = se->ctx->s->response_timeout_ms;
+    x.send_ms = XCHG_SEND_MS;
+    br = np_body_relay(&x);
+    q->ev.bytes_down = x.body_bytes;
+    r->up_reusable = br == NP_BODY_DONE && in != NP_FRAME_CLOSE && r->h.keep_alive &&
+                     x.leftover_len == 0;
+    return br;
+}
+
+/* Relay the response: head to the client, then the body. Returns whether the client
+ * connection may be reused; r->up_reusable says whether the upstream one may. */
+static bool
+xchg_respond(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r)
+{
+    struct np_session *se = q->se;
+    enum np_framing in = np_http_resp_framing(&r->h, q->head_method);
+    enum np_framing out = in;
     bool keep;
     size_t n;
 
@@ -354,44 +401,28 @@ xchg_respond(struct np_xchg *q, struct np_uconn *c, const struct np_http_resp *r
         out = q->client_http10 ? NP_FRAME_CLOSE : NP_FRAME_CHUNKED;
     }
     keep = q->client_keep_alive && out != NP_FRAME_CLOSE && !q->body_incomplete;
-    n = xchg_client_head(q, resp, out, keep);
-    q->ev.status = (uint16_t)resp->status;
-    if (n != 0 && in == NP_FRAME_LENGTH && len - head_len == resp->content_length &&
-        resp->content_length <= NP_RELAY_CAP - n) {
+    n = xchg_client_head(q, &r->h, out, keep);
+    q->ev.status = (uint16_t)r->h.status;
+    if (n != 0 && in == NP_FRAME_LENGTH && r->len - r->head_len == r->h.content_length &&
+        r->h.content_length <= NP_RELAY_CAP - n) {
         /* The whole body came with the head (the common small API answer): one write. */
-        memcpy(se->relay_b + n, se->relay_a + head_len, (size_t)resp->content_length);
-        n += (size_t)resp->content_length;
-        q->ev.bytes_down = resp->content_length;
+        memcpy(se->relay_b + n, se->relay_a + r->head_len, (size_t)r->h.content_length);
+        n += (size_t)r->h.content_length;
+        q->ev.bytes_down = r->h.content_length;
         in = NP_FRAME_NONE;
-        len = head_len;
+        r->len = r->head_len;
     }
     np_emit(se->ctx, &q->ev);
+    r->up_reusable = false;
     if (n == 0 || np_stream_send_all(&q->client, se->relay_b, n, np_deadline(XCHG_SEND_MS)) !=
                       NP_IO_OK) {
-        *up_reusable = false;
         return false;
     }
-    if (in != NP_FRAME_NONE) {
-        memset(&x, 0, sizeof(x));
-        x.src = &c->st;
-        x.dst = &q->client;
-        x.in = in;
-        x.length = resp->content_length;
-        x.out = out;
-        x.buf = se->relay_a;
-        x.cap = NP_RELAY_CAP;
-        memmove(se->relay_a, se->relay_a + head_len, len - head_len);
-        x.have = len - head_len;
-        x.idle_ms = se->ctx->s->response_timeout_ms;
-        x.send_ms = XCHG_SEND_MS;
-        br = np_body_relay(&x);
-        q->ev.bytes_down = x.body_bytes;
-        *up_reusable = br == NP_BODY_DONE && in != NP_FRAME_CLOSE && resp->keep_alive &&
-                       x.leftover_len == 0;
-    } else {
-        *up_reusable = resp->keep_alive && len == head_len;
+    if (in == NP_FRAME_NONE) {
+        r->up_reusable = r->h.keep_alive && r->len == r->head_len;
+        return keep;
     }
-    return keep && br == NP_BODY_DONE;
+    return xchg_relay_body(q, c, r, in, out) == NP_BODY_DONE && keep;
 }
 
 /* Answer an upstream failure after the request was admitted. */
@@ -404,85 +435,130 @@ xchg_fail_answer(struct np_xchg *q, const struct np_failure *f)
                                     : "upstream unavailable");
 }
 
-/* Send the head (and body) on a pooled or new connection and read the response head, trying
- * a fresh connection once when a pooled one turns out to be stale and the request can be
- * repeated. Returns the connection (response head in relay_a) or NULL when answered. */
-static __attribute__((noinline)) struct np_uconn *
-xchg_exchange(struct np_xchg *q, struct np_http_resp *resp, size_t *len, size_t *head_len)
+/* Answer a response head that could not be read (rh is neither RH_OK nor RH_MORE). */
+static void
+xchg_fail_head(struct np_xchg *q, enum xchg_rh rh)
 {
-    struct np_session *se = q->se;
-    const char *head = se->relay_b + NP_XCHG_HEAD_OFF;
     struct np_failure f;
-    struct np_uconn *c;
+    const char *why = rh == RH_BAD ? q->resp_why : NULL;
+
+    memset(&f, 0, sizeof(f));
+    f.status = rh == RH_TIMEOUT ? 504 : 502;
+    f.cat = rh == RH_TIMEOUT ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
+                             : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+    (void)snprintf(f.reason, sizeof(f.reason), "%s%s%s",
+                   rh == RH_TIMEOUT   ? "upstream response timed out"
+                   : rh == RH_NOTHING ? "upstream closed the connection without answering"
+                   : rh == RH_STOPPED ? "proxy shutting down"
+                                      : "malformed upstream response head",
+                   why != NULL ? ": " : "", why != NULL ? why : "");
+    xchg_fail_answer(q, &f);
+}
+
+/* Answer a request body that did not reach the upstream because of the client or a shutdown.
+ * Returns false for the results that leave the exchange going (DONE, or DST_ERR: the upstream
+ * stopped reading but may still have answered). */
+static bool
+xchg_body_refused(struct np_xchg *q, enum np_body_result br)
+{
+    switch (br) {
+    case NP_BODY_STOPPED:
+        np_xchg_deny(q, 503, NONOPROXY_DENIAL_NONE, "proxy shutting down", "proxy shutting down");
+        return true;
+    case NP_BODY_SRC_TIMEOUT:
+        np_xchg_deny(q, 408, NONOPROXY_DENIAL_REQUEST_TIMEOUT, "request body incomplete",
+                     "bad request body");
+        return true;
+    case NP_BODY_MALFORMED:
+        np_xchg_deny(q, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, "malformed chunked request body",
+                     "bad request body");
+        return true;
+    case NP_BODY_TRUNCATED:
+    case NP_BODY_SRC_ERR:
+        np_xchg_deny(q, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, "request body incomplete",
+                     "bad request body");
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Result of one attempt at an exchange on one connection. */
+enum xchg_try {
+    TRY_OK,       /* the response head is in relay_a */
+    TRY_AGAIN,    /* a pooled connection was stale and the request may be repeated */
+    TRY_ANSWERED, /* the client has its error answer; c is closed */
+};
+
+/* Send the head (and body) on c and read the response head. */
+static enum xchg_try
+xchg_attempt(struct np_xchg *q, struct np_uconn *c, bool reused, struct xchg_resp *r)
+{
+    const char *head = q->se->relay_b + NP_XCHG_HEAD_OFF;
+    bool may_repeat = reused && q->idempotent && q->body == NP_FRAME_NONE;
     enum np_body_result br;
     enum xchg_rh rh;
-    int attempt;
 
-    for (attempt = 0; attempt < 2; attempt++) {
-        bool reused;
-        memset(&f, 0, sizeof(f));
-        c = attempt == 0 ? q->ops->take(q) : NULL;
-        reused = c != NULL;
-        if (c == NULL && (c = q->ops->open(q, &f)) == NULL) {
-            xchg_fail_answer(q, &f);
-            return NULL;
-        }
-        if (np_stream_send_all(&c->st, head, q->up_head_len, np_deadline(upstream_send_ms(q))) !=
-            NP_IO_OK) {
-            np_uconn_close(c);
-            if (reused && q->idempotent && q->body == NP_FRAME_NONE) {
-                continue;
-            }
-            f.status = 502;
-            f.cat = NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
-            (void)snprintf(f.reason, sizeof(f.reason), "sending the request upstream failed");
-            xchg_fail_answer(q, &f);
-            return NULL;
-        }
-        br = xchg_send_body(q, c);
-        if (br == NP_BODY_STOPPED) {
-            np_uconn_close(c);
-            np_xchg_deny(q, 503, NONOPROXY_DENIAL_NONE, "proxy shutting down",
-                     "proxy shutting down");
-            return NULL;
-        }
-        if (br == NP_BODY_MALFORMED || br == NP_BODY_TRUNCATED || br == NP_BODY_SRC_TIMEOUT ||
-            br == NP_BODY_SRC_ERR) {
-            np_uconn_close(c);
-            np_xchg_deny(q, br == NP_BODY_SRC_TIMEOUT ? 408 : 400,
-                     br == NP_BODY_SRC_TIMEOUT ? NONOPROXY_DENIAL_REQUEST_TIMEOUT
-                                               : NONOPROXY_DENIAL_MALFORMED_REQUEST,
-                     br == NP_BODY_MALFORMED ? "malformed chunked request body"
-                                             : "request body incomplete",
-                     "bad request body");
-            return NULL;
-        }
-        /* NP_BODY_DST_ERR: the upstream stopped reading; it may still have answered. Its
-         * answer is relayed, but the rest of the body is still in flight on both
-         * connections: neither may be reused. */
-        q->body_incomplete = br != NP_BODY_DONE;
-        rh = xchg_read_resp_head(q, c, resp, len, head_len);
-        if (rh == RH_OK) {
-            return c;
-        }
+    if (np_stream_send_all(&c->st, head, q->up_head_len, np_deadline(upstream_send_ms(q))) !=
+        NP_IO_OK) {
+        struct np_failure f = {502, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED,
+                               "sending the request upstream failed"};
+
         np_uconn_close(c);
-        if (rh == RH_NOTHING && reused && q->idempotent && q->body == NP_FRAME_NONE) {
-            continue;
+        if (may_repeat) {
+            return TRY_AGAIN;
         }
-        f.status = rh == RH_TIMEOUT ? 504 : 502;
-        f.cat = rh == RH_TIMEOUT ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
-                                 : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
-        (void)snprintf(f.reason, sizeof(f.reason), "%s%s%s",
-                       rh == RH_TIMEOUT   ? "upstream response timed out"
-                       : rh == RH_NOTHING ? "upstream closed the connection without answering"
-                       : rh == RH_STOPPED ? "proxy shutting down"
-                                          : "malformed upstream response head",
-                       rh == RH_BAD && q->resp_why != NULL ? ": " : "",
-                       rh == RH_BAD && q->resp_why != NULL ? q->resp_why : "");
+        xchg_fail_answer(q, &f);
+        return TRY_ANSWERED;
+    }
+    br = xchg_send_body(q, c);
+    if (xchg_body_refused(q, br)) {
+        np_uconn_close(c);
+        return TRY_ANSWERED;
+    }
+    /* NP_BODY_DST_ERR: the upstream stopped reading; it may still have answered. Its answer
+     * is relayed, but the rest of the body is still in flight on both connections: neither
+     * may be reused. */
+    q->body_incomplete = br != NP_BODY_DONE;
+    rh = xchg_read_resp_head(q, c, r);
+    if (rh == RH_OK) {
+        return TRY_OK;
+    }
+    np_uconn_close(c);
+    if (rh == RH_NOTHING && may_repeat) {
+        return TRY_AGAIN;
+    }
+    xchg_fail_head(q, rh);
+    return TRY_ANSWERED;
+}
+
+/* Send the request on a pooled or new connection and read the response head, trying a fresh
+ * connection once when a pooled one turns out to be stale and the request can be repeated.
+ * Returns the connection (response head in relay_a) or NULL when answered. */
+static struct np_uconn *
+xchg_exchange(struct np_xchg *q, struct xchg_resp *r)
+{
+    struct np_failure f;
+    struct np_uconn *c = q->ops->take(q);
+
+    if (c != NULL) {
+        switch (xchg_attempt(q, c, true, r)) {
+        case TRY_OK:
+            return c;
+        case TRY_ANSWERED:
+            return NULL;
+        case TRY_AGAIN:
+            break;
+        }
+    }
+    memset(&f, 0, sizeof(f));
+    c = q->ops->open(q, &f);
+    if (c == NULL) {
         xchg_fail_answer(q, &f);
         return NULL;
     }
-    return NULL; /* not reached: the second attempt always answers */
+    /* A fresh connection is never repeated: TRY_AGAIN needs a reused one. */
+    return xchg_attempt(q, c, false, r) == TRY_OK ? c : NULL;
 }
 
 /* Fill the request facts that outlive the head buffer. */
@@ -525,29 +601,26 @@ bool
 np_xchg_run(struct np_xchg *x)
 {
     struct np_session *se = x->se;
-    struct np_http_resp resp;
+    struct xchg_resp r;
     struct np_uconn *c;
-    size_t len = 0;
-    size_t head_len = 0;
-    bool up_reusable = false;
     bool keep;
 
     xchg_shift_in(se, se->head_len); /* the head is no longer needed: wipe it */
     memset(&se->req, 0, sizeof(se->req));
-    c = xchg_exchange(x, &resp, &len, &head_len);
+    c = xchg_exchange(x, &r);
     np_secure_zero(se->relay_b + NP_XCHG_HEAD_OFF, x->up_head_len); /* it may hold a secret */
     if (c == NULL) {
         return false;
     }
-    keep = xchg_respond(x, c, &resp, len, head_len, &up_reusable);
+    keep = xchg_respond(x, c, &r);
     if (x->body_incomplete) {
         /* Never pooled, never kept (SPEC §1.2): drain what the client still sends so that
          * it reads the answer before the close. */
-        up_reusable = false;
+        r.up_reusable = false;
         keep = false;
         se->linger = true;
     }
-    if (up_reusable) {
+    if (r.up_reusable) {
         x->ops->put(x, c);
     } else {
         np_uconn_close(c);

@@ -133,7 +133,7 @@ connect_proxy(struct chain *c, const struct np_resolver *r, uint32_t timeout_ms,
     if (n == 0) {
         return NP_EXT_UNREACHABLE;
     }
-    io = np_net_connect_any(addrs, n, timeout_ms, c->stop_fd, fd, &err);
+    io = np_net_connect_any(addrs, n, (struct np_dial_limits){timeout_ms, c->stop_fd}, fd, &err);
     switch (io) {
     case NP_IO_OK:
         return NP_EXT_OK;
@@ -319,11 +319,9 @@ format_target(const char *host, uint16_t port, char *out, size_t cap)
 }
 
 enum np_ext_result
-// NOLINTNEXTLINE(readability-function-size): the signature is fixed by external.h
-np_external_connect(const struct np_external *e, const struct np_resolver *r, const char *host,
-                    uint16_t port, uint32_t connect_timeout_ms, uint32_t answer_timeout_ms,
-                    int stop_fd, struct np_ext_tunnel *t)
+np_external_connect(const struct np_ext_request *q, struct np_ext_tunnel *t)
 {
+    const struct np_external *e = q->e;
     enum np_ext_result res = NP_EXT_UNREACHABLE;
     struct chain c;
     char target[NP_HOST_BUF + 8];
@@ -332,7 +330,7 @@ np_external_connect(const struct np_external *e, const struct np_resolver *r, co
 
     memset(&c, 0, sizeof(c));
     c.e = e;
-    c.stop_fd = stop_fd;
+    c.stop_fd = q->stop_fd;
     c.t = t;
     t->fd = -1;
     t->status = 0;
@@ -343,7 +341,7 @@ np_external_connect(const struct np_external *e, const struct np_resolver *r, co
     }
     format_who(&c);
     t->reason[0] = '\0';
-    if (format_target(host, port, target, sizeof(target)) != 0) {
+    if (format_target(q->host, q->port, target, sizeof(target)) != 0) {
         set_reason(&c, "not asked: invalid target host or port");
         return NP_EXT_REJECTED;
     }
@@ -352,11 +350,11 @@ np_external_connect(const struct np_external *e, const struct np_resolver *r, co
         set_unreachable(&c, ENOMEM);
         goto out;
     }
-    res = connect_proxy(&c, r, connect_timeout_ms, &fd);
+    res = connect_proxy(&c, q->resolver, q->connect_timeout_ms, &fd);
     if (res != NP_EXT_OK) {
         goto out;
     }
-    deadline = np_deadline(answer_timeout_ms);
+    deadline = np_deadline(q->answer_timeout_ms);
     res = send_connect(&c, fd, target, deadline);
     if (res == NP_EXT_OK) {
         res = read_answer(&c, fd, deadline);

@@ -38,14 +38,22 @@ struct np_ext_tunnel {
     size_t early_len;
 };
 
-/* Resolve the enterprise proxy (resolver; its addresses are not filtered — it is
+/* One chained CONNECT: the destination and the limits of asking for it. */
+struct np_ext_request {
+    const struct np_external *e;
+    const struct np_resolver *resolver; /* for the enterprise proxy's own name */
+    const char *host;                   /* the destination, normalised */
+    uint16_t port;
+    uint32_t connect_timeout_ms;        /* per address of the enterprise proxy */
+    uint32_t answer_timeout_ms;         /* for its whole answer head */
+    int stop_fd;
+};
+
+/* Resolve the enterprise proxy (q->resolver; its addresses are not filtered — it is
  * configuration), connect to each address in turn (connect_timeout_ms each), send
  * "CONNECT host:port HTTP/1.1\r\nHost: host:port\r\n" + auth_header + "\r\n" (IPv6 hosts in
  * brackets) and read its answer head (at most 16 KiB, answer_timeout_ms). On NP_EXT_OK t->fd
  * is the tunnel; otherwise t->fd is -1 and t->reason says why. */
-enum np_ext_result np_external_connect(const struct np_external *e, const struct np_resolver *r,
-                                       const char *host, uint16_t port,
-                                       uint32_t connect_timeout_ms, uint32_t answer_timeout_ms,
-                                       int stop_fd, struct np_ext_tunnel *t);
+enum np_ext_result np_external_connect(const struct np_ext_request *q, struct np_ext_tunnel *t);
 
 #endif /* NP_EXTERNAL_H */

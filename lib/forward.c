@@ -242,9 +242,10 @@ fwd_open_external(struct np_xchg *x, const struct fwd_ctx *fc, struct np_failure
     t.fd = -1;
     t.early = early;
     t.early_cap = sizeof(early);
-    r = np_external_connect(ctx->s->ext, &ctx->s->resolver, fc->q.norm, fc->q.port,
-                            ctx->s->connect_timeout_ms, ctx->s->response_timeout_ms,
-                            ctx->stop_fd, &t);
+    r = np_external_connect(&(struct np_ext_request){ctx->s->ext, &ctx->s->resolver, fc->q.norm,
+                                                     fc->q.port, ctx->s->connect_timeout_ms,
+                                                     ctx->s->response_timeout_ms, ctx->stop_fd},
+                            &t);
     if (r == NP_EXT_OK && t.early_len == 0) {
         return t.fd;
     }

@@ -511,10 +511,3 @@ np_body_relay(struct np_body_xfer *x)
 out:
     return res;
 }
-
-/* Write the chunked terminator. */
-enum np_io
-np_body_write_last_chunk(struct np_stream *dst, uint64_t deadline)
-{
-    return np_stream_send_all(dst, "0\r\n\r\n", 5, deadline);
-}

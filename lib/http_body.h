@@ -55,7 +55,4 @@ enum np_body_result np_body_relay(struct np_body_xfer *x);
  * refuse a malformed body before anything goes upstream. */
 bool np_body_chunked_prefix_ok(const char *buf, size_t len);
 
-/* Write the chunked terminator "0\r\n\r\n" (used when an empty body is re-framed as chunked). */
-enum np_io np_body_write_last_chunk(struct np_stream *dst, uint64_t deadline);
-
 #endif /* NP_HTTP_BODY_H */

@@ -228,6 +228,75 @@ accept_main(void *arg)
     return NULL;
 }
 
+/* The poll set of the reject thread: the stop descriptor, the wake descriptor, then each
+ * refused connection whose time is not up (closing those whose time is). idx maps pf[2 + k]
+ * to its slot. Sets *wait_ms to the time until the nearest deadline; returns the set's size. */
+static nfds_t
+reject_poll_set(struct np_listener *l, struct pollfd *pf, size_t *idx, int *wait_ms)
+{
+    uint64_t now = np_now_ms();
+    uint64_t next = now + NP_REJECT_MS;
+    nfds_t n = 2;
+    size_t i;
+
+    pf[0] = (struct pollfd){l->ctx->stop_fd, POLLIN, 0};
+    pf[1] = (struct pollfd){l->reject_wake, POLLIN, 0};
+    pthread_mutex_lock(&l->mu);
+    for (i = 0; i < NP_REJECT_SLOTS; i++) {
+        if (l->rq[i].fd < 0) {
+            continue;
+        }
+        if (l->rq[i].deadline <= now) {
+            np_net_close(l->rq[i].fd);
+            l->rq[i].fd = -1;
+            continue;
+        }
+        next = l->rq[i].deadline < next ? l->rq[i].deadline : next;
+        idx[n - 2] = i;
+        pf[n++] = (struct pollfd){l->rq[i].fd, POLLIN, 0};
+    }
+    pthread_mutex_unlock(&l->mu);
+    *wait_ms = (int)(next - now);
+    return n;
+}
+
+/* Consume a wake-up; returns whether it asks the thread to stop. */
+static bool
+reject_woken(struct np_listener *l)
+{
+    uint64_t v;
+    bool stop;
+
+    (void)read(l->reject_wake, &v, sizeof(v));
+    pthread_mutex_lock(&l->mu);
+    stop = l->stopping;
+    pthread_mutex_unlock(&l->mu);
+    return stop;
+}
+
+/* Discard what the readable refused connections sent; close those that ended. */
+static void
+reject_drain(struct np_listener *l, const struct pollfd *pf, const size_t *idx, nfds_t n)
+{
+    char sink[4096];
+    nfds_t i;
+
+    for (i = 2; i < n; i++) {
+        ssize_t r;
+
+        if (pf[i].revents == 0) {
+            continue;
+        }
+        r = recv(pf[i].fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            pthread_mutex_lock(&l->mu);
+            np_net_close(l->rq[idx[i - 2]].fd);
+            l->rq[idx[i - 2]].fd = -1;
+            pthread_mutex_unlock(&l->mu);
+        }
+    }
+}
+
 /* Drain refused connections until they close or their time is up. */
 static void *
 reject_main(void *arg)
@@ -235,58 +304,18 @@ reject_main(void *arg)
     struct np_listener *l = arg;
     struct pollfd pf[NP_REJECT_SLOTS + 2];
     size_t idx[NP_REJECT_SLOTS];
-    char sink[4096];
-    uint64_t now;
-    uint64_t next;
-    size_t i;
+    int wait_ms;
     nfds_t n;
 
     for (;;) {
-        pf[0] = (struct pollfd){l->ctx->stop_fd, POLLIN, 0};
-        pf[1] = (struct pollfd){l->reject_wake, POLLIN, 0};
-        n = 2;
-        now = np_now_ms();
-        next = now + NP_REJECT_MS;
-        pthread_mutex_lock(&l->mu);
-        for (i = 0; i < NP_REJECT_SLOTS; i++) {
-            if (l->rq[i].fd < 0) {
-                continue;
-            }
-            if (l->rq[i].deadline <= now) {
-                np_net_close(l->rq[i].fd);
-                l->rq[i].fd = -1;
-                continue;
-            }
-            next = l->rq[i].deadline < next ? l->rq[i].deadline : next;
-            idx[n - 2] = i;
-            pf[n++] = (struct pollfd){l->rq[i].fd, POLLIN, 0};
+        n = reject_poll_set(l, pf, idx, &wait_ms);
+        if (poll(pf, n, wait_ms) < 0) {
+            continue; /* EINTR; the set is rebuilt */
         }
-        pthread_mutex_unlock(&l->mu);
-        if (poll(pf, n, (int)(next - now)) < 0 && errno != EINTR) {
-            continue;
-        }
-        if (pf[0].revents != 0) {
+        if (pf[0].revents != 0 || (pf[1].revents != 0 && reject_woken(l))) {
             break;
         }
-        if (pf[1].revents != 0) {
-            uint64_t v;
-            bool stop;
-            (void)read(l->reject_wake, &v, sizeof(v));
-            pthread_mutex_lock(&l->mu);
-            stop = l->stopping;
-            pthread_mutex_unlock(&l->mu);
-            if (stop) {
-                break;
-            }
-        }
-        for (i = 2; i < n; i++) {
-            if (pf[i].revents != 0 && recv(pf[i].fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0) {
-                pthread_mutex_lock(&l->mu);
-                np_net_close(l->rq[idx[i - 2]].fd);
-                l->rq[idx[i - 2]].fd = -1;
-                pthread_mutex_unlock(&l->mu);
-            }
-        }
+        reject_drain(l, pf, idx, n);
     }
     return NULL;
 }

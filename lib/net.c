@@ -250,8 +250,7 @@ connect_finish(int s, uint32_t timeout_ms, int stop_fd, enum np_io *io)
 }
 
 enum np_io
-np_net_connect(const struct sockaddr_storage *ss, uint32_t timeout_ms, int stop_fd, int *fd,
-               int *err)
+np_net_connect(const struct sockaddr_storage *ss, struct np_dial_limits lim, int *fd, int *err)
 {
     enum np_io io = NP_IO_ERR;
     int s = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -266,7 +265,7 @@ np_net_connect(const struct sockaddr_storage *ss, uint32_t timeout_ms, int stop_
             *err = errno;
             goto out;
         }
-        *err = connect_finish(s, timeout_ms, stop_fd, &io);
+        *err = connect_finish(s, lim.timeout_ms, lim.stop_fd, &io);
         if (*err != 0) {
             goto out;
         }
@@ -281,15 +280,15 @@ out:
 }
 
 enum np_io
-np_net_connect_any(const struct sockaddr_storage *addrs, size_t n, uint32_t timeout_ms,
-                   int stop_fd, int *fd, int *err)
+np_net_connect_any(const struct sockaddr_storage *addrs, size_t n, struct np_dial_limits lim,
+                   int *fd, int *err)
 {
     bool timed_out = false;
     size_t i;
 
     *err = EHOSTUNREACH; /* no address at all */
     for (i = 0; i < n; i++) {
-        enum np_io io = np_net_connect(&addrs[i], timeout_ms, stop_fd, fd, err);
+        enum np_io io = np_net_connect(&addrs[i], lim, fd, err);
 
         if (io == NP_IO_OK || io == NP_IO_STOPPED) {
             return io;

@@ -48,18 +48,25 @@ enum np_io np_net_recv(int fd, void *buf, size_t cap, size_t *got, struct np_unt
 /* Send all len bytes. */
 enum np_io np_net_send_all(int fd, const void *buf, size_t len, int stop_fd, uint64_t deadline);
 
-/* Connect a TCP socket to ss with a timeout (0 = none). On success *fd is a connected,
- * close-on-exec socket with TCP_NODELAY (left non-blocking: every use goes through poll). On failure *err holds errno (ETIMEDOUT, ...). */
-enum np_io np_net_connect(const struct sockaddr_storage *ss, uint32_t timeout_ms, int stop_fd,
-                          int *fd, int *err);
+/* How long one connect may take (0 = no limit of its own) and what abandons it. */
+struct np_dial_limits {
+    uint32_t timeout_ms;
+    int stop_fd;
+};
 
-/* Connect to addrs[0..n) in turn, each with timeout_ms (0 = none), until one answers: the
- * one connect loop of every path (SPEC §3). Returns NP_IO_OK with *fd; NP_IO_STOPPED at
- * shutdown; NP_IO_TIMEOUT when no address connected and at least one timed out (⇒ 504
- * upstream_timeout); NP_IO_ERR when every address refused or was unreachable, or n is 0 (⇒ 502
- * upstream_connect_failed). *err holds the errno of the last failed attempt. */
+/* Connect a TCP socket to ss within lim. On success *fd is a connected, close-on-exec socket
+ * with TCP_NODELAY (left non-blocking: every use goes through poll). On failure *err holds
+ * errno (ETIMEDOUT, ...). */
+enum np_io np_net_connect(const struct sockaddr_storage *ss, struct np_dial_limits lim, int *fd,
+                          int *err);
+
+/* Connect to addrs[0..n) in turn, each within lim, until one answers: the one connect loop of
+ * every path (SPEC §3). Returns NP_IO_OK with *fd; NP_IO_STOPPED at shutdown; NP_IO_TIMEOUT
+ * when no address connected and at least one timed out (⇒ 504 upstream_timeout); NP_IO_ERR
+ * when every address refused or was unreachable, or n is 0 (⇒ 502 upstream_connect_failed).
+ * *err holds the errno of the last failed attempt. */
 enum np_io np_net_connect_any(const struct sockaddr_storage *addrs, size_t n,
-                              uint32_t timeout_ms, int stop_fd, int *fd, int *err);
+                              struct np_dial_limits lim, int *fd, int *err);
 
 /* TCP_NODELAY on. */
 void np_net_nodelay(int fd);

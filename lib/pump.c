@@ -128,6 +128,22 @@ poll_ms(uint64_t deadline)
     return now >= deadline ? 0 : (int)(deadline - now);
 }
 
+/* Fill the poll set for one turn: a side with nothing wanted is left out (fd -1), since its
+ * POLLHUP would spin the loop. Returns the set's size. */
+static nfds_t
+pump_poll_set(const struct np_pump *p, const struct dir *ab, const struct dir *ba,
+              struct pollfd *pf)
+{
+    pf[0].events = (short)(want_read(ab) | want_write(ba));
+    pf[0].fd = pf[0].events != 0 ? p->a : -1;
+    pf[1].events = (short)(want_read(ba) | want_write(ab));
+    pf[1].fd = pf[1].events != 0 ? p->b : -1;
+    pf[0].revents = 0;
+    pf[1].revents = 0;
+    pf[2] = (struct pollfd){p->stop_fd, POLLIN, 0};
+    return p->stop_fd >= 0 ? 3 : 2;
+}
+
 enum np_pump_end
 np_pump_run(struct np_pump *p)
 {
@@ -135,36 +151,27 @@ np_pump_run(struct np_pump *p)
     struct dir ba = {p->b, p->a, p->buf_ba, 0, 0, false, false, &p->bytes_ba};
     struct pollfd pf[3];
     uint64_t deadline = np_deadline(p->idle_ms);
+    nfds_t n;
     int r;
     int r2;
 
     while (!(ab.done && ba.done)) {
-        /* A side with nothing wanted is left out (fd -1): its POLLHUP would spin the loop. */
-        pf[0].events = (short)(want_read(&ab) | want_write(&ba));
-        pf[0].fd = pf[0].events != 0 ? p->a : -1;
-        pf[1].events = (short)(want_read(&ba) | want_write(&ab));
-        pf[1].fd = pf[1].events != 0 ? p->b : -1;
-        pf[0].revents = 0;
-        pf[1].revents = 0;
-        pf[2] = (struct pollfd){p->stop_fd, POLLIN, 0};
-        r = poll(pf, p->stop_fd >= 0 ? 3 : 2, poll_ms(deadline));
+        n = pump_poll_set(p, &ab, &ba, pf);
+        r = poll(pf, n, poll_ms(deadline));
         if (r < 0 && errno != EINTR) {
             return NP_PUMP_ERROR;
         }
-        if (p->stop_fd >= 0 && pf[2].revents != 0) {
+        if (n == 3 && pf[2].revents != 0) {
             return NP_PUMP_STOPPED;
         }
+        if (r == 0 && deadline != 0 && np_now_ms() >= deadline) {
+            return NP_PUMP_IDLE;
+        }
         if (r <= 0) {
-            if (r == 0 && deadline != 0 && np_now_ms() >= deadline) {
-                return NP_PUMP_IDLE;
-            }
             continue;
         }
         r = dir_step(&ab, pf[0].revents, pf[1].revents, p->buf_cap);
-        if (r < 0) {
-            return NP_PUMP_ERROR;
-        }
-        r2 = dir_step(&ba, pf[1].revents, pf[0].revents, p->buf_cap);
+        r2 = r < 0 ? -1 : dir_step(&ba, pf[1].revents, pf[0].revents, p->buf_cap);
         if (r2 < 0) {
             return NP_PUMP_ERROR;
         }

@@ -17,7 +17,7 @@
 
 /* Record one start diagnostic for route r. Returns 0 or -1 (no memory). */
 static int
-gateway_diag(struct np_route_runtime *g, const struct np_route *r, const char *code,
+runtime_diag(struct np_route_runtime *g, const struct np_route *r, const char *code,
              const char *detail)
 {
     struct nonoproxy_diagnostic *grown;
@@ -55,17 +55,17 @@ gateway_diag(struct np_route_runtime *g, const struct np_route *r, const char *c
 
 /* Load the credential of route i (if it has one) into it. */
 static enum nonoproxy_err
-gateway_load(struct np_route_runtime *g, const struct np_settings *s, struct np_route *r, size_t i,
+route_load_credential(struct np_route_runtime *g, const struct np_settings *s, struct np_route *r, size_t i,
              struct nonoproxy_diag *diag)
 {
+    const struct np_cred_request q = {r->credential_key, s->credential_cb, s->credential_userdata};
     char detail[256] = "";
     enum np_cred_status st;
 
     if (r->credential_key == NULL) {
         return NONOPROXY_OK;
     }
-    st = np_cred_load(r->credential_key, s->credential_cb, s->credential_userdata, &r->secret,
-                      &r->secret_len, detail, sizeof(detail));
+    st = np_cred_load(&q, &r->secret, &r->secret_len, detail, sizeof(detail));
     if (st == NP_CRED_LOADED) {
         if (np_route_prepare_injection(r) != 0) {
             np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "routes[%zu] '%s': out of memory", i,
@@ -75,7 +75,7 @@ gateway_load(struct np_route_runtime *g, const struct np_settings *s, struct np_
         np_log(s, NONOPROXY_LOG_INFO, "route '%s': credential loaded", r->prefix);
         return NONOPROXY_OK;
     }
-    if (gateway_diag(g, r,
+    if (runtime_diag(g, r,
                      st == NP_CRED_NOT_FOUND ? "credential_not_found" : "credential_unavailable",
                      detail) != 0) {
         np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "routes[%zu] '%s': out of memory", i,
@@ -105,15 +105,15 @@ np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out, struc
     for (i = 0; i < s->n_routes; i++) {
         struct np_route *r = &s->routes[i];
         struct np_route_rt *rt = &g->rt[i];
+        struct np_tls_roots roots = {NULL, s->ca_file, r->tls_ca};
 
         rt->r = r;
         g->n = i + 1;
-        rc = gateway_load(g, s, r, i, diag);
+        rc = route_load_credential(g, s, r, i, diag);
         if (rc != NONOPROXY_OK) {
             goto out;
         }
-        if (r->tls && np_tls_conf_new(NULL, s->ca_file, r->tls_ca, &rt->tls, why,
-                                      sizeof(why)) != 0) {
+        if (r->tls && np_tls_conf_new(&roots, &rt->tls, why, sizeof(why)) != 0) {
             np_diag_set(diag, NONOPROXY_ERR_TLS, 0, "routes[%zu] '%s': tls: %s", i, r->prefix,
                         why);
             rc = NONOPROXY_ERR_TLS;
@@ -135,7 +135,7 @@ out:
 
 /* Append name=value (copies) to g->env. */
 static int
-gateway_env_add(struct np_route_runtime *g, const char *name, const char *value)
+runtime_env_add(struct np_route_runtime *g, const char *name, const char *value)
 {
     char *n = np_strdup(name);
     char *v = np_strdup(value);
@@ -172,11 +172,11 @@ np_route_runtime_env(struct np_route_runtime *g, const struct sockaddr_storage *
 
         if (n < 0 || (size_t)n >= sizeof(url) ||
             np_route_base_url_name(r, name, sizeof(name)) == 0 ||
-            gateway_env_add(g, name, url) != 0) {
+            runtime_env_add(g, name, url) != 0) {
             return -1;
         }
         if (r->secret != NULL && np_route_phantom_name(r, name, sizeof(name)) != 0 &&
-            gateway_env_add(g, name, token) != 0) {
+            runtime_env_add(g, name, token) != 0) {
             return -1;
         }
     }
@@ -214,7 +214,7 @@ np_route_runtime_free(struct np_route_runtime *g)
     if (g == NULL) {
         return;
     }
-    for (i = 0; i < g->n; i++) {
+    for (i = 0; g->rt != NULL && i < g->n; i++) { /* n counts the filled slots of rt */
         np_upool_free(g->rt[i].pool);
         np_tls_conf_free(g->rt[i].tls);
     }

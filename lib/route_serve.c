@@ -292,8 +292,9 @@ rev_tls(struct np_xchg *q, const struct np_route_rt *rt, int fd, struct np_failu
     enum np_io io;
 
     if (rt->tls != NULL) {
-        io = np_tls_connect(rt->tls, fd, r->host, ctx->stop_fd,
-                            np_deadline(ctx->s->tls_timeout_ms), &tls, why, sizeof(why));
+        struct np_tls_dial d = {fd, r->host, {ctx->stop_fd, np_deadline(ctx->s->tls_timeout_ms)}};
+
+        io = np_tls_connect(rt->tls, &d, &tls, why, sizeof(why));
         if (io != NP_IO_OK) {
             np_net_close(fd);
             f->status = io == NP_IO_TIMEOUT ? 504 : 502;

@@ -225,16 +225,16 @@ setup_ssl(struct np_tls_conf *c, char *why, size_t cap)
 
 /* Build a shared client config: trust roots, DRBG, ssl config, empty session slot. */
 int
-// NOLINTNEXTLINE(readability-function-size): the signature is fixed by tls.h
-np_tls_conf_new(const char *system_bundle, const char *ca_file, const char *tls_ca,
-                struct np_tls_conf **out, char *why, size_t why_cap)
+np_tls_conf_new(const struct np_tls_roots *roots, struct np_tls_conf **out, char *why,
+                size_t why_cap)
 {
     struct np_tls_conf *c = np_calloc(1, sizeof(*c));
     const struct root_src srcs[] = {
-        {"system trust bundle", system_bundle != NULL ? system_bundle : NP_TLS_SYSTEM_BUNDLE,
-         ca_file != NULL || tls_ca != NULL, true},
-        {"ca_file", ca_file, false, false},
-        {"tls_ca", tls_ca, false, false},
+        {"system trust bundle",
+         roots->system_bundle != NULL ? roots->system_bundle : NP_TLS_SYSTEM_BUNDLE,
+         roots->ca_file != NULL || roots->tls_ca != NULL, true},
+        {"ca_file", roots->ca_file, false, false},
+        {"tls_ca", roots->tls_ca, false, false},
     };
     int rc = -1;
 
@@ -615,9 +615,8 @@ tls_setup(struct np_tls_conf *c, struct np_tls *t, const struct host_id *id, cha
 /* Handshake on fd for host: offer the slot's session if it was made for this host, verify
  * (mbedTLS checks the chain and dNSName; iPAddress is checked here), then save the session. */
 enum np_io
-// NOLINTNEXTLINE(readability-function-size): the signature is fixed by tls.h
-np_tls_connect(struct np_tls_conf *c, int fd, const char *host, int stop_fd, uint64_t deadline,
-               struct np_tls **out, char *why, size_t why_cap)
+np_tls_connect(struct np_tls_conf *c, const struct np_tls_dial *d, struct np_tls **out, char *why,
+               size_t why_cap)
 {
     enum np_io rc = NP_IO_ERR;
     struct np_tls *t = NULL;
@@ -626,7 +625,7 @@ np_tls_connect(struct np_tls_conf *c, int fd, const char *host, int stop_fd, uin
 
     *out = NULL;
     set_why(why, why_cap, "%s", "");
-    if (parse_host(host, &id) != 0) {
+    if (parse_host(d->host, &id) != 0) {
         set_why(why, why_cap, "invalid TLS host name");
         errno = EINVAL;
         goto out;
@@ -638,13 +637,13 @@ np_tls_connect(struct np_tls_conf *c, int fd, const char *host, int stop_fd, uin
         goto out;
     }
     mbedtls_ssl_init(&t->ssl);
-    t->fd = fd;
-    t->stop_fd = stop_fd;
+    t->fd = d->fd;
+    t->stop_fd = d->until.stop_fd;
     if (tls_setup(c, t, &id, why, why_cap) != 0) {
         goto out;
     }
     offered = offer_session(c, &t->ssl, id.name);
-    rc = handshake(t, deadline, &id, why, why_cap);
+    rc = handshake(t, d->until.deadline, &id, why, why_cap);
     if (rc != NP_IO_OK) {
         if (rc == NP_IO_ERR && offered) {
             drop_session(c, id.name);

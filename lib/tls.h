@@ -26,22 +26,35 @@ struct np_tls;
 /* Default system trust bundle (Debian ca-certificates). */
 #define NP_TLS_SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 
-/* Build a client config trusting system_bundle (NULL = NP_TLS_SYSTEM_BUNDLE; a missing system
- * bundle is not an error when an extra file is given) plus ca_file and tls_ca (each may be
- * NULL). Returns 0, or -1 with a one-line reason in why (naming the file that failed). */
-int np_tls_conf_new(const char *system_bundle, const char *ca_file, const char *tls_ca,
-                    struct np_tls_conf **out, char *why, size_t why_cap);
+/* The trust roots of a client config: files of PEM certificates, each may be NULL. */
+struct np_tls_roots {
+    const char *system_bundle; /* NULL = NP_TLS_SYSTEM_BUNDLE */
+    const char *ca_file;       /* the proxy's */
+    const char *tls_ca;        /* the route's */
+};
+
+/* Build a client config trusting roots->system_bundle (a missing system bundle is not an error
+ * when an extra file is given) plus ca_file and tls_ca. Returns 0, or -1 with a one-line reason
+ * in why (naming the file that failed). */
+int np_tls_conf_new(const struct np_tls_roots *roots, struct np_tls_conf **out, char *why,
+                    size_t why_cap);
 void np_tls_conf_free(struct np_tls_conf *c); /* NULL-safe */
 
-/* Handshake on fd (connected, non-blocking; not owned) with SNI and certificate verification
- * for host (a DNS name, or an IP literal: then its iPAddress SAN is checked). Offers the
+/* Handshake on d->fd (connected, non-blocking; not owned) with SNI and certificate verification
+ * for d->host (a DNS name, or an IP literal: then its iPAddress SAN is checked). Offers the
  * conf's saved session; saves the new one after success. On NP_IO_OK *out is ready. On
  * failure *out is NULL and why holds a one-line reason (e.g. "certificate verification
  * failed: ..."); NP_IO_ERR covers TLS and verification failures, NP_IO_TIMEOUT the deadline. */
-enum np_io np_tls_connect(struct np_tls_conf *c, int fd, const char *host, int stop_fd,
-                          uint64_t deadline, struct np_tls **out, char *why, size_t why_cap);
+struct np_tls_dial {
+    int fd;
+    const char *host;
+    struct np_until until; /* the stop descriptor and the handshake's deadline */
+};
+enum np_io np_tls_connect(struct np_tls_conf *c, const struct np_tls_dial *d, struct np_tls **out,
+                          char *why, size_t why_cap);
 
-/* Whether the handshake resumed a saved session. */
+/* Whether the handshake resumed a saved session (the tests' view of the session slot). */
+/* test hook */
 bool np_tls_resumed(const struct np_tls *t);
 
 /* A stream over t (ops recv/send_all/pending use mbedTLS; a close_notify reads as EOF). */

@@ -485,7 +485,7 @@ b64_holds(const char *b64, size_t len, const char *secret, size_t n, enum b64_re
         found = np_token_find_encoded((const char *)win, have, secret, n);
     }
     np_secure_zero(win, sizeof(win));
-    acc = 0;
+    np_secure_zero(&acc, sizeof(acc)); /* it held the last decoded bits */
     return found;
 }
 

@@ -133,9 +133,10 @@ external_tunnel(struct np_session *se, struct nonoproxy_audit_event *ev,
     t.fd = -1;
     t.early = se->relay_b; /* free until the relay starts, and large enough for any early bytes */
     t.early_cap = NP_RELAY_CAP;
-    r = np_external_connect(ctx->s->ext, &ctx->s->resolver, q->norm, q->port,
-                            ctx->s->connect_timeout_ms, ctx->s->response_timeout_ms,
-                            ctx->stop_fd, &t);
+    r = np_external_connect(&(struct np_ext_request){ctx->s->ext, &ctx->s->resolver, q->norm,
+                                                     q->port, ctx->s->connect_timeout_ms,
+                                                     ctx->s->response_timeout_ms, ctx->stop_fd},
+                            &t);
     if (r != NP_EXT_OK) {
         deny(se, ev, r == NP_EXT_TIMEOUT ? 504 : 502,
              r == NP_EXT_REJECTED  ? NONOPROXY_DENIAL_EXTERNAL_PROXY_REJECTED
@@ -157,47 +158,88 @@ external_tunnel(struct np_session *se, struct nonoproxy_audit_event *ev,
     np_net_close(t.fd);
 }
 
+/* Connect to the checked addresses of q and relay: the tunnel without an enterprise proxy. */
+static void
+direct_tunnel(struct np_session *se, struct nonoproxy_audit_event *ev,
+              const struct np_host_query *q)
+{
+    const struct np_ctx *ctx = se->ctx;
+    struct np_failure fail;
+    enum np_io io;
+    int up = -1;
+    int err = 0;
+
+    io = np_net_connect_any(q->addrs.addr, q->addrs.n,
+                            (struct np_dial_limits){ctx->s->connect_timeout_ms, ctx->stop_fd}, &up,
+                            &err);
+    if (io != NP_IO_OK) {
+        char what[NP_HOST_BUF + 8];
+
+        (void)snprintf(what, sizeof(what), "%s:%u", q->norm, (unsigned)q->port);
+        np_session_connect_failure(io, err, what, &fail);
+        deny(se, ev, fail.status, fail.cat, fail.reason);
+        return;
+    }
+    ev->status = 200;
+    np_emit(ctx, ev);
+    if (np_net_send_all(se->fd, established, sizeof(established) - 1, ctx->stop_fd,
+                        np_deadline(5000)) == NP_IO_OK) {
+        relay(se, ev, up);
+    } else {
+        record_close(se, ev, 0, 0, "client gone before the tunnel opened");
+    }
+    np_net_close(up);
+}
+
+/* The checks before any lookup: the authority's grammar, proxy auth, the token in the host,
+ * a CONNECT to a route's upstream. Fills q's host and port; returns false when answered. */
+static bool
+tunnel_admit(struct np_session *se, struct nonoproxy_audit_event *ev, struct np_host_query *q)
+{
+    const char *host;
+    size_t host_len;
+    uint16_t port;
+
+    if (np_split_authority(se->req.target, se->req.target_len, &host, &host_len, &port) != 0) {
+        np_audit_set_redacted(ev->target, sizeof(ev->target), se->req.target, se->req.target_len,
+                              se->ctx->token);
+        deny(se, ev, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
+             "CONNECT needs host:port (no userinfo, no escapes, port 1-65535)");
+        return false;
+    }
+    np_audit_set_redacted(ev->target, sizeof(ev->target), host, host_len, se->ctx->token);
+    ev->has_port = true;
+    ev->port = port;
+    if (!np_session_require_proxy_auth(se, ev)) {
+        return false;
+    }
+    if (np_session_host_has_token(se, host, host_len)) {
+        deny(se, ev, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, np_session_why_token_host);
+        return false;
+    }
+    if (bypasses_route(se, ev, host, host_len, port)) {
+        return false;
+    }
+    memset(q, 0, sizeof(*q));
+    q->host = host;
+    q->host_len = host_len;
+    q->port = port;
+    q->self = &se->ctx->self;
+    return true;
+}
+
 void
 np_tunnel_serve(struct np_session *se)
 {
     struct nonoproxy_audit_event ev;
     struct np_host_query q;
     enum np_host_verdict v;
-    const char *host;
-    size_t host_len;
-    uint16_t port;
-    int up = -1;
-    int err = 0;
-    enum np_io io;
-    struct np_failure fail;
 
     np_audit_event_init(&ev, NONOPROXY_MODE_CONNECT, NONOPROXY_DECISION_ALLOW);
     np_audit_set(ev.method, sizeof(ev.method), "CONNECT", 7);
-    if (np_split_authority(se->req.target, se->req.target_len, &host, &host_len, &port) != 0) {
-        np_audit_set_redacted(ev.target, sizeof(ev.target), se->req.target, se->req.target_len,
-                              se->ctx->token);
-        deny(se, &ev, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
-             "CONNECT needs host:port (no userinfo, no escapes, port 1-65535)");
+    if (!tunnel_admit(se, &ev, &q)) {
         return;
     }
-    np_audit_set_redacted(ev.target, sizeof(ev.target), host, host_len, se->ctx->token);
-    ev.has_port = true;
-    ev.port = port;
-    if (!np_session_require_proxy_auth(se, &ev)) {
-        return;
-    }
-    if (np_session_host_has_token(se, host, host_len)) {
-        deny(se, &ev, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, np_session_why_token_host);
-        return;
-    }
-    if (bypasses_route(se, &ev, host, host_len, port)) {
-        return;
-    }
-    memset(&q, 0, sizeof(q));
-    q.host = host;
-    q.host_len = host_len;
-    q.port = port;
-    q.self = &se->ctx->self;
     v = np_hostfilter_decide(se->ctx->s->allow, &se->ctx->s->resolver, &q);
     if (q.norm[0] != '\0') {
         np_audit_set_redacted(ev.target, sizeof(ev.target), q.norm, strlen(q.norm),
@@ -205,29 +247,9 @@ np_tunnel_serve(struct np_session *se)
     }
     if (np_external_applies(se->ctx->s->ext, v, &q)) {
         external_tunnel(se, &ev, &q);
-        return;
-    }
-    if (v != NP_HOST_ALLOW) {
+    } else if (v != NP_HOST_ALLOW) {
         deny_verdict(se, &ev, v, &q);
-        return;
-    }
-    io = np_net_connect_any(q.addrs.addr, q.addrs.n, se->ctx->s->connect_timeout_ms,
-                            se->ctx->stop_fd, &up, &err);
-    if (io != NP_IO_OK) {
-        char what[NP_HOST_BUF + 8];
-
-        (void)snprintf(what, sizeof(what), "%s:%u", q.norm, (unsigned)port);
-        np_session_connect_failure(io, err, what, &fail);
-        deny(se, &ev, fail.status, fail.cat, fail.reason);
-        return;
-    }
-    ev.status = 200;
-    np_emit(se->ctx, &ev);
-    if (np_net_send_all(se->fd, established, sizeof(established) - 1, se->ctx->stop_fd,
-                        np_deadline(5000)) == NP_IO_OK) {
-        relay(se, &ev, up);
     } else {
-        record_close(se, &ev, 0, 0, "client gone before the tunnel opened");
+        direct_tunnel(se, &ev, &q);
     }
-    np_net_close(up);
 }

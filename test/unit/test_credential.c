@@ -230,10 +230,12 @@ struct load_result {
 static void
 load(struct load_result *r, const char *key, nonoproxy_credential_fn *cb, void *ud)
 {
+    struct np_cred_request q = {key, cb, ud};
+
     memset(r->detail, 'X', sizeof(r->detail));
     r->secret = (char *)(uintptr_t)1; /* must be reset */
     r->len = 99;
-    r->st = np_cred_load(key, cb, ud, &r->secret, &r->len, r->detail, sizeof(r->detail));
+    r->st = np_cred_load(&q, &r->secret, &r->len, r->detail, sizeof(r->detail));
     if (r->st != NP_CRED_LOADED) {
         assert_null(r->secret);
         assert_int_equal(r->len, 0);

@@ -662,6 +662,17 @@ mk_external(const char *userinfo, const char *host, uint16_t port)
 
 /* ---- np_external_connect against the fake ------------------------------------------------ */
 
+/* np_external_connect with its request spelled out. */
+static enum np_ext_result
+ext_connect(const struct np_external *e, const struct np_resolver *r, const char *host,
+            uint16_t port, uint32_t connect_ms, uint32_t answer_ms, int stop_fd,
+            struct np_ext_tunnel *t)
+{
+    struct np_ext_request q = {e, r, host, port, connect_ms, answer_ms, stop_fd};
+
+    return np_external_connect(&q, t);
+}
+
 #define OK_200    "HTTP/1.1 200 Connection established\r\n\r\n"
 #define REQ_PLAIN "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
 
@@ -814,7 +825,7 @@ run_connect_row(const struct connect_row *r)
     t.early = early;
     t.early_cap = r->early_cap;
     got =
-        np_external_connect(e, &res, r->target, r->target_port, 5000, r->answer_timeout_ms, -1, &t);
+        ext_connect(e, &res, r->target, r->target_port, 5000, r->answer_timeout_ms, -1, &t);
     (void)snprintf(want_reason, sizeof(want_reason), "external proxy proxy.test:%u %s",
                    (unsigned)f.port, r->want_reason);
     if (got != r->want || strcmp(t.reason, want_reason) != 0) {
@@ -879,7 +890,7 @@ test_connect_head_too_large(void **state)
     memset(&t, 0, sizeof(t));
     t.early = early;
     t.early_cap = sizeof(early);
-    assert_int_equal(np_external_connect(e, NULL, "example.com", 443, 5000, 5000, -1, &t),
+    assert_int_equal(ext_connect(e, NULL, "example.com", 443, 5000, 5000, -1, &t),
                      NP_EXT_REJECTED);
     assert_int_equal(t.status, 0);
     assert_int_equal(t.fd, -1);
@@ -909,7 +920,7 @@ test_connect_literal_proxy_skips_resolver(void **state)
     memset(&t, 0, sizeof(t));
     t.early = early;
     t.early_cap = sizeof(early);
-    assert_int_equal(np_external_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t),
+    assert_int_equal(ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t),
                      NP_EXT_OK);
     assert_int_equal(stub.calls, 0);
     (void)snprintf(want, sizeof(want),
@@ -942,7 +953,7 @@ test_connect_tries_each_address(void **state)
     fake_run(&f);
     e = mk_external("", "proxy.test", f.port);
     memset(&t, 0, sizeof(t));
-    assert_int_equal(np_external_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t),
+    assert_int_equal(ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t),
                      NP_EXT_OK);
     assert_int_equal(t.early_len, 0);
     assert_tunnel_echoes(t.fd);
@@ -974,7 +985,7 @@ test_connect_closed_port_unreachable(void **state)
     (void)close(lfd); /* nothing listens there now */
     e = mk_external("user:" PASSWORD "@", "proxy.test", port);
     memset(&t, 0, sizeof(t));
-    assert_int_equal(np_external_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t),
+    assert_int_equal(ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t),
                      NP_EXT_UNREACHABLE);
     (void)snprintf(want, sizeof(want), "external proxy proxy.test:%u unreachable: %s",
                    (unsigned)port, NP_ERRSTR(ECONNREFUSED));
@@ -997,7 +1008,7 @@ test_connect_ipv6_proxy_reason(void **state)
 
     NP_UNUSED(state);
     memset(&t, 0, sizeof(t));
-    assert_int_equal(np_external_connect(e, NULL, "example.com", 443, 5000, 5000, -1, &t),
+    assert_int_equal(ext_connect(e, NULL, "example.com", 443, 5000, 5000, -1, &t),
                      NP_EXT_UNREACHABLE);
     assert_memory_equal(t.reason, want, sizeof(want) - 1);
     assert_true(strlen(t.reason) > sizeof(want) - 1);
@@ -1031,7 +1042,7 @@ test_connect_resolver_failure(void **state)
         struct np_resolver res = {stub_resolve, &stub};
 
         memset(&t, 0, sizeof(t));
-        if (np_external_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t) !=
+        if (ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t) !=
             NP_EXT_UNREACHABLE) {
             print_error("row %s: reason \"%s\"\n", rows[i].rule, t.reason);
             fail();
@@ -1063,7 +1074,7 @@ test_connect_stopped(void **state)
     fake_run(&f);
     e = mk_external("", "proxy.test", f.port);
     memset(&t, 0, sizeof(t));
-    assert_int_equal(np_external_connect(e, &res, "example.com", 443, 5000, 5000, stop[0], &t),
+    assert_int_equal(ext_connect(e, &res, "example.com", 443, 5000, 5000, stop[0], &t),
                      NP_EXT_STOPPED);
     assert_int_equal(t.fd, -1);
     (void)snprintf(want, sizeof(want), "external proxy proxy.test:%u abandoned: shutting down",
@@ -1088,15 +1099,15 @@ test_connect_bad_arguments(void **state)
 
     NP_UNUSED(state);
     memset(&t, 0, sizeof(t));
-    assert_int_equal(np_external_connect(NULL, &res, "example.com", 443, 5000, 5000, -1, &t),
+    assert_int_equal(ext_connect(NULL, &res, "example.com", 443, 5000, 5000, -1, &t),
                      NP_EXT_UNREACHABLE);
     assert_int_equal(t.fd, -1);
     assert_string_equal(t.reason, "no external proxy configured");
-    assert_int_equal(np_external_connect(e, &res, "bad host\r\nX: y", 443, 5000, 5000, -1, &t),
+    assert_int_equal(ext_connect(e, &res, "bad host\r\nX: y", 443, 5000, 5000, -1, &t),
                      NP_EXT_REJECTED);
     assert_string_equal(t.reason,
                         "external proxy proxy.test:3128 not asked: invalid target host or port");
-    assert_int_equal(np_external_connect(e, &res, "example.com", 0, 5000, 5000, -1, &t),
+    assert_int_equal(ext_connect(e, &res, "example.com", 0, 5000, 5000, -1, &t),
                      NP_EXT_REJECTED);
     assert_int_equal(t.fd, -1);
     assert_int_equal(stub.calls, 0);

@@ -968,7 +968,6 @@ relay_dst_closed(void **state)
     r = rig_new(NP_FRAME_LENGTH, 0, NP_FRAME_CHUNKED, WORK_CAP);
     close_fd(&r->dst_r);
     assert_result("dst_closed_terminator", np_body_relay(&r->x), NP_BODY_DST_ERR);
-    assert_int_equal(np_body_write_last_chunk(&r->dst, 0), NP_IO_ERR);
     rig_free(r);
 }
 
@@ -985,18 +984,6 @@ relay_src_error(void **state)
     assert_result("src_error", np_body_relay(&r->x), NP_BODY_SRC_ERR);
     close(p[0]);
     close(p[1]);
-    rig_free(r);
-}
-
-/* Check np_body_write_last_chunk's exact bytes. */
-static void
-write_last_chunk_bytes(void **state)
-{
-    struct rig *r = rig_new(NP_FRAME_LENGTH, 0, NP_FRAME_LENGTH, WORK_CAP);
-
-    NP_UNUSED(state);
-    assert_int_equal(np_body_write_last_chunk(&r->dst, np_deadline(WAIT_MS)), NP_IO_OK);
-    ASSERT_OUTPUT(r, "last_chunk", "0\r\n\r\n");
     rig_free(r);
 }
 
@@ -1088,7 +1075,6 @@ main(void)
         cmocka_unit_test(relay_dst_send_timeout),
         cmocka_unit_test(relay_dst_closed),
         cmocka_unit_test(relay_src_error),
-        cmocka_unit_test(write_last_chunk_bytes),
         cmocka_unit_test(relay_streams_each_piece),
     };
 

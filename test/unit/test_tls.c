@@ -518,7 +518,7 @@ fx_setup(void **state)
     f->fds_before = count_fds();
     f->srv.o = *state != NULL ? *(const struct srv_opts *)*state : opts_both;
     srv_start(&f->srv);
-    assert_int_equal(np_tls_conf_new(pki.ca, NULL, NULL, &f->conf, why, sizeof(why)), 0);
+    assert_int_equal(np_tls_conf_new(&(struct np_tls_roots){pki.ca, NULL, NULL}, &f->conf, why, sizeof(why)), 0);
     *state = f;
     return 0;
 }
@@ -556,7 +556,7 @@ tcp_to(uint16_t port)
     sin->sin_family = AF_INET;
     sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sin->sin_port = htons(port);
-    if (np_net_connect(&ss, IO_MS, -1, &fd, &err) != NP_IO_OK) {
+    if (np_net_connect(&ss, (struct np_dial_limits){IO_MS, -1}, &fd, &err) != NP_IO_OK) {
         return -1;
     }
     return fd;
@@ -584,8 +584,8 @@ conn_open(struct conn *c, struct np_tls_conf *conf, uint16_t port, const char *h
     }
     memset(c->why, 'X', sizeof(c->why) - 1); /* np_tls_connect must write it */
     c->why[sizeof(c->why) - 1] = '\0';
-    rc = np_tls_connect(conf, c->fd, host, stop_fd, np_deadline(IO_MS), &c->t, c->why,
-                        sizeof(c->why));
+    rc = np_tls_connect(conf, &(struct np_tls_dial){c->fd, host, {stop_fd, np_deadline(IO_MS)}},
+                        &c->t, c->why, sizeof(c->why));
     return rc;
 }
 
@@ -774,7 +774,7 @@ wrong_ca_fails_verification(void **state)
     struct conn c;
     char why[WHY_CAP];
 
-    assert_int_equal(np_tls_conf_new(pki.other, NULL, NULL, &other, why, sizeof(why)), 0);
+    assert_int_equal(np_tls_conf_new(&(struct np_tls_roots){pki.other, NULL, NULL}, &other, why, sizeof(why)), 0);
     assert_int_equal(conn_open(&c, other, f->srv.port, "localhost", -1), NP_IO_ERR);
     assert_null(c.t);
     assert_string_equal(c.why, "certificate verification failed: "
@@ -784,7 +784,7 @@ wrong_ca_fails_verification(void **state)
     np_tls_conf_free(other);
     other = NULL;
     if (access(NP_TLS_SYSTEM_BUNDLE, R_OK) == 0) {
-        assert_int_equal(np_tls_conf_new(NULL, NULL, NULL, &other, why, sizeof(why)), 0);
+        assert_int_equal(np_tls_conf_new(&(struct np_tls_roots){NULL, NULL, NULL}, &other, why, sizeof(why)), 0);
         assert_int_equal(conn_open(&c, other, f->srv.port, "localhost", -1), NP_IO_ERR);
         assert_null(c.t);
         assert_non_null(strstr(c.why, "certificate verification failed: "));
@@ -1111,7 +1111,8 @@ silent_peer_times_out_at_deadline(void **state)
     assert_true(fd >= 0);
     start = np_now_ms();
     deadline = start + 300;
-    assert_int_equal(np_tls_connect(conf, fd, "localhost", -1, deadline, &t, why, sizeof(why)),
+    assert_int_equal(np_tls_connect(conf, &(struct np_tls_dial){fd, "localhost", {-1, deadline}}, &t, why,
+                                    sizeof(why)),
                      NP_IO_TIMEOUT);
     assert_true(np_now_ms() >= deadline);
     assert_true(np_now_ms() - start < IO_MS);
@@ -1170,8 +1171,10 @@ stop_fd_interrupts_handshake(void **state)
     fd = tcp_to(port);
     assert_true(fd >= 0);
     start = np_now_ms();
-    assert_int_equal(np_tls_connect(conf, fd, "localhost", k.stop_fd, np_deadline(IO_MS * 2), &t,
-                                    why, sizeof(why)),
+    assert_int_equal(np_tls_connect(conf,
+                                    &(struct np_tls_dial){fd, "localhost",
+                                                          {k.stop_fd, np_deadline(IO_MS * 2)}},
+                                    &t, why, sizeof(why)),
                      NP_IO_STOPPED);
     assert_true(np_now_ms() - start < IO_MS);
     assert_null(t);
@@ -1182,8 +1185,10 @@ stop_fd_interrupts_handshake(void **state)
     fd = tcp_to(port);
     assert_true(fd >= 0);
     assert_int_equal(write(k.stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    assert_int_equal(np_tls_connect(conf, fd, "localhost", k.stop_fd, np_deadline(IO_MS * 2), &t,
-                                    why, sizeof(why)),
+    assert_int_equal(np_tls_connect(conf,
+                                    &(struct np_tls_dial){fd, "localhost",
+                                                          {k.stop_fd, np_deadline(IO_MS * 2)}},
+                                    &t, why, sizeof(why)),
                      NP_IO_STOPPED);
     assert_null(t);
     np_net_close(fd);
@@ -1262,6 +1267,8 @@ conf_new_loads_or_names_the_file(void **state)
 
     for (i = 0; i < NP_ARRAY_LEN(conf_rows); i++) {
         const struct conf_row *row = &conf_rows[i];
+        struct np_tls_roots roots = {file_path(row->bundle), file_path(row->ca_file),
+                                     file_path(row->tls_ca)};
         int rc;
 
         if (row->bundle == F_NULL && access(NP_TLS_SYSTEM_BUNDLE, R_OK) != 0) {
@@ -1272,8 +1279,7 @@ conf_new_loads_or_names_the_file(void **state)
         conf = (struct np_tls_conf *)&conf; /* must be reset */
         memset(why, 'X', sizeof(why) - 1);
         why[sizeof(why) - 1] = '\0';
-        rc = np_tls_conf_new(file_path(row->bundle), file_path(row->ca_file),
-                             file_path(row->tls_ca), &conf, why, sizeof(why));
+        rc = np_tls_conf_new(&roots, &conf, why, sizeof(why));
         if (row->why_pre != NULL) {
             bad = row->ca_file != F_NULL && row->ca_file != F_CA ? file_path(row->ca_file)
                   : row->tls_ca != F_NULL && row->tls_ca != F_CA ? file_path(row->tls_ca)
