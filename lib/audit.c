@@ -11,8 +11,8 @@
 
 #include "alloc.h"
 #include "buf.h"
-#include "token.h"
 #include "common.h"
+#include "token.h"
 
 struct np_audit_ring {
     pthread_mutex_t lock;
@@ -172,8 +172,7 @@ np_audit_redact(char *out, size_t cap, const char *src, size_t len, const char *
     while (i < len && used < cap) {
         size_t raw = 0;
 
-        if (slen > 0 &&
-            (src[i] == secret[0] || (src[i] ^ 0x20) == secret[0] || src[i] == '%') &&
+        if (slen > 0 && (src[i] == secret[0] || (src[i] ^ 0x20) == secret[0] || src[i] == '%') &&
             np_token_match_encoded(src + i, len - i, secret, slen, &raw)) {
             size_t k;
 

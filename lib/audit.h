@@ -20,8 +20,8 @@ void np_audit_ring_push(struct np_audit_ring *r, const struct nonoproxy_audit_ev
 
 /* Move up to max events, oldest first, into out; *dropped (may be NULL) receives the number
  * overwritten since the last drain, which is then reset. [any thread] */
-size_t np_audit_ring_drain(struct np_audit_ring *r, struct nonoproxy_audit_event *out,
-                           size_t max, uint64_t *dropped);
+size_t np_audit_ring_drain(struct np_audit_ring *r, struct nonoproxy_audit_event *out, size_t max,
+                           uint64_t *dropped);
 
 /* Zero ev and set timestamp, kind DECISION, mode and decision. */
 void np_audit_event_init(struct nonoproxy_audit_event *ev, enum nonoproxy_audit_mode mode,

@@ -102,8 +102,8 @@ add_entry(struct nonoproxy_config *cfg, const char *field, const char *host,
     }
     if (np_host_entry_normalize(host, norm, sizeof(norm), why, sizeof(why)) != 0) {
         np_copy_printable(shown, sizeof(shown), host, strlen(host));
-        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "%s: invalid entry '%s': %s", field,
-                    shown, why);
+        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "%s: invalid entry '%s': %s", field, shown,
+                    why);
         return NONOPROXY_ERR_INVALID_ARG;
     }
     l = lists_of(cfg);
@@ -178,9 +178,10 @@ static const char **
 route_field(struct nonoproxy_route_config *r, size_t i)
 {
     const char **fields[] = {
-        &r->prefix,       &r->upstream,         &r->credential_key,   &r->inject_header,
-        &r->credential_format, &r->path_pattern, &r->path_replacement, &r->query_param_name,
-        &r->env_var,      &r->tls_ca,
+        &r->prefix,           &r->upstream,          &r->credential_key,
+        &r->inject_header,    &r->credential_format, &r->path_pattern,
+        &r->path_replacement, &r->query_param_name,  &r->env_var,
+        &r->tls_ca,
     };
 
     return i < NP_ARRAY_LEN(fields) ? fields[i] : NULL;

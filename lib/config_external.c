@@ -320,7 +320,6 @@ np_external_bypassed(const struct np_external *e, const char *norm, uint16_t por
     return true;
 }
 
-
 bool
 np_external_applies(const struct np_external *e, enum np_host_verdict v,
                     const struct np_host_query *q)

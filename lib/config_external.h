@@ -16,10 +16,10 @@
 
 /* A parsed, validated external proxy. Immutable after np_external_new: shared by threads. */
 struct np_external {
-    char host[NP_HOST_BUF];      /* normalised (lower case; IPv6 without brackets) */
+    char host[NP_HOST_BUF]; /* normalised (lower case; IPv6 without brackets) */
     uint16_t port;
-    char *auth_header;           /* "Proxy-Authorization: Basic <b64(user:pass)>\r\n", or NULL;
-                                    np_malloc'd, wiped at free */
+    char *auth_header; /* "Proxy-Authorization: Basic <b64(user:pass)>\r\n", or NULL;
+                          np_malloc'd, wiped at free */
     size_t auth_header_len;
     struct np_hostfilter *bypass; /* compiled bypass list (never NULL; may be empty) */
 };
@@ -33,9 +33,8 @@ int np_external_check(const char *address, char *why, size_t why_cap);
 /* Build from the address (NULL: no external proxy, *out = NULL, everything goes direct) and
  * the bypass entries (validated when they were added) into *out. On error fills diag naming
  * "external_proxy" and returns the error. */
-enum nonoproxy_err np_external_new(const char *address, const char *const *bypass,
-                                   size_t n_bypass, struct np_external **out,
-                                   struct nonoproxy_diag *diag);
+enum nonoproxy_err np_external_new(const char *address, const char *const *bypass, size_t n_bypass,
+                                   struct np_external **out, struct nonoproxy_diag *diag);
 void np_external_free(struct np_external *e); /* NULL-safe; wipes auth_header */
 
 /* Whether a request to norm:port (normalised host) goes directly rather than through the
@@ -51,6 +50,5 @@ bool np_external_bypassed(const struct np_external *e, const char *norm, uint16_
  * the local resolver cannot; a name that resolved to a denied address was refused already). */
 bool np_external_applies(const struct np_external *e, enum np_host_verdict v,
                          const struct np_host_query *q);
-
 
 #endif /* NP_CONFIG_EXTERNAL_H */

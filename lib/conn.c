@@ -9,16 +9,16 @@
 #include "alloc.h"
 #include "forward.h"
 #include "route_serve.h"
-#include "upool.h"
 #include "tunnel.h"
+#include "upool.h"
 
 /* How long an idle client keep-alive connection waits for its next request. */
 #define NP_KEEPALIVE_IDLE_MS 60000u
 
 enum head_result {
     HEAD_OK = 0,
-    HEAD_GONE,      /* client closed or failed before a complete head; nothing to answer */
-    HEAD_ANSWERED,  /* an error was answered and recorded */
+    HEAD_GONE,     /* client closed or failed before a complete head; nothing to answer */
+    HEAD_ANSWERED, /* an error was answered and recorded */
 };
 
 /* Record a deny for a request that never got to a feature (mode connect: nothing else is
@@ -169,8 +169,8 @@ dispatch(struct np_session *se)
         return np_reverse_serve(se);
     } else {
         np_session_deny(se, &(struct np_refusal){NONOPROXY_MODE_FORWARD, 400,
-                                                  NONOPROXY_DENIAL_MALFORMED_REQUEST,
-                                                  "unsupported request target", false});
+                                                 NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                                                 "unsupported request target", false});
     }
     return false;
 }

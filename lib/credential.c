@@ -37,7 +37,7 @@
 /* A file may hold the secret plus "\r\n"; one byte more proves it too long. */
 #define SCRATCH_CAP ((size_t)NONOPROXY_SECRET_MAX + 3)
 
-#define REASON_MAX    320
+#define REASON_MAX 320
 
 static const char DEFAULT_SERVICE[] = "nono";
 

@@ -32,8 +32,8 @@ struct np_cred_request {
  * excepted) is refused (UNAVAILABLE): it could split an upstream header. A custom-scheme
  * reference (np_cred_ref_is_custom) is asked of cb only; PASS or no cb ⇒ UNAVAILABLE. On
  * LOADED *secret is a NUL-terminated np_malloc'd copy (free with np_free_secret) and *len its
- * length; every intermediate buffer is wiped. On other results detail holds one line for the diagnostic
- * (naming the reference, never a value). */
+ * length; every intermediate buffer is wiped. On other results detail holds one line for the
+ * diagnostic (naming the reference, never a value). */
 enum np_cred_status np_cred_load(const struct np_cred_request *q, char **secret, size_t *len,
                                  char *detail, size_t detail_cap);
 

@@ -25,7 +25,6 @@ int np_cred_ref_check(const char *key, enum np_cred_scheme *scheme, char *why, s
  * callback: then only the callback is asked for it (it may implement op://, vault://, ...). */
 bool np_cred_ref_is_custom(const char *key);
 
-
 /* The part of key after its scheme's prefix: the variable name (NP_CRED_ENV), the path
  * (NP_CRED_FILE), "service/account" (NP_CRED_KEYRING); key itself when it does not start with
  * that prefix (a bare keyring name). */

@@ -55,8 +55,9 @@ np_xchg_connect_any(struct np_xchg *q, const struct np_addrlist *al, const char 
     int err = 0;
     int fd = -1;
 
-    io = np_net_connect_any(al->addr, al->n, (struct np_dial_limits){ctx->s->connect_timeout_ms, ctx->stop_fd},
-                            &fd, &err);
+    io = np_net_connect_any(al->addr, al->n,
+                            (struct np_dial_limits){ctx->s->connect_timeout_ms, ctx->stop_fd}, &fd,
+                            &err);
     if (io != NP_IO_OK) {
         np_session_connect_failure(io, err, what, f);
         return -1;
@@ -123,10 +124,10 @@ np_xchg_precheck_body(struct np_xchg *q)
 /* Outcome of reading a response head. */
 enum xchg_rh {
     RH_OK = 0,
-    RH_MORE,      /* the head is not complete yet (internal to the reading loop) */
-    RH_NOTHING,   /* the upstream closed or failed before sending a byte */
+    RH_MORE,    /* the head is not complete yet (internal to the reading loop) */
+    RH_NOTHING, /* the upstream closed or failed before sending a byte */
     RH_TIMEOUT,
-    RH_BAD,       /* malformed, too large, or closed mid-head */
+    RH_BAD, /* malformed, too large, or closed mid-head */
     RH_STOPPED,
 };
 
@@ -135,8 +136,8 @@ struct xchg_resp {
     struct np_http_resp h;
     size_t len;
     size_t head_len;
-    unsigned interim;  /* 1xx heads dropped so far */
-    bool up_reusable;  /* out of xchg_respond: the upstream connection may be pooled */
+    unsigned interim; /* 1xx heads dropped so far */
+    bool up_reusable; /* out of xchg_respond: the upstream connection may be pooled */
 };
 
 /* What a failed read or wait means for the head, total bytes into it. */
@@ -315,8 +316,7 @@ put_scrubbed(const struct np_xchg *q, struct np_buf *out, const char *v, size_t 
 /* Write the client's response head for resp with framing out into relay_b; 0 when it does not
  * fit. */
 static size_t
-xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_framing out,
-                 bool keep)
+xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_framing out, bool keep)
 {
     struct np_buf b;
     size_t i;
@@ -381,8 +381,8 @@ xchg_relay_body(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r, enum
     x.send_ms = XCHG_SEND_MS;
     br = np_body_relay(&x);
     q->ev.bytes_down = x.body_bytes;
-    r->up_reusable = br == NP_BODY_DONE && in != NP_FRAME_CLOSE && r->h.keep_alive &&
-                     x.leftover_len == 0;
+    r->up_reusable =
+        br == NP_BODY_DONE && in != NP_FRAME_CLOSE && r->h.keep_alive && x.leftover_len == 0;
     return br;
 }
 
@@ -414,8 +414,8 @@ xchg_respond(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r)
     }
     np_emit(se->ctx, &q->ev);
     r->up_reusable = false;
-    if (n == 0 || np_stream_send_all(&q->client, se->relay_b, n, np_deadline(XCHG_SEND_MS)) !=
-                      NP_IO_OK) {
+    if (n == 0 ||
+        np_stream_send_all(&q->client, se->relay_b, n, np_deadline(XCHG_SEND_MS)) != NP_IO_OK) {
         return false;
     }
     if (in == NP_FRAME_NONE) {
@@ -575,8 +575,8 @@ xchg_facts(struct np_xchg *q)
     q->head_method = req->method == NP_METHOD_HEAD;
     q->client_keep_alive = req->keep_alive;
     q->client_http10 = req->http_major == 1 && req->http_minor == 0;
-    q->expect_continue = ex != NULL && ex->value_len == 12 &&
-                         strncasecmp(ex->value, "100-continue", 12) == 0;
+    q->expect_continue =
+        ex != NULL && ex->value_len == 12 && strncasecmp(ex->value, "100-continue", 12) == 0;
     for (i = 0; i < NP_ARRAY_LEN(idem); i++) {
         if (strcmp(req->method_name, idem[i]) == 0) {
             q->idempotent = true;
@@ -585,8 +585,8 @@ xchg_facts(struct np_xchg *q)
 }
 
 void
-np_xchg_init(struct np_xchg *x, struct np_session *se, const struct np_xchg_ops *ops,
-             void *ops_ctx, bool json)
+np_xchg_init(struct np_xchg *x, struct np_session *se, const struct np_xchg_ops *ops, void *ops_ctx,
+             bool json)
 {
     memset(x, 0, sizeof(*x));
     x->se = se;

@@ -43,7 +43,7 @@ struct np_xchg {
     struct nonoproxy_audit_event ev; /* allow event, filled by the caller; status set here */
     const struct np_xchg_ops *ops;
     void *ops_ctx;
-    bool json;                       /* error answers as JSON (routes) or plain text */
+    bool json; /* error answers as JSON (routes) or plain text */
 
     /* Request facts that outlive the head (np_xchg_facts). */
     enum np_framing body;
@@ -58,7 +58,7 @@ struct np_xchg {
      * or failed): neither the upstream connection nor the client connection may carry
      * another request, since the next one would land inside this body (SPEC §1.2). */
     bool body_incomplete;
-    const char *resp_why;            /* why the response head was refused (static text) */
+    const char *resp_why; /* why the response head was refused (static text) */
 
     /* Route secrets that must not reach the client in the response head (SPEC §6.7): the
      * secret itself and, for basic_auth, its base64; len 0 = unused. Set by the caller. */
@@ -67,7 +67,7 @@ struct np_xchg {
         size_t len;
     } scrub[2];
 
-    size_t up_head_len;              /* relay_b + NP_XCHG_HEAD_OFF, written by the caller */
+    size_t up_head_len; /* relay_b + NP_XCHG_HEAD_OFF, written by the caller */
     struct np_stream client;
 };
 

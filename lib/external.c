@@ -42,7 +42,6 @@
 #define SHOWN_HOST   64    /* host as shown in reasons (truncated with "...") */
 #define SHOWN_PHRASE 64    /* reason phrase as shown in reasons */
 
-
 /* ---------------------------------------------------------------------------------------- */
 /* np_external_connect                                                                      */
 /* ---------------------------------------------------------------------------------------- */
@@ -371,4 +370,3 @@ out:
     np_free(c.buf);
     return res;
 }
-

@@ -27,13 +27,13 @@ enum np_ext_result {
 
 /* One chained CONNECT. */
 struct np_ext_tunnel {
-    int fd;              /* out: connected to the enterprise proxy, tunnel established */
-    unsigned status;     /* out: the enterprise proxy's status code (0 if none) */
-    char reason[192];    /* out: one line for the audit and the client's 502 body, e.g.
-                            "external proxy 127.0.0.1:3128 answered 407 Proxy Authentication
-                            Required" — never the password */
-    char *early;         /* in: buffer for bytes the enterprise proxy sent after its 2xx head
-                            (they belong to the tunnel); out: early_len of them */
+    int fd;           /* out: connected to the enterprise proxy, tunnel established */
+    unsigned status;  /* out: the enterprise proxy's status code (0 if none) */
+    char reason[192]; /* out: one line for the audit and the client's 502 body, e.g.
+                         "external proxy 127.0.0.1:3128 answered 407 Proxy Authentication
+                         Required" — never the password */
+    char *early;      /* in: buffer for bytes the enterprise proxy sent after its 2xx head
+                         (they belong to the tunnel); out: early_len of them */
     size_t early_cap;
     size_t early_len;
 };
@@ -44,8 +44,8 @@ struct np_ext_request {
     const struct np_resolver *resolver; /* for the enterprise proxy's own name */
     const char *host;                   /* the destination, normalised */
     uint16_t port;
-    uint32_t connect_timeout_ms;        /* per address of the enterprise proxy */
-    uint32_t answer_timeout_ms;         /* for its whole answer head */
+    uint32_t connect_timeout_ms; /* per address of the enterprise proxy */
+    uint32_t answer_timeout_ms;  /* for its whole answer head */
     int stop_fd;
 };
 

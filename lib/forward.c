@@ -17,8 +17,8 @@
 #include "buf.h"
 #include "exchange.h"
 #include "external.h"
-#include "route_runtime.h"
 #include "hostfilter.h"
+#include "route_runtime.h"
 #include "route_serve.h"
 #include "token.h"
 #include "upool.h"
@@ -28,10 +28,10 @@
 struct fwd_uri {
     const char *authority; /* host[:port] as sent, for the Host header */
     size_t authority_len;
-    const char *host;      /* without brackets */
+    const char *host; /* without brackets */
     size_t host_len;
     uint16_t port;
-    const char *path;      /* from the first '/' or '?' on; empty means "/" */
+    const char *path; /* from the first '/' or '?' on; empty means "/" */
     size_t path_len;
 };
 
@@ -40,9 +40,9 @@ struct fwd_ctx {
     const struct fwd_uri *u; /* points into the client's head: valid until np_xchg_run */
     char host[NP_HOST_BUF];  /* when a kept-alive decision is reused: u's host, copied for a
                                 decision taken after the head is gone; else "" */
-    struct np_host_query q; /* the filter's verdict and checked addresses */
-    bool decided;           /* q is filled (false while a kept-alive decision is reused) */
-    bool via_ext;           /* through the external proxy */
+    struct np_host_query q;  /* the filter's verdict and checked addresses */
+    bool decided;            /* q is filled (false while a kept-alive decision is reused) */
+    bool via_ext;            /* through the external proxy */
     char key[NP_HOST_BUF + 16];
 };
 
@@ -178,8 +178,8 @@ fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_failure *f)
     fc->decided = true;
     v = np_hostfilter_decide(ctx->s->allow, &ctx->s->resolver, &fc->q);
     if (fc->q.norm[0] != '\0') {
-        np_audit_set_redacted(x->ev.target, sizeof(x->ev.target), fc->q.norm,
-                              strlen(fc->q.norm), ctx->token);
+        np_audit_set_redacted(x->ev.target, sizeof(x->ev.target), fc->q.norm, strlen(fc->q.norm),
+                              ctx->token);
     }
     fc->via_ext = np_external_applies(ctx->s->ext, v, &fc->q);
     if (v != NP_HOST_ALLOW && !fc->via_ext) {
@@ -252,8 +252,8 @@ fwd_open_external(struct np_xchg *x, const struct fwd_ctx *fc, struct np_failure
     np_net_close(t.fd);
     f->status = r == NP_EXT_TIMEOUT ? 504 : 502;
     f->cat = r == NP_EXT_REJECTED || r == NP_EXT_OK ? NONOPROXY_DENIAL_EXTERNAL_PROXY_REJECTED
-             : r == NP_EXT_TIMEOUT ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
-                                   : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
+             : r == NP_EXT_TIMEOUT                  ? NONOPROXY_DENIAL_UPSTREAM_TIMEOUT
+                                                    : NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED;
     (void)snprintf(f->reason, sizeof(f->reason), "%s",
                    r == NP_EXT_OK ? "external proxy sent data before the request" : t.reason);
     return -1;
@@ -271,7 +271,8 @@ fwd_open(struct np_xchg *x, struct np_failure *f)
     if (!fc->decided && !fwd_decide(x, fc, f)) {
         return NULL; /* the kept-alive connection was gone: the filter runs after all */
     }
-    fd = fc->via_ext ? fwd_open_external(x, fc, f) : np_xchg_connect_any(x, &fc->q.addrs, fc->key, f);
+    fd = fc->via_ext ? fwd_open_external(x, fc, f)
+                     : np_xchg_connect_any(x, &fc->q.addrs, fc->key, f);
     if (fd < 0) {
         return NULL;
     }
@@ -294,8 +295,8 @@ static const struct np_xchg_ops fwd_ops = {
  * for it stands (the configuration is immutable and the connection is pinned to the addresses
  * checked then): skip the filter and its DNS lookup. Returns true when reused. */
 static bool
-fwd_reuse_decision(const struct np_session *se, struct fwd_ctx *fc, const char *norm,
-                   uint16_t port, struct np_xchg *x)
+fwd_reuse_decision(const struct np_session *se, struct fwd_ctx *fc, const char *norm, uint16_t port,
+                   struct np_xchg *x)
 {
     char key[sizeof(fc->key)];
     size_t n;
@@ -318,8 +319,7 @@ fwd_reuse_decision(const struct np_session *se, struct fwd_ctx *fc, const char *
     if (fc->via_ext) {
         x->ev.mode = NONOPROXY_MODE_EXTERNAL;
     }
-    np_audit_set_redacted(x->ev.target, sizeof(x->ev.target), norm, strlen(norm),
-                          se->ctx->token);
+    np_audit_set_redacted(x->ev.target, sizeof(x->ev.target), norm, strlen(norm), se->ctx->token);
     return true;
 }
 
@@ -340,8 +340,8 @@ np_forward_serve(struct np_session *se)
                  strlen(se->req.method_name));
     x.ev.auth_mechanism = se->ctx->s->require_auth ? NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION
                                                    : NONOPROXY_AUTH_MECH_NONE;
-    x.ev.auth_outcome = se->ctx->s->require_auth ? NONOPROXY_AUTH_OUTCOME_SUCCEEDED
-                                                 : NONOPROXY_AUTH_OUTCOME_NONE;
+    x.ev.auth_outcome =
+        se->ctx->s->require_auth ? NONOPROXY_AUTH_OUTCOME_SUCCEEDED : NONOPROXY_AUTH_OUTCOME_NONE;
     if (fwd_parse(se->req.target, se->req.target_len, &u) != 0) {
         np_audit_set_path(&x.ev, se->req.target, se->req.target_len, se->ctx->token);
         np_xchg_deny(&x, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST,
@@ -354,14 +354,13 @@ np_forward_serve(struct np_session *se)
     np_audit_set_path(&x.ev, u.path, u.path_len, se->ctx->token);
     if (np_session_host_has_token(se, u.authority, u.authority_len)) {
         /* Before any lookup: the name would go into DNS and the Host header (SPEC §1.2). */
-        np_xchg_deny(&x, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, np_session_why_token_host,
-                     NULL);
+        np_xchg_deny(&x, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, np_session_why_token_host, NULL);
         return false;
     }
     if (np_host_normalize(u.host, u.host_len, norm, sizeof(norm)) != 0) {
         norm[0] = '\0';
     } else if (fwd_is_self(se, norm, u.port) && se->ctx->routes != NULL && se->ctx->routes->n > 0 &&
-        u.path_len > 0 && u.path[0] == '/') {
+               u.path_len > 0 && u.path[0] == '/') {
         /* A client that sends its base-URL requests through HTTP_PROXY: serve the route. */
         se->req.target = u.path;
         se->req.target_len = u.path_len;

@@ -74,7 +74,7 @@ struct np_resolver {
 
 /* Inputs and outputs of one decision. */
 struct np_host_query {
-    const char *host;  /* as received (raw); normalised inside */
+    const char *host; /* as received (raw); normalised inside */
     size_t host_len;
     uint16_t port;
     const struct sockaddr_storage *self; /* may be NULL */

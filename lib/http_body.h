@@ -17,32 +17,32 @@
 struct np_body_xfer {
     struct np_stream *src;
     struct np_stream *dst;
-    enum np_framing in;      /* framing of the source body (not NONE) */
-    uint64_t length;         /* in == LENGTH: the Content-Length */
-    enum np_framing out;     /* CHUNKED: re-encode the decoded data as chunks, one per read,
-                                ending with "0\r\n\r\n" (trailers dropped); LENGTH or CLOSE:
-                                write the decoded data as it is */
-    char *buf;               /* work buffer, cap bytes; on entry buf[0..have) holds body bytes
-                                already received after the head */
+    enum np_framing in;  /* framing of the source body (not NONE) */
+    uint64_t length;     /* in == LENGTH: the Content-Length */
+    enum np_framing out; /* CHUNKED: re-encode the decoded data as chunks, one per read,
+                            ending with "0\r\n\r\n" (trailers dropped); LENGTH or CLOSE:
+                            write the decoded data as it is */
+    char *buf;           /* work buffer, cap bytes; on entry buf[0..have) holds body bytes
+                            already received after the head */
     size_t cap;
     size_t have;
-    uint32_t idle_ms;        /* longest wait for the next source byte; 0 = none */
-    uint32_t send_ms;        /* longest wait for one write to dst; 0 = none */
+    uint32_t idle_ms; /* longest wait for the next source byte; 0 = none */
+    uint32_t send_ms; /* longest wait for one write to dst; 0 = none */
 
     /* Results. */
-    uint64_t body_bytes;     /* decoded body bytes written to dst */
-    size_t leftover_off;     /* on NP_BODY_DONE: bytes after the body's end (a pipelined next */
-    size_t leftover_len;     /* message) are buf[leftover_off .. +leftover_len) */
+    uint64_t body_bytes; /* decoded body bytes written to dst */
+    size_t leftover_off; /* on NP_BODY_DONE: bytes after the body's end (a pipelined next */
+    size_t leftover_len; /* message) are buf[leftover_off .. +leftover_len) */
 };
 
 enum np_body_result {
-    NP_BODY_DONE = 0,     /* the whole body went to dst (for CLOSE: the source closed) */
-    NP_BODY_TRUNCATED,    /* the source closed before the body's end */
-    NP_BODY_MALFORMED,    /* bad chunk framing (size, CRLF, trailer) */
-    NP_BODY_SRC_TIMEOUT,  /* no source byte within idle_ms */
-    NP_BODY_SRC_ERR,      /* source socket/TLS error */
-    NP_BODY_DST_ERR,      /* dst failed or timed out: the receiver is gone */
-    NP_BODY_STOPPED,      /* the proxy is shutting down */
+    NP_BODY_DONE = 0,    /* the whole body went to dst (for CLOSE: the source closed) */
+    NP_BODY_TRUNCATED,   /* the source closed before the body's end */
+    NP_BODY_MALFORMED,   /* bad chunk framing (size, CRLF, trailer) */
+    NP_BODY_SRC_TIMEOUT, /* no source byte within idle_ms */
+    NP_BODY_SRC_ERR,     /* source socket/TLS error */
+    NP_BODY_DST_ERR,     /* dst failed or timed out: the receiver is gone */
+    NP_BODY_STOPPED,     /* the proxy is shutting down */
 };
 
 /* Move one body from src to dst (see struct np_body_xfer). Data is written to dst as soon as

@@ -699,8 +699,14 @@ np_http_list_has(const char *value, size_t len, const char *name, size_t name_le
 
 /* The hop-by-hop fields of RFC 9110 §7.6.1 plus Proxy-Connection. */
 static const char *const hop_by_hop_names[] = {
-    "connection",          "keep-alive", "proxy-connection",  "proxy-authenticate",
-    "proxy-authorization", "te",         "trailer",           "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
     "upgrade",
 };
 

@@ -22,8 +22,8 @@ enum np_head_scan {
     NP_HEAD_NEED_MORE = 0, /* no complete head yet, no cap exceeded */
     NP_HEAD_COMPLETE,      /* *head_len = bytes up to and including the blank line */
     NP_HEAD_URI_TOO_LONG,  /* start line over NP_MAX_REQUEST_LINE ⇒ 414 */
-    NP_HEAD_TOO_LARGE,     /* header block over NP_MAX_HEADER_BLOCK or NP_MAX_HEADERS lines ⇒ 431 */
-    NP_HEAD_MALFORMED,     /* NUL, bare CR, obsolete line folding, empty start line ⇒ 400 */
+    NP_HEAD_TOO_LARGE, /* header block over NP_MAX_HEADER_BLOCK or NP_MAX_HEADERS lines ⇒ 431 */
+    NP_HEAD_MALFORMED, /* NUL, bare CR, obsolete line folding, empty start line ⇒ 400 */
 };
 
 /* Scan buf[0..len), the bytes received so far (len may grow between calls; the result only
@@ -128,11 +128,11 @@ struct np_head_parsed {
     unsigned status;          /* responses */
     unsigned short major;
     unsigned short minor;
-    bool keep_alive;          /* http_should_keep_alive */
-    bool chunked;             /* F_CHUNKED */
-    bool has_cl;              /* F_CONTENTLENGTH */
+    bool keep_alive; /* http_should_keep_alive */
+    bool chunked;    /* F_CHUNKED */
+    bool has_cl;     /* F_CONTENTLENGTH */
     uint64_t cl;
-    bool done;                /* on_headers_complete ran */
+    bool done; /* on_headers_complete ran */
 };
 
 /* Run http-parser over the whole head (request when request, else response) into *out,
@@ -153,8 +153,7 @@ bool np_http_method_known(const char *m, size_t len);
 const char *np_http_method_name(unsigned method);
 
 /* First header of headers[0..n) named name (case-insensitive), or NULL. */
-const struct np_header *np_header_find(const struct np_header *headers, size_t n,
-                                       const char *name);
+const struct np_header *np_header_find(const struct np_header *headers, size_t n, const char *name);
 
 /* Whether the comma-separated list value[0..len) (a Connection or Upgrade value) names
  * name[0..name_len), ignoring ASCII case and optional whitespace around elements. */

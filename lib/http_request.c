@@ -341,4 +341,3 @@ np_split_authority(const char *target, size_t len, const char **host, size_t *ho
 out:
     return rc;
 }
-

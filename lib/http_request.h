@@ -21,8 +21,8 @@ enum np_method {
 /* A parsed request head. Pointers refer to the buffer given to np_http_req_parse. */
 struct np_http_req {
     enum np_method method;
-    char method_name[24];        /* NUL-terminated */
-    const char *target;          /* request-target as sent */
+    char method_name[24]; /* NUL-terminated */
+    const char *target;   /* request-target as sent */
     size_t target_len;
     unsigned short http_major;
     unsigned short http_minor;
@@ -30,8 +30,8 @@ struct np_http_req {
     size_t n_headers;
     bool has_content_length;
     uint64_t content_length;
-    bool chunked;                /* Transfer-Encoding: chunked (final coding) */
-    bool keep_alive;             /* per HTTP version and Connection header */
+    bool chunked;    /* Transfer-Encoding: chunked (final coding) */
+    bool keep_alive; /* per HTTP version and Connection header */
 };
 
 /* Parse a complete head (as delimited by np_head_scan). Refuses, with a static one-line
@@ -44,8 +44,7 @@ struct np_http_req {
  * Returns 0, or that status. On a refusal *req is zeroed, except method_name (a method
  * http-parser knows, or TRACK) and target when the request line was well-formed enough to
  * read them (for the audit event). */
-int np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req,
-                      const char **why);
+int np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req, const char **why);
 
 /* First header named name (case-insensitive), or NULL. */
 const struct np_header *np_http_req_header(const struct np_http_req *req, const char *name);

@@ -20,8 +20,8 @@ struct np_http_resp {
     size_t n_headers;
     bool has_content_length;
     uint64_t content_length;
-    bool chunked;     /* Transfer-Encoding with chunked as final coding */
-    bool keep_alive;  /* per version and Connection header */
+    bool chunked;    /* Transfer-Encoding with chunked as final coding */
+    bool keep_alive; /* per version and Connection header */
 };
 
 /* Parse a complete response head (delimited by np_head_scan). Refuses, with a static one-line

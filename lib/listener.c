@@ -23,10 +23,10 @@ struct worker {
     struct np_listener *l;
     pthread_t thread;
     pthread_cond_t cv;
-    int fd;                  /* connection handed over, -1 = none */
-    struct worker *next;     /* all workers */
+    int fd;              /* connection handed over, -1 = none */
+    struct worker *next; /* all workers */
     struct worker *next_idle;
-    struct np_session se;    /* buffers reused between connections */
+    struct np_session se; /* buffers reused between connections */
 };
 
 struct reject_slot {
@@ -40,11 +40,11 @@ struct np_listener {
     pthread_t accept_thread;
     pthread_t reject_thread;
     pthread_mutex_t mu;
-    bool stopping;               /* under mu */
-    struct worker *workers;      /* under mu */
-    struct worker *idle;         /* under mu */
-    unsigned busy;               /* connections being served, under mu */
-    int reject_wake;             /* eventfd: a refused connection was queued */
+    bool stopping;                          /* under mu */
+    struct worker *workers;                 /* under mu */
+    struct worker *idle;                    /* under mu */
+    unsigned busy;                          /* connections being served, under mu */
+    int reject_wake;                        /* eventfd: a refused connection was queued */
     struct reject_slot rq[NP_REJECT_SLOTS]; /* under mu */
 };
 

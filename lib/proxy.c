@@ -9,14 +9,14 @@
 #include <unistd.h>
 
 #include "alloc.h"
-#include "diag.h"
 #include "audit.h"
-#include "settings.h"
+#include "diag.h"
 #include "env.h"
-#include "route_runtime.h"
 #include "listener.h"
 #include "net.h"
+#include "route_runtime.h"
 #include "session.h"
+#include "settings.h"
 #include "token.h"
 
 struct nonoproxy_proxy {
@@ -56,7 +56,8 @@ proxy_bind(struct nonoproxy_proxy *p, int *fd, struct nonoproxy_diag *diag)
 
     if (np_net_listen(&ss, 512, fd) != 0) {
         int e = errno;
-        np_diag_set(diag, NONOPROXY_ERR_IO, e, "bind_addr/bind_port: cannot listen on %s port %u: %s",
+        np_diag_set(diag, NONOPROXY_ERR_IO, e,
+                    "bind_addr/bind_port: cannot listen on %s port %u: %s",
                     np_sockaddr_ntop(&p->s->bind_ss, a, sizeof(a)),
                     (unsigned)np_sockaddr_port(&p->s->bind_ss), NP_ERRSTR(e));
         return NONOPROXY_ERR_IO;
@@ -217,7 +218,8 @@ nonoproxy_shutdown(struct nonoproxy_proxy *p)
         (void)write(p->stop_fd, &one, sizeof(one));
         np_listener_stop(p->listener);
         p->listener = NULL;
-        np_route_runtime_close_idle(p->routes); /* every worker is joined: no connection is in use */
+        np_route_runtime_close_idle(
+            p->routes); /* every worker is joined: no connection is in use */
         p->shut = true;
     }
     pthread_mutex_unlock(&p->shut_mu);

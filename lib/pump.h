@@ -14,13 +14,13 @@ enum np_pump_end {
 };
 
 struct np_pump {
-    int a;            /* client side */
-    int b;            /* upstream side */
-    int stop_fd;      /* -1 = none */
-    uint32_t idle_ms; /* 0 = no idle timeout */
-    char *buf_ab;     /* a → b buffer */
-    char *buf_ba;     /* b → a buffer */
-    size_t buf_cap;   /* capacity of each buffer */
+    int a;             /* client side */
+    int b;             /* upstream side */
+    int stop_fd;       /* -1 = none */
+    uint32_t idle_ms;  /* 0 = no idle timeout */
+    char *buf_ab;      /* a → b buffer */
+    char *buf_ba;      /* b → a buffer */
+    size_t buf_cap;    /* capacity of each buffer */
     uint64_t bytes_ab; /* out: bytes written to b */
     uint64_t bytes_ba; /* out: bytes written to a */
 };

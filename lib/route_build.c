@@ -342,8 +342,8 @@ build_inject(struct build *b)
         return fail(b, "inject_mode", "unknown mode", NULL, 0);
     }
     /* NONE (0, a zeroed configuration) is the default, HEADER. */
-    b->r->mode = rc->inject_mode == NONOPROXY_INJECT_NONE ? NONOPROXY_INJECT_HEADER
-                                                           : rc->inject_mode;
+    b->r->mode =
+        rc->inject_mode == NONOPROXY_INJECT_NONE ? NONOPROXY_INJECT_HEADER : rc->inject_mode;
     for (i = 0; hdr[i] != '\0'; i++) {
         if (!np_http_is_tchar(hdr[i])) {
             break;
@@ -578,7 +578,6 @@ np_route_free(struct np_route *r)
     free_secret_n(r->inject_value, r->inject_value_len);
     memset(r, 0, sizeof(*r));
 }
-
 
 /* "<UPPER(prefix)>_BASE_URL", non-alphanumerics as '_'. */
 size_t

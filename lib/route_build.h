@@ -13,28 +13,28 @@
 
 /* A route as frozen at start. Strings are np_malloc'd and owned by the route. */
 struct np_route {
-    char *prefix;             /* normalised: leading/trailing '/' stripped, [A-Za-z0-9._-]+ */
-    char *host;               /* normalised upstream host (lower-case, IPv6 without brackets) */
-    char *host_header;        /* Host value: host, [v6], plus ":port" when not the default */
-    char *base_path;          /* upstream path without trailing '/', "" for none ("/v1") */
-    char *credential_key;     /* NULL = route without credential */
-    char *inject_header;      /* "Authorization" by default */
-    char *credential_format;  /* exactly one "{}"; derived default applied */
-    char *path_pattern;       /* URL_PATH only: exactly one "{}" */
-    char *path_replacement;   /* URL_PATH only: exactly one "{}"; default = path_pattern */
-    char *query_param_name;   /* QUERY_PARAM only */
-    char *env_var;            /* explicit phantom variable name, or NULL */
-    char *tls_ca;             /* extra PEM roots, or NULL */
+    char *prefix;            /* normalised: leading/trailing '/' stripped, [A-Za-z0-9._-]+ */
+    char *host;              /* normalised upstream host (lower-case, IPv6 without brackets) */
+    char *host_header;       /* Host value: host, [v6], plus ":port" when not the default */
+    char *base_path;         /* upstream path without trailing '/', "" for none ("/v1") */
+    char *credential_key;    /* NULL = route without credential */
+    char *inject_header;     /* "Authorization" by default */
+    char *credential_format; /* exactly one "{}"; derived default applied */
+    char *path_pattern;      /* URL_PATH only: exactly one "{}" */
+    char *path_replacement;  /* URL_PATH only: exactly one "{}"; default = path_pattern */
+    char *query_param_name;  /* QUERY_PARAM only */
+    char *env_var;           /* explicit phantom variable name, or NULL */
+    char *tls_ca;            /* extra PEM roots, or NULL */
 
     /* Set after credential loading (by the caller); the secret is wiped by np_route_free. */
-    char *secret;             /* NULL = not loaded */
+    char *secret; /* NULL = not loaded */
     size_t secret_len;
-    char *inject_value;       /* HEADER/BASIC_AUTH: the precomputed header value (wiped) */
+    char *inject_value; /* HEADER/BASIC_AUTH: the precomputed header value (wiped) */
     size_t inject_value_len;
 
     enum nonoproxy_inject_mode mode;
-    uint16_t port;            /* explicit or the scheme default */
-    bool tls;                 /* https upstream (false only for http:// to loopback) */
+    uint16_t port; /* explicit or the scheme default */
+    bool tls;      /* https upstream (false only for http:// to loopback) */
 };
 
 /* Validate rc (SPEC §1.1) and fill out (zeroed first). On error returns -1 and why holds one

@@ -21,8 +21,7 @@ route_check_sources(bool has_callback, const struct np_route *r, size_t i,
     char why[256];
     FILE *f;
 
-    if (r->credential_key != NULL &&
-        !(has_callback && np_cred_ref_is_custom(r->credential_key)) &&
+    if (r->credential_key != NULL && !(has_callback && np_cred_ref_is_custom(r->credential_key)) &&
         np_cred_ref_check(r->credential_key, NULL, why, sizeof(why)) != 0) {
         np_diag_set(diag, NONOPROXY_ERR_CREDENTIAL, 0, "routes[%zu] '%s': credential_key: %s", i,
                     r->prefix, why);
@@ -33,8 +32,9 @@ route_check_sources(bool has_callback, const struct np_route *r, size_t i,
         if (f == NULL) {
             int e = errno;
             np_copy_printable(why, sizeof(why), r->tls_ca, strlen(r->tls_ca));
-            np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, e, "routes[%zu] '%s': tls_ca: cannot read '%s': %s",
-                        i, r->prefix, why, NP_ERRSTR(e));
+            np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, e,
+                        "routes[%zu] '%s': tls_ca: cannot read '%s': %s", i, r->prefix, why,
+                        NP_ERRSTR(e));
             return NONOPROXY_ERR_INVALID_ARG;
         }
         (void)fclose(f);

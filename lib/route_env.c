@@ -97,4 +97,3 @@ np_route_env_name_refused(const char *name, size_t len)
     }
     return false;
 }
-

@@ -36,7 +36,8 @@ dot_segment(const char *s, size_t len)
     while (i < end) {
         if (s[i] == '.') {
             i++;
-        } else if (s[i] == '%' && end - i >= 3 && s[i + 1] == '2' && np_ascii_lower(s[i + 2]) == 'e') {
+        } else if (s[i] == '%' && end - i >= 3 && s[i + 1] == '2' &&
+                   np_ascii_lower(s[i + 2]) == 'e') {
             i += 3;
         } else {
             return 0;
@@ -70,8 +71,8 @@ pop_segment(struct np_buf *w, size_t base)
 /* State of one walk over a path. */
 struct walk {
     struct np_buf *w; /* NULL: only check */
-    size_t base;    /* where the path starts in w */
-    size_t depth;   /* segments above the root */
+    size_t base;      /* where the path starts in w */
+    size_t depth;     /* segments above the root */
 };
 
 /* Take one segment seg[0..seg_len) preceded by the separator sep[0..sl) (may be empty
@@ -136,7 +137,7 @@ walk_path(const char *p, size_t len, struct np_buf *w)
 
 void
 np_route_split_rest(const char *rest, size_t rest_len, size_t *path_len, const char **query,
-           size_t *query_len)
+                    size_t *query_len)
 {
     const char *q = memchr(rest, '?', rest_len);
 

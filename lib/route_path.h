@@ -29,8 +29,8 @@ enum np_route_match {
 
 /* Match an origin-form target "/<segment>[/rest][?query]" against routes[0..n): the first
  * segment (up to '/', '?' or the end) must equal a prefix exactly ("/svcX" never matches
- * "svc"). On FOUND hit->index is the route and hit->rest, hit->rest_len the remainder, query included,
- * pointing into target: it starts with '/', or with '?' for a target "/svc?q" (rest "?q",
+ * "svc"). On FOUND hit->index is the route and hit->rest, hit->rest_len the remainder, query
+ * included, pointing into target: it starts with '/', or with '?' for a target "/svc?q" (rest "?q",
  * which every function here reads as "/?q"; "/?q" itself is not in target); a target of
  * exactly "/svc" yields "/" (a static string).
  * ESCAPES when, in the path part of rest (before '?'), a dot-segment "." or ".." (also spelt

@@ -46,7 +46,8 @@ np_route_pattern_split(const char *pat, size_t *pre_len, const char **suf, size_
 }
 
 bool
-np_route_pattern_find(const char *pattern, const char *path, size_t len, struct np_route_pattern_match *m)
+np_route_pattern_find(const char *pattern, const char *path, size_t len,
+                      struct np_route_pattern_match *m)
 {
     size_t pre = 0;
     const char *suf = NULL;

@@ -156,7 +156,8 @@ np_route_phantom_ok(const struct np_route *r, const struct np_http_req *req, con
             return true;
         }
         h = np_http_req_header(req, "Authorization");
-        return h != NULL && np_token_scheme_value(h->value, h->value_len, "bearer", &cred, &cred_len) &&
+        return h != NULL &&
+               np_token_scheme_value(h->value, h->value_len, "bearer", &cred, &cred_len) &&
                np_ct_equal(cred, cred_len, token, tok_len);
     }
     switch (r->mode) {

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "diag.h"
 #include "credential.h"
+#include "diag.h"
 #include "env.h"
 #include "net.h"
 
@@ -35,8 +35,7 @@ runtime_diag(struct np_route_runtime *g, const struct np_route *r, const char *c
         detail += klen + 4;
     }
     (void)snprintf(line, sizeof(line), "route '%s': credential '%s' %s (%s)", r->prefix, key,
-                   strcmp(code, "credential_not_found") == 0 ? "not found" : "unavailable",
-                   detail);
+                   strcmp(code, "credential_not_found") == 0 ? "not found" : "unavailable", detail);
     grown = np_realloc(g->diags, (g->n_diags + 1) * sizeof(*grown));
     if (grown == NULL) {
         return -1;
@@ -55,8 +54,8 @@ runtime_diag(struct np_route_runtime *g, const struct np_route *r, const char *c
 
 /* Load the credential of route i (if it has one) into it. */
 static enum nonoproxy_err
-route_load_credential(struct np_route_runtime *g, const struct np_settings *s, struct np_route *r, size_t i,
-             struct nonoproxy_diag *diag)
+route_load_credential(struct np_route_runtime *g, const struct np_settings *s, struct np_route *r,
+                      size_t i, struct nonoproxy_diag *diag)
 {
     const struct np_cred_request q = {r->credential_key, s->credential_cb, s->credential_userdata};
     char detail[256] = "";
@@ -89,7 +88,8 @@ route_load_credential(struct np_route_runtime *g, const struct np_settings *s, s
 }
 
 enum nonoproxy_err
-np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out, struct nonoproxy_diag *diag)
+np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out,
+                     struct nonoproxy_diag *diag)
 {
     struct np_route_runtime *g = np_calloc(1, sizeof(*g));
     enum nonoproxy_err rc = NONOPROXY_ERR_NOMEM;
@@ -114,8 +114,7 @@ np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out, struc
             goto out;
         }
         if (r->tls && np_tls_conf_new(&roots, &rt->tls, why, sizeof(why)) != 0) {
-            np_diag_set(diag, NONOPROXY_ERR_TLS, 0, "routes[%zu] '%s': tls: %s", i, r->prefix,
-                        why);
+            np_diag_set(diag, NONOPROXY_ERR_TLS, 0, "routes[%zu] '%s': tls: %s", i, r->prefix, why);
             rc = NONOPROXY_ERR_TLS;
             goto out;
         }
@@ -150,7 +149,8 @@ runtime_env_add(struct np_route_runtime *g, const char *name, const char *value)
 }
 
 int
-np_route_runtime_env(struct np_route_runtime *g, const struct sockaddr_storage *bound, const char *token)
+np_route_runtime_env(struct np_route_runtime *g, const struct sockaddr_storage *bound,
+                     const char *token)
 {
     char host[INET6_ADDRSTRLEN + 2];
     char name[NONOPROXY_AUDIT_ROUTE_LEN + 256];

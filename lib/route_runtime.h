@@ -11,14 +11,14 @@
 
 #include <nonoproxy/proxy.h>
 
-#include "settings.h"
 #include "hostfilter.h"
 #include "route_build.h"
+#include "settings.h"
 #include "tls.h"
 #include "upool.h"
 
-#define NP_UPOOL_MAX_IDLE 64      /* idle upstream connections kept per route */
-#define NP_UPOOL_IDLE_MS  55000   /* under the usual 60 s server keep-alive timeouts */
+#define NP_UPOOL_MAX_IDLE 64    /* idle upstream connections kept per route */
+#define NP_UPOOL_IDLE_MS  55000 /* under the usual 60 s server keep-alive timeouts */
 
 struct np_route_rt {
     const struct np_route *r;
@@ -29,8 +29,8 @@ struct np_route_rt {
 struct np_route_runtime {
     struct np_route_rt *rt;
     size_t n;
-    struct np_hostfilter *any; /* empty allowlist: the hard deny list only */
-    struct nonoproxy_env_var *env;   /* credential_env_vars(); strings owned */
+    struct np_hostfilter *any;     /* empty allowlist: the hard deny list only */
+    struct nonoproxy_env_var *env; /* credential_env_vars(); strings owned */
     size_t n_env;
     struct nonoproxy_diagnostic *diags; /* strings owned */
     size_t n_diags;
@@ -40,14 +40,15 @@ struct np_route_runtime {
  * stays and answers 503), build the TLS configs and pools. On error *out is NULL and diag
  * names the route and field. Call before the settings are shared with other threads. */
 enum nonoproxy_err np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out,
-                                  struct nonoproxy_diag *diag);
+                                        struct nonoproxy_diag *diag);
 
 /* Render the per-route variables for a proxy bound at bound with this token. 0 or -1. */
-int np_route_runtime_env(struct np_route_runtime *g, const struct sockaddr_storage *bound, const char *token);
+int np_route_runtime_env(struct np_route_runtime *g, const struct sockaddr_storage *bound,
+                         const char *token);
 
 /* The route whose upstream is host:port (normalised host), or NULL. */
-const struct np_route_rt *np_route_runtime_find_upstream(const struct np_route_runtime *g, const char *host,
-                                                   uint16_t port);
+const struct np_route_rt *np_route_runtime_find_upstream(const struct np_route_runtime *g,
+                                                         const char *host, uint16_t port);
 
 /* Close every pooled idle upstream connection (shutdown, after the workers are joined). */
 void np_route_runtime_close_idle(struct np_route_runtime *g);

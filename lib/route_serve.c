@@ -34,7 +34,7 @@
 /* The route side of one request. */
 struct rev_ctx {
     const struct np_route_rt *rt;
-    const char *rest;          /* path after the prefix, points into se->in */
+    const char *rest; /* path after the prefix, points into se->in */
     size_t rest_len;
 };
 
@@ -130,8 +130,8 @@ rev_event_init(struct np_xchg *q, const struct rev_ctx *rc)
      * it holds, into relay_b (both free until the upstream head is built); only then the cut
      * (SPEC §9). The slots only grow the text by "[REDACTED]" per pair: it always fits. */
     char *redacted = q->se->relay_a;
-    size_t red_len = np_audit_redact(redacted, NP_RELAY_CAP, rc->rest, rc->rest_len,
-                                     q->se->ctx->token);
+    size_t red_len =
+        np_audit_redact(redacted, NP_RELAY_CAP, rc->rest, rc->rest_len, q->se->ctx->token);
     struct np_buf path;
 
     np_buf_init(&path, q->se->relay_b, NP_RELAY_CAP);
@@ -146,8 +146,8 @@ rev_event_init(struct np_xchg *q, const struct rev_ctx *rc)
     if (r->credential_key != NULL) {
         ev->auth_mechanism = mech[r->mode];
         ev->injection_mode = inj[r->mode];
-        ev->managed_credential_active = r->secret != NULL ? NONOPROXY_TRI_TRUE
-                                                          : NONOPROXY_TRI_FALSE;
+        ev->managed_credential_active =
+            r->secret != NULL ? NONOPROXY_TRI_TRUE : NONOPROXY_TRI_FALSE;
     } else {
         ev->auth_mechanism = NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION;
         ev->injection_mode = NONOPROXY_INJECT_NONE;
@@ -195,25 +195,25 @@ rev_admit(struct np_xchg *q, const struct rev_ctx *rc)
     const struct np_route *r = rc->rt->r;
     const struct np_http_req *req = &q->se->req;
 
-    if (np_http_req_header(req, "Upgrade") != NULL || req_header_has(req, "Connection",
-                                                                       "upgrade")) {
+    if (np_http_req_header(req, "Upgrade") != NULL ||
+        req_header_has(req, "Connection", "upgrade")) {
         np_xchg_deny(q, 501, NONOPROXY_DENIAL_UNSUPPORTED_REQUEST,
-                 "protocol upgrades (WebSocket) are not supported on routes",
-                 "protocol upgrades are not supported on routes");
+                     "protocol upgrades (WebSocket) are not supported on routes",
+                     "protocol upgrades are not supported on routes");
         return false;
     }
     if (r->credential_key != NULL && r->secret == NULL) {
         q->ev.auth_outcome = NONOPROXY_AUTH_OUTCOME_FAILED;
         np_xchg_deny(q, 503, NONOPROXY_DENIAL_MANAGED_CREDENTIAL_UNAVAILABLE,
-                 "the route's credential is not loaded", "managed credential unavailable");
+                     "the route's credential is not loaded", "managed credential unavailable");
         return false;
     }
     if (!np_route_phantom_ok(r, req, rc->rest, rc->rest_len, q->se->ctx->token)) {
         q->ev.auth_outcome = NONOPROXY_AUTH_OUTCOME_FAILED;
         np_xchg_deny(q, 401, NONOPROXY_DENIAL_AUTHENTICATION_FAILED,
-                 r->credential_key != NULL ? "missing or invalid phantom token"
-                                           : "missing or invalid session token",
-                 "Unauthorized");
+                     r->credential_key != NULL ? "missing or invalid phantom token"
+                                               : "missing or invalid session token",
+                     "Unauthorized");
         return false;
     }
     q->ev.auth_outcome = NONOPROXY_AUTH_OUTCOME_SUCCEEDED;
@@ -396,14 +396,14 @@ np_reverse_serve(struct np_session *se)
         break;
     case NP_ROUTE_ESCAPES:
         np_session_deny(se, &(struct np_refusal){NONOPROXY_MODE_REVERSE, 400,
-                                                  NONOPROXY_DENIAL_MALFORMED_REQUEST,
-                                                  "the path leaves the route prefix", true});
+                                                 NONOPROXY_DENIAL_MALFORMED_REQUEST,
+                                                 "the path leaves the route prefix", true});
         return false;
     case NP_ROUTE_NOT_FOUND:
     default:
         np_session_deny(se, &(struct np_refusal){NONOPROXY_MODE_REVERSE, 404,
-                                                  NONOPROXY_DENIAL_ROUTE_NOT_FOUND,
-                                                  "no route for this path", true});
+                                                 NONOPROXY_DENIAL_ROUTE_NOT_FOUND,
+                                                 "no route for this path", true});
         return false;
     }
     rc.rt = &gw->rt[hit.index];

@@ -97,8 +97,8 @@ np_session_reply_json(struct np_session *se, int status, const char *msg)
 bool
 np_session_require_proxy_auth(struct np_session *se, struct nonoproxy_audit_event *ev)
 {
-    static const struct np_answer challenge = {
-        407, "Proxy-Authenticate: Basic realm=\"nono\"\r\n", NULL, NULL};
+    static const struct np_answer challenge = {407, "Proxy-Authenticate: Basic realm=\"nono\"\r\n",
+                                               NULL, NULL};
     enum np_auth a;
     const char *reason;
     char buf[256];

@@ -12,9 +12,9 @@
 #include <nonoproxy/audit.h>
 
 #include "audit.h"
-#include "settings.h"
 #include "http_request.h"
 #include "net.h"
+#include "settings.h"
 #include "token.h"
 
 struct np_route_runtime;
@@ -24,9 +24,9 @@ struct np_uconn;
 struct np_ctx {
     const struct np_settings *s;
     struct np_audit_ring *ring;
-    const char *token;             /* session token, 64 hex */
-    int stop_fd;                   /* readable once shutdown starts */
-    struct sockaddr_storage self;  /* the listener's bound address and port */
+    const char *token;               /* session token, 64 hex */
+    int stop_fd;                     /* readable once shutdown starts */
+    struct sockaddr_storage self;    /* the listener's bound address and port */
     struct np_route_runtime *routes; /* routes at run time (never NULL once started) */
 };
 
@@ -36,17 +36,17 @@ struct np_ctx {
 /* One client connection. Buffers belong to the worker and are reused between connections. */
 struct np_session {
     const struct np_ctx *ctx;
-    int fd;                        /* client socket */
-    uint64_t start_ms;             /* monotonic */
-    char *in;                      /* NP_IN_CAP bytes: head, then early body/tunnel bytes */
-    size_t in_len;                 /* bytes received into in */
-    size_t head_len;               /* length of the current head in in */
-    char *relay_a;                 /* NP_RELAY_CAP each */
+    int fd;            /* client socket */
+    uint64_t start_ms; /* monotonic */
+    char *in;          /* NP_IN_CAP bytes: head, then early body/tunnel bytes */
+    size_t in_len;     /* bytes received into in */
+    size_t head_len;   /* length of the current head in in */
+    char *relay_a;     /* NP_RELAY_CAP each */
     char *relay_b;
-    struct np_http_req req;        /* the current head, pointing into in */
-    bool linger;                   /* an error was answered: drain before closing */
-    struct np_uconn *fwd_conn;     /* forward proxy: the kept-alive upstream connection of
-                                      this client connection (closed when it ends), or NULL */
+    struct np_http_req req;         /* the current head, pointing into in */
+    bool linger;                    /* an error was answered: drain before closing */
+    struct np_uconn *fwd_conn;      /* forward proxy: the kept-alive upstream connection of
+                                       this client connection (closed when it ends), or NULL */
     char fwd_key[NP_HOST_BUF + 16]; /* "host:port" (and "!" when through the external proxy) */
 };
 
@@ -80,9 +80,9 @@ int np_session_verdict_status(enum np_host_verdict v, enum nonoproxy_denial_cate
 
 /* Why a request is refused after it was admitted: what its deny event and answer say. */
 struct np_failure {
-    int status;                         /* 502, 504, 403, ... */
+    int status; /* 502, 504, 403, ... */
     enum nonoproxy_denial_category cat;
-    char reason[NP_REASON_MAX];         /* one line, no secret */
+    char reason[NP_REASON_MAX]; /* one line, no secret */
 };
 
 /* The answer to a failed np_net_connect_any (SPEC §3), the same on every path: the connect

@@ -38,12 +38,12 @@ struct np_settings {
 
     struct np_hostfilter *allow; /* compiled allowed_hosts */
 
-    struct np_route *routes;     /* validated routes (route_config.c); secrets set at start */
+    struct np_route *routes; /* validated routes (route_config.c); secrets set at start */
     size_t n_routes;
     nonoproxy_credential_fn *credential_cb;
     void *credential_userdata;
 
-    struct np_external *ext;     /* external proxy and bypass list; NULL = direct */
+    struct np_external *ext; /* external proxy and bypass list; NULL = direct */
 };
 
 /* Validate cfg (SPEC §1.1) and build frozen settings. On error *out is untouched and diag

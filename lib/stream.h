@@ -14,8 +14,7 @@ struct np_stream;
 
 struct np_stream_ops {
     /* Receive at most cap bytes; *got > 0 on NP_IO_OK. */
-    enum np_io (*recv)(struct np_stream *s, void *buf, size_t cap, size_t *got,
-                       uint64_t deadline);
+    enum np_io (*recv)(struct np_stream *s, void *buf, size_t cap, size_t *got, uint64_t deadline);
     /* Send all len bytes. */
     enum np_io (*send_all)(struct np_stream *s, const void *buf, size_t len, uint64_t deadline);
     /* Whether bytes are already buffered inside the stream (a poll() on fd would miss them). */
@@ -24,9 +23,9 @@ struct np_stream_ops {
 
 struct np_stream {
     const struct np_stream_ops *ops;
-    int fd;       /* the socket underneath (not owned by the stream) */
-    int stop_fd;  /* readable once the proxy shuts down; -1 = none */
-    void *impl;   /* NULL for plain sockets; struct np_tls * for TLS */
+    int fd;      /* the socket underneath (not owned by the stream) */
+    int stop_fd; /* readable once the proxy shuts down; -1 = none */
+    void *impl;  /* NULL for plain sockets; struct np_tls * for TLS */
 };
 
 /* Plain socket stream over fd. */

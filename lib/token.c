@@ -15,8 +15,6 @@
 
 #define TOKEN_RAW_LEN 32
 
-
-
 /* Return all-ones when a == b, else 0, without a branch (a, b < 2^31). */
 static unsigned
 ct_eq_mask(unsigned a, unsigned b)
@@ -409,7 +407,7 @@ np_token_find_encoded(const char *text, size_t len, const char *secret, size_t n
 #define SPELL_MAX_PER_BYTE 3
 /* Decoded bytes searched at once by basic_holds; a window keeps the last spelling-length - 1
  * bytes of the one before, so that no spelling of the secret can straddle two windows. */
-#define B64_WINDOW 1024
+#define B64_WINDOW         1024
 
 /* How basic_holds reads the base64 alphabet. Decoders disagree about '+', '/', '-' and '_':
  * strict ones take one alphabet, lenient ones (Python's b64decode, Perl's MIME::Base64,

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "external.h"
-#include "route_runtime.h"
 #include "hostfilter.h"
 #include "pump.h"
+#include "route_runtime.h"
 
 static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 
@@ -39,8 +39,8 @@ deny_verdict(struct np_session *se, struct nonoproxy_audit_event *ev, enum np_ho
 /* Record the close event of an opened tunnel: bytes each way, duration, why it ended (NULL
  * for an orderly end). */
 static void
-record_close(struct np_session *se, struct nonoproxy_audit_event *ev, uint64_t up,
-             uint64_t down, const char *why)
+record_close(struct np_session *se, struct nonoproxy_audit_event *ev, uint64_t up, uint64_t down,
+             const char *why)
 {
     ev->kind = NONOPROXY_EVENT_CLOSE;
     ev->timestamp_unix_ms = np_wall_ms();
@@ -242,8 +242,7 @@ np_tunnel_serve(struct np_session *se)
     }
     v = np_hostfilter_decide(se->ctx->s->allow, &se->ctx->s->resolver, &q);
     if (q.norm[0] != '\0') {
-        np_audit_set_redacted(ev.target, sizeof(ev.target), q.norm, strlen(q.norm),
-                              se->ctx->token);
+        np_audit_set_redacted(ev.target, sizeof(ev.target), q.norm, strlen(q.norm), se->ctx->token);
     }
     if (np_external_applies(se->ctx->s->ext, v, &q)) {
         external_tunnel(se, &ev, &q);

@@ -96,8 +96,7 @@ np_upool_take(struct np_upool *p)
             p->idle = c->next;
             p->n_idle--;
             c->next = NULL;
-            expired = p->idle_ms != 0 && now >= c->idle_since &&
-                      now - c->idle_since >= p->idle_ms;
+            expired = p->idle_ms != 0 && now >= c->idle_since && now - c->idle_since >= p->idle_ms;
         }
         pthread_mutex_unlock(&p->mu);
         if (c == NULL) {

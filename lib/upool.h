@@ -15,10 +15,10 @@
 /* One upstream connection. */
 struct np_uconn {
     int fd;
-    struct np_tls *tls;        /* NULL for plain http upstreams */
-    struct np_stream st;       /* over tls, or over fd */
-    uint64_t idle_since;       /* np_now_ms when returned to the pool */
-    struct np_uconn *next;     /* idle list link */
+    struct np_tls *tls;    /* NULL for plain http upstreams */
+    struct np_stream st;   /* over tls, or over fd */
+    uint64_t idle_since;   /* np_now_ms when returned to the pool */
+    struct np_uconn *next; /* idle list link */
 };
 
 struct np_upool;

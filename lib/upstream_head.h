@@ -21,8 +21,8 @@ struct np_uphead {
                                       inject_header, replaced by the real one) */
     const char *inject_name;       /* added header, or NULL: the route's credential */
     struct np_slice inject_value;
-    enum np_framing body;          /* NONE, LENGTH or CHUNKED */
-    uint64_t body_len;             /* LENGTH */
+    enum np_framing body; /* NONE, LENGTH or CHUNKED */
+    uint64_t body_len;    /* LENGTH */
 };
 
 /* Write "<METHOD> <target> HTTP/1.1\r\nHost: <host>\r\n", then the client's headers in order

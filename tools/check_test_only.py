@@ -200,7 +200,7 @@ def main():
             bad.append(f"{where} is used only from test/ ({test_uses[name][0]}): mark its "
                        f"declaration {rel(decl[0])}:{decl[1]} with {MARKER}")
         else:
-            hooks.append(f"{where} is a test hook ({rel(decl[0])}:{decl[1]})")
+            hooks.append(f"note: {where} is a test hook ({rel(decl[0])}:{decl[1]})")
 
     for row in bad + hooks + notes:
         print(row)

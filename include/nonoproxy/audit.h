@@ -78,8 +78,8 @@ enum nonoproxy_denial_category {
     NONOPROXY_DENIAL_MANAGED_CREDENTIAL_UNAVAILABLE = 6,
     NONOPROXY_DENIAL_CONNECTION_LIMIT = 7,
     NONOPROXY_DENIAL_SELF_REQUEST = 8,
-    NONOPROXY_DENIAL_MALFORMED_REQUEST = 9,   /**< 400, 414, 431 */
-    NONOPROXY_DENIAL_REQUEST_TIMEOUT = 10,    /**< 408: head not complete in time */
+    NONOPROXY_DENIAL_MALFORMED_REQUEST = 9,    /**< 400, 414, 431 */
+    NONOPROXY_DENIAL_REQUEST_TIMEOUT = 10,     /**< 408: head not complete in time */
     NONOPROXY_DENIAL_UNSUPPORTED_REQUEST = 11, /**< e.g. GET https://… or a path with no route */
     NONOPROXY_DENIAL_ROUTE_NOT_FOUND = 12,
     NONOPROXY_DENIAL_UPSTREAM_TIMEOUT = 13,
@@ -89,34 +89,34 @@ enum nonoproxy_denial_category {
  * truncated and end in "...". */
 #define NONOPROXY_AUDIT_TARGET_LEN 260
 #define NONOPROXY_AUDIT_METHOD_LEN 24
-#define NONOPROXY_AUDIT_PATH_LEN 512
+#define NONOPROXY_AUDIT_PATH_LEN   512
 #define NONOPROXY_AUDIT_REASON_LEN 256
-#define NONOPROXY_AUDIT_ROUTE_LEN 64
+#define NONOPROXY_AUDIT_ROUTE_LEN  64
 
 /** One audit event. A plain value: copy it freely, it owns no memory. Empty strings and the
  * *_NONE / UNSET values serialise as JSON null. Never holds a header value, a body, the session
  * token, a phantom (replaced by "[REDACTED]") or a credential. */
 struct nonoproxy_audit_event {
-    uint64_t timestamp_unix_ms;                 /**< wall clock */
-    enum nonoproxy_audit_kind kind;             /**< "event" */
-    enum nonoproxy_audit_mode mode;             /**< "mode" */
-    enum nonoproxy_audit_decision decision;     /**< "decision" */
-    char target[NONOPROXY_AUDIT_TARGET_LEN];    /**< host; for reverse: the upstream host */
-    bool has_port;                              /**< false: "port" is null */
-    uint16_t port;                              /**< "port" */
-    char method[NONOPROXY_AUDIT_METHOD_LEN];    /**< "method" */
-    char path[NONOPROXY_AUDIT_PATH_LEN];        /**< "path", phantoms redacted */
-    uint16_t status;                            /**< "status": HTTP status, 0 = null */
-    char reason[NONOPROXY_AUDIT_REASON_LEN];    /**< "reason" */
-    char route_id[NONOPROXY_AUDIT_ROUTE_LEN];   /**< "route_id" */
+    uint64_t timestamp_unix_ms;               /**< wall clock */
+    enum nonoproxy_audit_kind kind;           /**< "event" */
+    enum nonoproxy_audit_mode mode;           /**< "mode" */
+    enum nonoproxy_audit_decision decision;   /**< "decision" */
+    char target[NONOPROXY_AUDIT_TARGET_LEN];  /**< host; for reverse: the upstream host */
+    bool has_port;                            /**< false: "port" is null */
+    uint16_t port;                            /**< "port" */
+    char method[NONOPROXY_AUDIT_METHOD_LEN];  /**< "method" */
+    char path[NONOPROXY_AUDIT_PATH_LEN];      /**< "path", phantoms redacted */
+    uint16_t status;                          /**< "status": HTTP status, 0 = null */
+    char reason[NONOPROXY_AUDIT_REASON_LEN];  /**< "reason" */
+    char route_id[NONOPROXY_AUDIT_ROUTE_LEN]; /**< "route_id" */
     enum nonoproxy_auth_mechanism auth_mechanism;
     enum nonoproxy_auth_outcome auth_outcome;
     enum nonoproxy_tristate managed_credential_active;
     enum nonoproxy_inject_mode injection_mode;
     enum nonoproxy_denial_category denial_category;
-    uint64_t bytes_up;                          /**< close events: client → upstream */
-    uint64_t bytes_down;                        /**< close events: upstream → client */
-    uint64_t duration_ms;                       /**< close events: lifetime of the tunnel */
+    uint64_t bytes_up;    /**< close events: client → upstream */
+    uint64_t bytes_down;  /**< close events: upstream → client */
+    uint64_t duration_ms; /**< close events: lifetime of the tunnel */
 };
 
 /** An output buffer of this size always holds the JSON of one event. */

@@ -27,7 +27,7 @@ typedef void nonoproxy_log_fn(void *userdata, enum nonoproxy_log_level level, co
 struct nonoproxy_addrs {
     struct sockaddr_storage *addrs; /**< room for max addresses */
     size_t max;
-    size_t count;                   /**< out: the addresses written (0 = "no address") */
+    size_t count; /**< out: the addresses written (0 = "no address") */
 };
 
 /**
@@ -39,8 +39,6 @@ struct nonoproxy_addrs {
 typedef int nonoproxy_resolve_fn(void *userdata, const char *host, uint16_t port,
                                  struct nonoproxy_addrs *out);
 
-
-
 /**
  * One reverse-proxy credential route (SPEC §1, §6): requests to
  * http://127.0.0.1:<port>/<prefix>/<rest> go to <upstream>/<rest> with the real credential.
@@ -48,18 +46,18 @@ typedef int nonoproxy_resolve_fn(void *userdata, const char *host, uint16_t port
  * strings mean "not set" (the defaults of SPEC §1). Validation happens in nonoproxy_start().
  */
 struct nonoproxy_route_config {
-    const char *prefix;            /**< one path segment; "/openai" and "openai/" allowed */
-    const char *upstream;          /**< https://host[:port][/base]; http:// only to loopback */
-    const char *credential_key;    /**< env://VAR, file:///path, keyring://svc/acct, or a
-                                        keyring account of service "nono"; NULL = none */
+    const char *prefix;         /**< one path segment; "/openai" and "openai/" allowed */
+    const char *upstream;       /**< https://host[:port][/base]; http:// only to loopback */
+    const char *credential_key; /**< env://VAR, file:///path, keyring://svc/acct, or a
+                                     keyring account of service "nono"; NULL = none */
     enum nonoproxy_inject_mode inject_mode; /**< HEADER */
-    const char *inject_header;     /**< "Authorization" */
-    const char *credential_format; /**< NULL = "Bearer {}" for Authorization, else "{}" */
-    const char *path_pattern;      /**< URL_PATH: incoming pattern with one {}, e.g. "/bot{}/" */
-    const char *path_replacement;  /**< URL_PATH: outgoing pattern; NULL = path_pattern */
-    const char *query_param_name;  /**< QUERY_PARAM: parameter name */
-    const char *env_var;           /**< phantom variable name; NULL = derived (SPEC §7) */
-    const char *tls_ca;            /**< extra PEM roots for this upstream only; NULL */
+    const char *inject_header;              /**< "Authorization" */
+    const char *credential_format;          /**< NULL = "Bearer {}" for Authorization, else "{}" */
+    const char *path_pattern;     /**< URL_PATH: incoming pattern with one {}, e.g. "/bot{}/" */
+    const char *path_replacement; /**< URL_PATH: outgoing pattern; NULL = path_pattern */
+    const char *query_param_name; /**< QUERY_PARAM: parameter name */
+    const char *env_var;          /**< phantom variable name; NULL = derived (SPEC §7) */
+    const char *tls_ca;           /**< extra PEM roots for this upstream only; NULL */
 };
 
 /** What a credential resolver callback found. */
@@ -98,25 +96,25 @@ struct nonoproxy_config_lists;
  * Thread-safety: [one thread per object]
  */
 struct nonoproxy_config {
-    const char *bind_addr;         /**< IPv4 or IPv6 literal; default "127.0.0.1" */
-    uint16_t bind_port;            /**< 0 = OS-assigned (default) */
-    unsigned max_connections;      /**< concurrent client connections; 256; 0 = unlimited */
-    bool require_auth;             /**< CONNECT and absolute-form need Proxy-Authorization; true */
-    size_t audit_capacity;         /**< audit ring size in events; 4096; 0 = no ring */
-    const char *ca_file;           /**< extra PEM roots for upstream TLS; NULL */
+    const char *bind_addr;    /**< IPv4 or IPv6 literal; default "127.0.0.1" */
+    uint16_t bind_port;       /**< 0 = OS-assigned (default) */
+    unsigned max_connections; /**< concurrent client connections; 256; 0 = unlimited */
+    bool require_auth;        /**< CONNECT and absolute-form need Proxy-Authorization; true */
+    size_t audit_capacity;    /**< audit ring size in events; 4096; 0 = no ring */
+    const char *ca_file;      /**< extra PEM roots for upstream TLS; NULL */
 
     /* Timeouts in milliseconds; 0 disables one. */
-    uint32_t header_timeout_ms;    /**< complete request head; 30000 */
-    uint32_t connect_timeout_ms;   /**< upstream TCP connect, per address; 10000 */
-    uint32_t tls_timeout_ms;       /**< upstream TLS handshake; 10000 */
-    uint32_t idle_timeout_ms;      /**< tunnel with no byte either way; 600000 */
-    uint32_t response_timeout_ms;  /**< forward/reverse response idle; 300000 */
+    uint32_t header_timeout_ms;   /**< complete request head; 30000 */
+    uint32_t connect_timeout_ms;  /**< upstream TCP connect, per address; 10000 */
+    uint32_t tls_timeout_ms;      /**< upstream TLS handshake; 10000 */
+    uint32_t idle_timeout_ms;     /**< tunnel with no byte either way; 600000 */
+    uint32_t response_timeout_ms; /**< forward/reverse response idle; 300000 */
 
-    nonoproxy_log_fn *log_cb;      /**< NULL = no logging */
+    nonoproxy_log_fn *log_cb; /**< NULL = no logging */
     void *log_userdata;
     enum nonoproxy_log_level log_level; /**< lines above this level are not produced; INFO */
 
-    nonoproxy_audit_fn *audit_cb;  /**< NULL = ring only */
+    nonoproxy_audit_fn *audit_cb; /**< NULL = ring only */
     void *audit_userdata;
 
     nonoproxy_resolve_fn *resolver; /**< NULL = getaddrinfo() */
@@ -151,8 +149,8 @@ NONOPROXY_API enum nonoproxy_err nonoproxy_config_allow_host(struct nonoproxy_co
  * Fill r with the defaults of SPEC §1 for a route from prefix to upstream (both borrowed).
  * Cannot fail; allocates nothing. [one thread per object]
  */
-NONOPROXY_API void nonoproxy_route_config_init(struct nonoproxy_route_config *r,
-                                               const char *prefix, const char *upstream);
+NONOPROXY_API void nonoproxy_route_config_init(struct nonoproxy_route_config *r, const char *prefix,
+                                               const char *upstream);
 
 /**
  * Append a deep copy of r to cfg->routes. Validation (SPEC §1.1) happens in nonoproxy_start(),

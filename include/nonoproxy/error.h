@@ -24,9 +24,9 @@ enum nonoproxy_err {
 
 /** Details of a failure: filled by calls that take one, on failure only. Caller-owned. */
 struct nonoproxy_diag {
-    enum nonoproxy_err code;             /**< same value the call returned */
-    int sys_errno;                       /**< errno at the failure, 0 if none */
-    char message[NONOPROXY_DIAG_LEN];    /**< one line naming the field and value; never a secret */
+    enum nonoproxy_err code;          /**< same value the call returned */
+    int sys_errno;                    /**< errno at the failure, 0 if none */
+    char message[NONOPROXY_DIAG_LEN]; /**< one line naming the field and value; never a secret */
 };
 
 /** Short static description of err; never NULL, also for unknown values. [any thread] */

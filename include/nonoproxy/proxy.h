@@ -56,9 +56,9 @@ NONOPROXY_API enum nonoproxy_err nonoproxy_env_vars(const struct nonoproxy_proxy
  * phantom variable (value = the session token, never the real secret) for routes whose
  * credential was loaded. Same ownership and threading as nonoproxy_env_vars().
  */
-NONOPROXY_API enum nonoproxy_err nonoproxy_credential_env_vars(const struct nonoproxy_proxy *p,
-                                                               const struct nonoproxy_env_var **vars,
-                                                               size_t *n);
+NONOPROXY_API enum nonoproxy_err
+nonoproxy_credential_env_vars(const struct nonoproxy_proxy *p,
+                              const struct nonoproxy_env_var **vars, size_t *n);
 
 /** A start-time finding that did not stop the proxy (SPEC §1.1), e.g. a credential not found. */
 struct nonoproxy_diagnostic {

@@ -4,9 +4,9 @@
 
 #include "export.h"
 
-#define NONOPROXY_VERSION_MAJOR 0
-#define NONOPROXY_VERSION_MINOR 2
-#define NONOPROXY_VERSION_PATCH 0
+#define NONOPROXY_VERSION_MAJOR  0
+#define NONOPROXY_VERSION_MINOR  2
+#define NONOPROXY_VERSION_PATCH  0
 #define NONOPROXY_VERSION_STRING "0.2.0"
 /** MAJOR << 16 | MINOR << 8 | PATCH, for compile-time comparisons. */
 #define NONOPROXY_VERSION_NUM                                                                      \

@@ -485,7 +485,8 @@ parse_upstream(const char *arg, struct mode *m)
 
     memset(m, 0, sizeof(*m));
     if (colon == NULL || (size_t)(colon - hp) >= sizeof(ip) || nlen == 0 ||
-        nlen >= sizeof(m->name) || bench_parse_uint("bench_connect", colon + 1, 1, 65535, &port) != 0) {
+        nlen >= sizeof(m->name) ||
+        bench_parse_uint("bench_connect", colon + 1, 1, 65535, &port) != 0) {
         fprintf(stderr, "bench_connect: bad --upstream-proxy '%s' (NAME=IP:PORT)\n", arg);
         return -1;
     }

@@ -3,8 +3,8 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -238,8 +238,7 @@ proxy_token(const struct nonoproxy_proxy *p)
 }
 
 int
-open_tunnel(const struct nonoproxy_proxy *p, const char *host, uint16_t target_port,
-            int *status)
+open_tunnel(const struct nonoproxy_proxy *p, const char *host, uint16_t target_port, int *status)
 {
     char req[512];
     char head[2048];

@@ -30,9 +30,9 @@
 
 #include "harness.h"
 
-#define SECRET "sk-REAL-secret-0123456789"
+#define SECRET      "sk-REAL-secret-0123456789"
 /* What client A uploads: more than every socket buffer on the way can hold. */
-#define BIG_BODY ((size_t)64 * 1024 * 1024)
+#define BIG_BODY    ((size_t)64 * 1024 * 1024)
 /* The proxy's response timeout, which also bounds one write to the origin. */
 #define RESPONSE_MS 1500u
 #define MAX_CONNS   8
@@ -49,10 +49,10 @@ struct origin_conn_log {
 struct origin {
     int lfd;
     uint16_t port;
-    bool stall_first;  /* the first connection answers at once, then stops reading */
-    bool echo;         /* answer 301 with the request echoed (Location, X-Echo-Auth) */
+    bool stall_first;     /* the first connection answers at once, then stops reading */
+    bool echo;            /* answer 301 with the request echoed (Location, X-Echo-Auth) */
     char last_head[4096]; /* the last request head received */
-    int release_fd;    /* eventfd: readable once the stalled connection may read again */
+    int release_fd;       /* eventfd: readable once the stalled connection may read again */
     const char *needle;
     pthread_t acceptor;
     pthread_mutex_t mu;
@@ -161,8 +161,8 @@ origin_echo(int fd, const char *head, size_t head_len)
 {
     char out[8192];
     const char *sp1 = memchr(head, ' ', head_len);
-    const char *sp2 = sp1 != NULL ? memchr(sp1 + 1, ' ', head_len - (size_t)(sp1 + 1 - head))
-                                  : NULL;
+    const char *sp2 =
+        sp1 != NULL ? memchr(sp1 + 1, ' ', head_len - (size_t)(sp1 + 1 - head)) : NULL;
     const char *auth = strcasestr(head, "\r\nAuthorization: ");
     const char *auth_end = auth != NULL ? strstr(auth + 2, "\r\n") : NULL;
     int n;
@@ -173,8 +173,7 @@ origin_echo(int fd, const char *head, size_t head_len)
     n = snprintf(out, sizeof(out),
                  "HTTP/1.1 301 Moved Permanently\r\nLocation: %.*s/\r\nX-Echo-Auth: %.*s\r\n"
                  "X-Other: untouched\r\nContent-Length: 0\r\n\r\n",
-                 (int)(sp2 - sp1 - 1), sp1 + 1,
-                 auth_end != NULL ? (int)(auth_end - auth - 17) : 0,
+                 (int)(sp2 - sp1 - 1), sp1 + 1, auth_end != NULL ? (int)(auth_end - auth - 17) : 0,
                  auth_end != NULL ? auth + 17 : "");
     if (n > 0 && (size_t)n < sizeof(out)) {
         (void)send_all(fd, out, (size_t)n);
@@ -699,8 +698,8 @@ audit_never_holds_a_piece_of_the_token(void **state)
     assert_int_equal(one_request(p, req, head, sizeof(head)), 400); /* token in the path */
     snprintf(req, sizeof(req), "%.23s /svc/x HTTP/1.1\r\nHost: x\r\n\r\n", tok);
     assert_int_equal(one_request(p, req, head, sizeof(head)), 400); /* invalid method */
-    snprintf(req, sizeof(req),
-             "%.23s /svc/x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", tok);
+    snprintf(req, sizeof(req), "%.23s /svc/x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+             tok);
     assert_int_equal(one_request(p, req, head, sizeof(head)), 501);
     nonoproxy_shutdown(p);
     assert_audit_clean(p);

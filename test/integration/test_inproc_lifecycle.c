@@ -426,24 +426,27 @@ absolute_form_requires_proxy_auth(void **state)
     p = start_proxy(&cfg);
     nonoproxy_config_free(&cfg);
     fd = tcp_connect(nonoproxy_port(p));
-    assert_int_equal(send_str(fd, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 0);
+    assert_int_equal(send_str(fd, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+                     0);
     assert_int_equal(read_head(fd, head, sizeof(head)), 407);
     assert_non_null(strstr(head, "Proxy-Authenticate: Basic realm=\"nono\"\r\n"));
     close(fd);
     fd = tcp_connect(nonoproxy_port(p));
-    assert_int_equal(send_str(fd, "GET https://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 0);
+    assert_int_equal(send_str(fd, "GET https://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+                     0);
     assert_int_equal(read_head(fd, head, sizeof(head)), 407);
     close(fd);
     fd = tcp_connect(nonoproxy_port(p));
     snprintf(req, sizeof(req),
              "GET https://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-             "Proxy-Authorization: Bearer %s\r\n\r\n", proxy_token(p));
+             "Proxy-Authorization: Bearer %s\r\n\r\n",
+             proxy_token(p));
     assert_int_equal(send_str(fd, req), 0);
     assert_int_equal(read_head(fd, head, sizeof(head)), 400); /* authenticated: use CONNECT */
     close(fd);
     nonoproxy_shutdown(p);
-    assert_int_equal(count_events(p, NONOPROXY_DENIAL_AUTHENTICATION_FAILED,
-                                  NONOPROXY_EVENT_DECISION), 2);
+    assert_int_equal(
+        count_events(p, NONOPROXY_DENIAL_AUTHENTICATION_FAILED, NONOPROXY_EVENT_DECISION), 2);
     nonoproxy_free(p);
 }
 

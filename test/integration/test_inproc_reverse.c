@@ -32,13 +32,13 @@
 /* Scripted upstream: one thread per connection; each request gets the answer of the mode.   */
 
 enum up_mode {
-    UP_OK = 0,      /* 200 keep-alive, body "ok" */
-    UP_OK_CLOSE,    /* 200 keep-alive, then the server closes the idle connection */
-    UP_SILENT,      /* never answers */
-    UP_DROP,        /* closes without answering */
-    UP_CHUNKED,     /* 200 chunked "hello" + " world" */
-    UP_STREAM,      /* 200 chunked, one chunk, then waits until the client goes away */
-    UP_INTERIM,     /* 100 and 103 interim answers, then 200 "ok" */
+    UP_OK = 0,        /* 200 keep-alive, body "ok" */
+    UP_OK_CLOSE,      /* 200 keep-alive, then the server closes the idle connection */
+    UP_SILENT,        /* never answers */
+    UP_DROP,          /* closes without answering */
+    UP_CHUNKED,       /* 200 chunked "hello" + " world" */
+    UP_STREAM,        /* 200 chunked, one chunk, then waits until the client goes away */
+    UP_INTERIM,       /* 100 and 103 interim answers, then 200 "ok" */
     UP_INTERIM_FLOOD, /* nine 100 interim answers, then 200 "ok" */
 };
 
@@ -310,9 +310,9 @@ static int
 get(int fd, const struct nonoproxy_proxy *p, const char *path, char *head, size_t cap)
 {
     char req[1024];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", path,
-                     proxy_token(p));
+    int n =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+                 path, proxy_token(p));
 
     if (n < 0 || (size_t)n >= sizeof(req) || send_str(fd, req) != 0) {
         return -1;
@@ -677,7 +677,6 @@ shutdown_while_streaming(void **state)
     assert_int_equal(wait_threads(threads0), threads0);
     assert_int_equal(count_fds(), fds0);
 }
-
 
 /* A token the client also put in the query is dropped before the request goes upstream;
  * one in the path is refused (dropping a segment would change the request). */

@@ -262,7 +262,10 @@ static const struct env_row ENV_ROWS[] = {
     {"env_empty_not_found", "", NP_CRED_NOT_FOUND, "unset or empty"},
     {"env_inner_cr_refused", "sk-inner\rcr", NP_CRED_UNAVAILABLE, "control character"},
     {"env_inner_soh_refused", "sk-inner\x01soh", NP_CRED_UNAVAILABLE, "control character"},
-    {"env_inner_del_refused", "sk-inner\x7f" "del", NP_CRED_UNAVAILABLE, "control character"},
+    {"env_inner_del_refused",
+     "sk-inner\x7f"
+     "del",
+     NP_CRED_UNAVAILABLE, "control character"},
     {"env_inner_lf_refused", "sk-inner\nlf", NP_CRED_UNAVAILABLE, "control character"},
     {"env_trailing_lf_refused", "sk-trail\n", NP_CRED_UNAVAILABLE, "control character"},
 };
@@ -373,7 +376,8 @@ static const struct file_row FILE_ROWS[] = {
      "control character"},
     {"file_crlf_twice_only_one_stripped", S("sk-file\r\n\r\n"), NP_CRED_UNAVAILABLE, NULL,
      "control character"},
-    {"file_lone_trailing_cr_refused", S("sk-file\r"), NP_CRED_UNAVAILABLE, NULL, "control character"},
+    {"file_lone_trailing_cr_refused", S("sk-file\r"), NP_CRED_UNAVAILABLE, NULL,
+     "control character"},
     {"file_inner_lf_refused", S("sk-inner\nlf"), NP_CRED_UNAVAILABLE, NULL, "control character"},
     {"file_inner_cr_refused", S("sk-inner\rcr"), NP_CRED_UNAVAILABLE, NULL, "control character"},
     {"file_inner_nul_refused", S("sk-inner\0nul"), NP_CRED_UNAVAILABLE, NULL, "control character"},

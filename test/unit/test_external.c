@@ -182,8 +182,8 @@ new_from(const struct nonoproxy_config *cfg, struct np_external **e, struct nono
 {
     const struct nonoproxy_config_lists *l = np_config_lists(cfg);
 
-    return np_external_new(l->external_proxy, (const char *const *)l->bypass_hosts, l->n_bypass,
-                           e, diag);
+    return np_external_new(l->external_proxy, (const char *const *)l->bypass_hosts, l->n_bypass, e,
+                           diag);
 }
 
 /* ---- config functions ------------------------------------------------------------------- */
@@ -746,8 +746,8 @@ static const struct connect_row connect_rows[] = {
      "HTTP/1.1 502 Bad\x01Gate\x7fway\r\n\r\n", false, 5000, 64, NP_EXT_REJECTED, 0,
      "sent a malformed answer", "", REQ_PLAIN},
     {"version_1_2_is_malformed", "", "example.com", 443, FAKE_ANSWER_HOLD,
-     "HTTP/1.2 200 OK\r\n\r\n", false, 5000, 64, NP_EXT_REJECTED, 0, "sent a malformed answer",
-     "", REQ_PLAIN},
+     "HTTP/1.2 200 OK\r\n\r\n", false, 5000, 64, NP_EXT_REJECTED, 0, "sent a malformed answer", "",
+     REQ_PLAIN},
     {"header_without_colon_is_malformed", "", "example.com", 443, FAKE_ANSWER_HOLD,
      "HTTP/1.1 200 OK\r\nProxy-agent squid\r\n\r\n", false, 5000, 64, NP_EXT_REJECTED, 0,
      "sent a malformed answer", "", REQ_PLAIN},
@@ -798,7 +798,9 @@ assert_tunnel_echoes(int fd)
 
     assert_int_equal(np_net_send_all(fd, "ping", 4, -1, np_deadline(5000)), NP_IO_OK);
     while (got < 4) {
-        assert_int_equal(np_net_recv(fd, buf + got, 4 - got, &n, (struct np_until){-1, np_deadline(5000)}), NP_IO_OK);
+        assert_int_equal(
+            np_net_recv(fd, buf + got, 4 - got, &n, (struct np_until){-1, np_deadline(5000)}),
+            NP_IO_OK);
         got += n;
     }
     assert_memory_equal(buf, "ping", 4);
@@ -824,8 +826,7 @@ run_connect_row(const struct connect_row *r)
     memset(&t, 0x5a, sizeof(t));
     t.early = early;
     t.early_cap = r->early_cap;
-    got =
-        ext_connect(e, &res, r->target, r->target_port, 5000, r->answer_timeout_ms, -1, &t);
+    got = ext_connect(e, &res, r->target, r->target_port, 5000, r->answer_timeout_ms, -1, &t);
     (void)snprintf(want_reason, sizeof(want_reason), "external proxy proxy.test:%u %s",
                    (unsigned)f.port, r->want_reason);
     if (got != r->want || strcmp(t.reason, want_reason) != 0) {
@@ -890,8 +891,7 @@ test_connect_head_too_large(void **state)
     memset(&t, 0, sizeof(t));
     t.early = early;
     t.early_cap = sizeof(early);
-    assert_int_equal(ext_connect(e, NULL, "example.com", 443, 5000, 5000, -1, &t),
-                     NP_EXT_REJECTED);
+    assert_int_equal(ext_connect(e, NULL, "example.com", 443, 5000, 5000, -1, &t), NP_EXT_REJECTED);
     assert_int_equal(t.status, 0);
     assert_int_equal(t.fd, -1);
     assert_non_null(strstr(t.reason, "sent a malformed answer"));
@@ -920,8 +920,7 @@ test_connect_literal_proxy_skips_resolver(void **state)
     memset(&t, 0, sizeof(t));
     t.early = early;
     t.early_cap = sizeof(early);
-    assert_int_equal(ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t),
-                     NP_EXT_OK);
+    assert_int_equal(ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t), NP_EXT_OK);
     assert_int_equal(stub.calls, 0);
     (void)snprintf(want, sizeof(want),
                    "external proxy 127.0.0.1:%u answered 200 Connection "
@@ -953,8 +952,7 @@ test_connect_tries_each_address(void **state)
     fake_run(&f);
     e = mk_external("", "proxy.test", f.port);
     memset(&t, 0, sizeof(t));
-    assert_int_equal(ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t),
-                     NP_EXT_OK);
+    assert_int_equal(ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t), NP_EXT_OK);
     assert_int_equal(t.early_len, 0);
     assert_tunnel_echoes(t.fd);
     np_net_close(t.fd);
@@ -1042,8 +1040,7 @@ test_connect_resolver_failure(void **state)
         struct np_resolver res = {stub_resolve, &stub};
 
         memset(&t, 0, sizeof(t));
-        if (ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t) !=
-            NP_EXT_UNREACHABLE) {
+        if (ext_connect(e, &res, "example.com", 443, 5000, 5000, -1, &t) != NP_EXT_UNREACHABLE) {
             print_error("row %s: reason \"%s\"\n", rows[i].rule, t.reason);
             fail();
         }
@@ -1107,8 +1104,7 @@ test_connect_bad_arguments(void **state)
                      NP_EXT_REJECTED);
     assert_string_equal(t.reason,
                         "external proxy proxy.test:3128 not asked: invalid target host or port");
-    assert_int_equal(ext_connect(e, &res, "example.com", 0, 5000, 5000, -1, &t),
-                     NP_EXT_REJECTED);
+    assert_int_equal(ext_connect(e, &res, "example.com", 0, 5000, 5000, -1, &t), NP_EXT_REJECTED);
     assert_int_equal(t.fd, -1);
     assert_int_equal(stub.calls, 0);
     np_external_free(e);

@@ -270,8 +270,7 @@ framing_rules_table(void **state)
             why = np_head_check_framing(&v, true, &unsupported);
         }
         if ((why == NULL) != (rows[i].why == NULL) ||
-            (why != NULL && strcmp(why, rows[i].why) != 0) ||
-            unsupported != rows[i].unsupported) {
+            (why != NULL && strcmp(why, rows[i].why) != 0) || unsupported != rows[i].unsupported) {
             fail_msg("row %zu: why \"%s\" unsupported %d", i, why != NULL ? why : "(accepted)",
                      (int)unsupported);
         }

@@ -519,11 +519,11 @@ struct parse_row {
 #define BAD_ROW(name, in, why)                                                                     \
     name, in, why, "", NULL, 0, 400, NP_METHOD_OTHER, 0, 0, false, false, false
 /* A refusal with another status; the request line is kept for the audit event. */
-#define STATUS_ROW(name, in, why, status, mn, target)                                               \
+#define STATUS_ROW(name, in, why, status, mn, target)                                              \
     name, in, why, mn, target, 0, status, NP_METHOD_OTHER, 0, 0, false, false, false
 /* A refusal (400) of a well-formed request line whose target holds a forbidden byte. */
 #define TARGET_ROW(name, in, mn, target)                                                           \
-    name, in, "invalid character in the request target", mn, target, 0, 400, NP_METHOD_OTHER, 0,  \
+    name, in, "invalid character in the request target", mn, target, 0, 400, NP_METHOD_OTHER, 0,   \
         0, false, false, false
 
 static const struct parse_row parse_rows[] = {
@@ -559,8 +559,7 @@ static const struct parse_row parse_rows[] = {
     {OK_ROW("chunked_any_case", "POST /u HTTP/1.1\r\ntransfer-encoding:  Chunked \r\n\r\n",
             NP_METHOD_POST, "POST", "/u", 1, 1, false, 0, true, true)},
     /* Issue #9 hole 10: re-framing would drop gzip; refused with 501, never passed on. */
-    {STATUS_ROW("gzip_then_chunked",
-                "POST /u HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    {STATUS_ROW("gzip_then_chunked", "POST /u HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
                 "transfer codings other than chunked are not supported", 501, "POST", "/u")},
     {STATUS_ROW("te_two_fields_chunked_last",
                 "POST /u HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -594,8 +593,8 @@ static const struct parse_row parse_rows[] = {
     {TARGET_ROW("target_absolute_fragment", "GET http://h/a#b HTTP/1.1\r\n\r\n", "GET",
                 "http://h/a#b")},
     {TARGET_ROW("target_connect_tab", "CONNECT h\t:443 HTTP/1.1\r\n\r\n", "CONNECT", "h\t:443")},
-    {OK_ROW("target_unsafe_but_allowed", "GET /a{b}|^`\"<> HTTP/1.1\r\n\r\n", NP_METHOD_GET,
-            "GET", "/a{b}|^`\"<>", 1, 1, false, 0, false, true)},
+    {OK_ROW("target_unsafe_but_allowed", "GET /a{b}|^`\"<> HTTP/1.1\r\n\r\n", NP_METHOD_GET, "GET",
+            "/a{b}|^`\"<>", 1, 1, false, 0, false, true)},
     {OK_ROW("upgrade_request_head_parses",
             "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", NP_METHOD_GET,
             "GET", "/ws", 1, 1, false, 0, false, true)},

@@ -21,7 +21,6 @@
 #include "common.h"
 #include "http_response.h"
 
-
 /* ---------------------------------------------------------------------------------------- */
 /* np_http_resp_parse: accepted heads                                                        */
 /* ---------------------------------------------------------------------------------------- */
@@ -227,7 +226,8 @@ resp_headers_trimmed_and_found(void **state)
     assert_non_null(h);
     assert_int_equal(h->value_len, 8);
     assert_memory_equal(h->value, "no-cache", 8);
-    assert_ptr_equal(np_header_find(resp->headers, resp->n_headers, "content-type"), &resp->headers[0]);
+    assert_ptr_equal(np_header_find(resp->headers, resp->n_headers, "content-type"),
+                     &resp->headers[0]);
     assert_null(np_header_find(resp->headers, resp->n_headers, "Content"));
     assert_null(np_header_find(resp->headers, resp->n_headers, "Content-Types"));
     free(resp);

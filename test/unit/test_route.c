@@ -1136,9 +1136,8 @@ head_table(void **state)
         print_message("head: %s\n", row->name);
         parse_head(row->client, &req);
         route_for(row->kind, &r);
-        assert_int_equal(head_into(&r, &req, row->target, row->body, row->length, out, sizeof(out),
-                                   &len),
-                         0);
+        assert_int_equal(
+            head_into(&r, &req, row->target, row->body, row->length, out, sizeof(out), &len), 0);
         assert_int_equal(len, want_len);
         assert_memory_equal(out, row->want, len);
         /* every smaller capacity fails and leaves nothing behind */

@@ -518,7 +518,8 @@ fx_setup(void **state)
     f->fds_before = count_fds();
     f->srv.o = *state != NULL ? *(const struct srv_opts *)*state : opts_both;
     srv_start(&f->srv);
-    assert_int_equal(np_tls_conf_new(&(struct np_tls_roots){pki.ca, NULL, NULL}, &f->conf, why, sizeof(why)), 0);
+    assert_int_equal(
+        np_tls_conf_new(&(struct np_tls_roots){pki.ca, NULL, NULL}, &f->conf, why, sizeof(why)), 0);
     *state = f;
     return 0;
 }
@@ -774,7 +775,9 @@ wrong_ca_fails_verification(void **state)
     struct conn c;
     char why[WHY_CAP];
 
-    assert_int_equal(np_tls_conf_new(&(struct np_tls_roots){pki.other, NULL, NULL}, &other, why, sizeof(why)), 0);
+    assert_int_equal(
+        np_tls_conf_new(&(struct np_tls_roots){pki.other, NULL, NULL}, &other, why, sizeof(why)),
+        0);
     assert_int_equal(conn_open(&c, other, f->srv.port, "localhost", -1), NP_IO_ERR);
     assert_null(c.t);
     assert_string_equal(c.why, "certificate verification failed: "
@@ -784,7 +787,8 @@ wrong_ca_fails_verification(void **state)
     np_tls_conf_free(other);
     other = NULL;
     if (access(NP_TLS_SYSTEM_BUNDLE, R_OK) == 0) {
-        assert_int_equal(np_tls_conf_new(&(struct np_tls_roots){NULL, NULL, NULL}, &other, why, sizeof(why)), 0);
+        assert_int_equal(
+            np_tls_conf_new(&(struct np_tls_roots){NULL, NULL, NULL}, &other, why, sizeof(why)), 0);
         assert_int_equal(conn_open(&c, other, f->srv.port, "localhost", -1), NP_IO_ERR);
         assert_null(c.t);
         assert_non_null(strstr(c.why, "certificate verification failed: "));
@@ -1111,8 +1115,8 @@ silent_peer_times_out_at_deadline(void **state)
     assert_true(fd >= 0);
     start = np_now_ms();
     deadline = start + 300;
-    assert_int_equal(np_tls_connect(conf, &(struct np_tls_dial){fd, "localhost", {-1, deadline}}, &t, why,
-                                    sizeof(why)),
+    assert_int_equal(np_tls_connect(conf, &(struct np_tls_dial){fd, "localhost", {-1, deadline}},
+                                    &t, why, sizeof(why)),
                      NP_IO_TIMEOUT);
     assert_true(np_now_ms() >= deadline);
     assert_true(np_now_ms() - start < IO_MS);
@@ -1171,11 +1175,11 @@ stop_fd_interrupts_handshake(void **state)
     fd = tcp_to(port);
     assert_true(fd >= 0);
     start = np_now_ms();
-    assert_int_equal(np_tls_connect(conf,
-                                    &(struct np_tls_dial){fd, "localhost",
-                                                          {k.stop_fd, np_deadline(IO_MS * 2)}},
-                                    &t, why, sizeof(why)),
-                     NP_IO_STOPPED);
+    assert_int_equal(
+        np_tls_connect(conf,
+                       &(struct np_tls_dial){fd, "localhost", {k.stop_fd, np_deadline(IO_MS * 2)}},
+                       &t, why, sizeof(why)),
+        NP_IO_STOPPED);
     assert_true(np_now_ms() - start < IO_MS);
     assert_null(t);
     assert_string_equal(why, "TLS handshake interrupted: shutting down");
@@ -1185,11 +1189,11 @@ stop_fd_interrupts_handshake(void **state)
     fd = tcp_to(port);
     assert_true(fd >= 0);
     assert_int_equal(write(k.stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    assert_int_equal(np_tls_connect(conf,
-                                    &(struct np_tls_dial){fd, "localhost",
-                                                          {k.stop_fd, np_deadline(IO_MS * 2)}},
-                                    &t, why, sizeof(why)),
-                     NP_IO_STOPPED);
+    assert_int_equal(
+        np_tls_connect(conf,
+                       &(struct np_tls_dial){fd, "localhost", {k.stop_fd, np_deadline(IO_MS * 2)}},
+                       &t, why, sizeof(why)),
+        NP_IO_STOPPED);
     assert_null(t);
     np_net_close(fd);
     np_net_close(k.stop_fd);

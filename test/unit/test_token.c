@@ -13,7 +13,7 @@
 
 #include "token.h"
 
-#define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define TOKEN       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 /* TOKEN with its last digit changed. */
 #define OTHER_TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdee"
 
@@ -508,7 +508,7 @@ proxy_auth_basic_length_cap(void **state)
         enum np_auth expected;
     } rows[] = {
         {400, NP_AUTH_OK},
-        {448, NP_AUTH_OK},  /* 513 decoded bytes: over the old proxy-auth limit */
+        {448, NP_AUTH_OK}, /* 513 decoded bytes: over the old proxy-auth limit */
         {1000, NP_AUTH_OK},
         {1983, NP_AUTH_OK},      /* 1983 + 1 + 64 = 2048 decoded bytes */
         {1984, NP_AUTH_INVALID}, /* 2049 */
@@ -611,8 +611,7 @@ token_find_encoded_rows(void **state)
             fail_msg("row %s: found %d", rows[i].name, (int)found);
         }
         if (rows[i].used != 0) {
-            assert_true(np_token_match_encoded(rows[i].text, strlen(rows[i].text), tok, 6,
-                                               &used));
+            assert_true(np_token_match_encoded(rows[i].text, strlen(rows[i].text), tok, 6, &used));
             assert_int_equal(used, rows[i].used);
         }
     }
@@ -642,8 +641,8 @@ basic_value(char *out, size_t cap, size_t pad, const char *tok)
 static void
 token_in_value_basic_any_length(void **state)
 {
-    static const size_t pads[] = {0, 1, 2, 3, 100, 511, 819, 820, 900, 1023, 1024, 1100, 1590,
-                                  1600, 2048, 2100, 3000, 10000, 48000};
+    static const size_t pads[] = {0,    1,    2,    3,    100,  511,  819,  820,   900,  1023,
+                                  1024, 1100, 1590, 1600, 2048, 2100, 3000, 10000, 48000};
     size_t cap = 70000;
     char *v = malloc(cap);
     size_t i;
