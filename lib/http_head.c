@@ -2,6 +2,7 @@
 #include "http_head.h"
 
 #include <http_parser.h>
+#include <stdint.h>
 #include <string.h>
 
 /* (defined() so that analysers that do not read system headers still get through) */
@@ -153,6 +154,26 @@ scan_leading(struct scan *s)
     return s->pos < s->len ? NP_HEAD_COMPLETE : NP_HEAD_NEED_MORE;
 }
 
+/* At a CR or LF: step over the line ending, which may take at most room bytes (else
+ * TOO_LARGE). NEED_MORE when its end has not arrived, MALFORMED for a bare CR. */
+static enum np_head_scan
+take_line_end(struct scan *s, size_t room)
+{
+    int el = line_end_len(s);
+
+    if (el == 0) {
+        return NP_HEAD_NEED_MORE;
+    }
+    if (el < 0) {
+        return NP_HEAD_MALFORMED;
+    }
+    if ((size_t)el > room) {
+        return NP_HEAD_TOO_LARGE;
+    }
+    s->pos += (size_t)el;
+    return NP_HEAD_COMPLETE;
+}
+
 /* Scan the start line up to and including its line ending; COMPLETE means "line done". Its
  * content (without the ending) may hold at most NP_MAX_REQUEST_LINE bytes. */
 static enum np_head_scan
@@ -167,16 +188,7 @@ scan_start_line(struct scan *s)
             return NP_HEAD_MALFORMED;
         }
         if (ch == '\r' || ch == '\n') {
-            int el = line_end_len(s);
-
-            if (el == 0) {
-                return NP_HEAD_NEED_MORE;
-            }
-            if (el < 0) {
-                return NP_HEAD_MALFORMED;
-            }
-            s->pos += (size_t)el;
-            return NP_HEAD_COMPLETE;
+            return take_line_end(s, SIZE_MAX);
         }
         if (s->pos - start >= NP_MAX_REQUEST_LINE) {
             return NP_HEAD_URI_TOO_LONG; /* this is byte NP_MAX_REQUEST_LINE + 1 */
@@ -209,19 +221,8 @@ scan_header_line(struct scan *s)
             return NP_HEAD_MALFORMED;
         }
         if (ch == '\r' || ch == '\n') {
-            int el = line_end_len(s);
-
-            if (el == 0) {
-                return NP_HEAD_NEED_MORE;
-            }
-            if (el < 0) {
-                return NP_HEAD_MALFORMED;
-            }
-            if (el == 2 && s->pos + 1 - s->block_start >= NP_MAX_HEADER_BLOCK) {
-                return NP_HEAD_TOO_LARGE; /* the LF of this CRLF is one byte too many */
-            }
-            s->pos += (size_t)el;
-            return NP_HEAD_COMPLETE;
+            /* The ending counts too: the LF of a CRLF may be the byte too many. */
+            return take_line_end(s, NP_MAX_HEADER_BLOCK - (s->pos - s->block_start));
         }
     }
     return NP_HEAD_NEED_MORE;
@@ -583,8 +584,9 @@ parser_why(enum http_errno err)
     }
 }
 
-const char *
-np_head_run_parser(bool request, const char *head, size_t head_len, struct np_head_parsed *out)
+/* Run http-parser over the whole head into *out, pausing at its end; trim the values. */
+static const char *
+run_parser(bool request, const char *head, size_t head_len, struct np_head_parsed *out)
 {
     http_parser parser;
     size_t parsed;
@@ -611,8 +613,9 @@ np_head_run_parser(bool request, const char *head, size_t head_len, struct np_he
     return NULL;
 }
 
-const char *
-np_head_check_agreement(const struct np_head_parsed *p, const struct np_head_view *v)
+/* Whether http-parser's reading p agrees with ours, v. */
+static const char *
+check_agreement(const struct np_head_parsed *p, const struct np_head_view *v)
 {
     if (v->method.p != NULL) {
         const char *name = np_http_method_name(p->method);
@@ -634,6 +637,23 @@ np_head_check_agreement(const struct np_head_parsed *p, const struct np_head_vie
         return why_cl_invalid;
     }
     return NULL;
+}
+
+bool
+np_head_whole(const char *head, size_t head_len)
+{
+    size_t scanned = 0;
+
+    return np_head_scan(head, head_len, &scanned) == NP_HEAD_COMPLETE && scanned == head_len;
+}
+
+const char *
+np_head_parse_agreed(bool request, const char *head, size_t head_len,
+                     const struct np_head_view *own, struct np_head_parsed *out)
+{
+    const char *why = run_parser(request, head, head_len, out);
+
+    return why != NULL ? why : check_agreement(out, own);
 }
 
 const char *

@@ -6,7 +6,7 @@
  *   1. np_head_scan: line structure and the caps, on the raw bytes as they arrive;
  *   2. our own reading of the start line and the framing headers (np_head_view), with the
  *      request-smuggling rules kept visible here;
- *   3. http-parser 2.9.4 (np_head_run_parser), whose view of the start line and the framing
+ *   3. http-parser 2.9.4 (np_head_parse_agreed), whose view of the start line and the framing
  *      must agree with ours, otherwise the head is refused.
  * http_parser_set_max_header_size() is never called: it writes a process-global. */
 #ifndef NP_HTTP_HEAD_H
@@ -135,16 +135,16 @@ struct np_head_parsed {
     bool done; /* on_headers_complete ran */
 };
 
-/* Run http-parser over the whole head (request when request, else response) into *out,
- * pausing at the end of the head (a body is never parsed here), then trim the header values.
- * Returns NULL or the reason. */
-const char *np_head_run_parser(bool request, const char *head, size_t head_len,
-                               struct np_head_parsed *out);
+/* Whether head[0..head_len) is exactly one complete head as np_head_scan delimits it. */
+bool np_head_whole(const char *head, size_t head_len);
 
-/* Whether http-parser's reading agrees with ours on the start line (a request's method and
- * target, a response's status), the version and the framing: any disagreement is a parser
- * differential, and refused. Returns NULL or the reason. */
-const char *np_head_check_agreement(const struct np_head_parsed *p, const struct np_head_view *v);
+/* Run http-parser over the whole head (request when request, else response) into *out,
+ * pausing at the end of the head (a body is never parsed here), trim the header values, then
+ * check that its reading agrees with ours (own, from the np_head_check_* rules) on the start
+ * line (a request's method and target, a response's status), the version and the framing:
+ * any disagreement is a parser differential, and refused. Returns NULL or the reason. */
+const char *np_head_parse_agreed(bool request, const char *head, size_t head_len,
+                                 const struct np_head_view *own, struct np_head_parsed *out);
 
 /* Whether m[0..len) is the name of a method http-parser knows. */
 bool np_http_method_known(const char *m, size_t len);

@@ -185,16 +185,14 @@ np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req, co
     struct np_head_view own;
     struct np_head_parsed parsed;
     int status = 400;
-    const char *reason = NULL;
-    size_t scanned = 0;
+    const char *reason = why_head;
 
     memset(req, 0, sizeof(*req));
     memset(&own, 0, sizeof(own));
     memset(&parsed, 0, sizeof(parsed));
     parsed.hs.headers = req->headers;
     parsed.hs.n = &req->n_headers;
-    if (np_head_scan(head, head_len, &scanned) != NP_HEAD_COMPLETE || scanned != head_len) {
-        reason = why_head;
+    if (!np_head_whole(head, head_len)) {
         goto out;
     }
     reason = check_own_rules(head, head_len, &own, &status);
@@ -202,10 +200,7 @@ np_http_req_parse(const char *head, size_t head_len, struct np_http_req *req, co
         goto out;
     }
     status = 400;
-    reason = np_head_run_parser(true, head, head_len, &parsed);
-    if (reason == NULL) {
-        reason = np_head_check_agreement(&parsed, &own);
-    }
+    reason = np_head_parse_agreed(true, head, head_len, &own, &parsed);
     if (reason != NULL) {
         goto out;
     }

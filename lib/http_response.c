@@ -33,24 +33,18 @@ np_http_resp_parse(const char *head, size_t head_len, struct np_http_resp *resp,
 {
     struct np_head_view own;
     struct np_head_parsed parsed;
-    const char *reason = NULL;
-    size_t scanned = 0;
+    const char *reason = why_head;
 
     memset(resp, 0, sizeof(*resp));
     memset(&own, 0, sizeof(own));
     memset(&parsed, 0, sizeof(parsed));
     parsed.hs.headers = resp->headers;
     parsed.hs.n = &resp->n_headers;
-    if (np_head_scan(head, head_len, &scanned) != NP_HEAD_COMPLETE || scanned != head_len) {
-        reason = why_head;
-        goto out;
-    }
-    reason = check_own_rules(head, head_len, &own);
-    if (reason == NULL) {
-        reason = np_head_run_parser(false, head, head_len, &parsed);
+    if (np_head_whole(head, head_len)) {
+        reason = check_own_rules(head, head_len, &own);
     }
     if (reason == NULL) {
-        reason = np_head_check_agreement(&parsed, &own);
+        reason = np_head_parse_agreed(false, head, head_len, &own, &parsed);
     }
     if (reason != NULL) {
         goto out;
