@@ -92,10 +92,11 @@ curl -sS --fail "$OPENAI_BASE_URL/v1/models" -H "Authorization: Bearer $OPENAI_K
 echo
 curl -s -o /dev/null -w "blocked.invalid: CONNECT %{http_connect}\n" https://blocked.invalid/ || true'
 
-# The NONOPROXY_API function names, one per line, sorted.
+# The NONOPROXY_API function names, one per line, sorted. A declaration may break after its
+# return type (clang-format does when the line is long): the name is the last word before '('.
 api_functions() {
-    sed -n 's/^NONOPROXY_API[^(]*\(nonoproxy_[a-z0-9_]*\)(.*/\1/p' "$SRC"/include/nonoproxy/*.h |
-        sort
+    perl -0ne 'print "$1\n" while /^NONOPROXY_API\b[^(;]*?\b(nonoproxy_\w+)\s*\(/mg' \
+        "$SRC"/include/nonoproxy/*.h | sort
 }
 
 # check_layout PREFIX LIBDIR
