@@ -402,8 +402,16 @@ xchg_respond(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r)
     }
     keep = q->client_keep_alive && out != NP_FRAME_CLOSE && !q->body_incomplete;
     n = xchg_client_head(q, &r->h, out, keep);
+    r->up_reusable = false;
+    if (n == 0) {
+        /* The head grew past relay_b (every copy of a short route secret became the 64-byte
+         * phantom): an answer, never a silent close, and an event that says so. */
+        np_xchg_deny(q, 502, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED,
+                     "upstream response head too large to relay", "upstream unavailable");
+        return false;
+    }
     q->ev.status = (uint16_t)r->h.status;
-    if (n != 0 && in == NP_FRAME_LENGTH && r->len - r->head_len == r->h.content_length &&
+    if (in == NP_FRAME_LENGTH && r->len - r->head_len == r->h.content_length &&
         r->h.content_length <= NP_RELAY_CAP - n) {
         /* The whole body came with the head (the common small API answer): one write. */
         memcpy(se->relay_b + n, se->relay_a + r->head_len, (size_t)r->h.content_length);
@@ -413,9 +421,7 @@ xchg_respond(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r)
         r->len = r->head_len;
     }
     np_emit(se->ctx, &q->ev);
-    r->up_reusable = false;
-    if (n == 0 ||
-        np_stream_send_all(&q->client, se->relay_b, n, np_deadline(XCHG_SEND_MS)) != NP_IO_OK) {
+    if (np_stream_send_all(&q->client, se->relay_b, n, np_deadline(XCHG_SEND_MS)) != NP_IO_OK) {
         return false;
     }
     if (in == NP_FRAME_NONE) {

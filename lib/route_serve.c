@@ -166,8 +166,15 @@ rev_scrub_init(struct np_xchg *q, const struct np_route *r)
     q->scrub[0].p = r->secret;
     q->scrub[0].len = r->secret_len;
     if (r->mode == NONOPROXY_INJECT_BASIC_AUTH && r->inject_value_len > 6) {
+        size_t len = r->inject_value_len - 6;
+
+        /* Without its padding, so that the unpadded spelling is found too (the padding of the
+         * padded one stays behind, after the phantom). */
+        while (len > 1 && r->inject_value[6 + len - 1] == '=') {
+            len--;
+        }
         q->scrub[1].p = r->inject_value + 6; /* after "Basic " */
-        q->scrub[1].len = r->inject_value_len - 6;
+        q->scrub[1].len = len;
     }
 }
 

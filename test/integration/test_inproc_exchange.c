@@ -30,12 +30,13 @@
 
 #include "harness.h"
 
-#define SECRET      "sk-REAL-secret-0123456789"
+#define SECRET       "sk-REAL-secret-0123456789"
+#define SHORT_SECRET "abcdefgh"
 /* What client A uploads: more than every socket buffer on the way can hold. */
-#define BIG_BODY    ((size_t)64 * 1024 * 1024)
+#define BIG_BODY     ((size_t)64 * 1024 * 1024)
 /* The proxy's response timeout, which also bounds one write to the origin. */
-#define RESPONSE_MS 1500u
-#define MAX_CONNS   8
+#define RESPONSE_MS  1500u
+#define MAX_CONNS    8
 
 /* ---------------------------------------------------------------------------------------- */
 /* Scripted origin.                                                                           */
@@ -51,6 +52,7 @@ struct origin {
     uint16_t port;
     bool stall_first;     /* the first connection answers at once, then stops reading */
     bool echo;            /* answer 301 with the request echoed (Location, X-Echo-Auth) */
+    bool big_echo;        /* answer 200 with SHORT_SECRET 7 920 times in its head */
     char last_head[4096]; /* the last request head received */
     int release_fd;       /* eventfd: readable once the stalled connection may read again */
     const char *needle;
@@ -165,19 +167,56 @@ origin_echo(int fd, const char *head, size_t head_len)
         sp1 != NULL ? memchr(sp1 + 1, ' ', head_len - (size_t)(sp1 + 1 - head)) : NULL;
     const char *auth = strcasestr(head, "\r\nAuthorization: ");
     const char *auth_end = auth != NULL ? strstr(auth + 2, "\r\n") : NULL;
+    int auth_len = auth_end != NULL ? (int)(auth_end - auth - 17) : 0;
+    int unpadded = auth_len;
     int n;
 
     if (sp2 == NULL) {
         return;
     }
+    while (unpadded > 0 && auth[17 + unpadded - 1] == '=') {
+        unpadded--; /* the same credential in the unpadded base64 spelling */
+    }
     n = snprintf(out, sizeof(out),
                  "HTTP/1.1 301 Moved Permanently\r\nLocation: %.*s/\r\nX-Echo-Auth: %.*s\r\n"
-                 "X-Other: untouched\r\nContent-Length: 0\r\n\r\n",
-                 (int)(sp2 - sp1 - 1), sp1 + 1, auth_end != NULL ? (int)(auth_end - auth - 17) : 0,
-                 auth_end != NULL ? auth + 17 : "");
+                 "X-Echo-Unpadded: %.*s\r\nX-Other: untouched\r\nContent-Length: 0\r\n\r\n",
+                 (int)(sp2 - sp1 - 1), sp1 + 1, auth_len, auth_end != NULL ? auth + 17 : "",
+                 unpadded, auth_end != NULL ? auth + 17 : "");
     if (n > 0 && (size_t)n < sizeof(out)) {
         (void)send_all(fd, out, (size_t)n);
     }
+}
+
+/* Answer with 90 header lines that each repeat SHORT_SECRET 88 times: a 64 000-byte head,
+ * under the 64 KiB cap, that grows eightfold when each copy becomes the 64-byte phantom. */
+static void
+origin_big_echo(int fd)
+{
+    static const char tail[] = "Content-Length: 2\r\n\r\nok";
+    size_t cap = 70000;
+    char *out = malloc(cap);
+    size_t n = 0;
+    int line;
+    int k;
+
+    if (out == NULL) {
+        return;
+    }
+    memcpy(out, "HTTP/1.1 200 OK\r\n", 17);
+    n = 17;
+    for (line = 0; line < 90; line++) {
+        n += (size_t)snprintf(out + n, cap - n, "X-%02d: ", line);
+        for (k = 0; k < 88; k++) {
+            memcpy(out + n, SHORT_SECRET, sizeof(SHORT_SECRET) - 1);
+            n += sizeof(SHORT_SECRET) - 1;
+        }
+        memcpy(out + n, "\r\n", 2);
+        n += 2;
+    }
+    memcpy(out + n, tail, sizeof(tail) - 1);
+    n += sizeof(tail) - 1;
+    (void)send_all(fd, out, n);
+    free(out);
 }
 
 static void *
@@ -237,6 +276,8 @@ origin_conn_main(void *arg)
         }
         if (o->echo) {
             origin_echo(c->fd, buf, head_len);
+        } else if (o->big_echo) {
+            origin_big_echo(c->fd);
         } else {
             (void)send_all(c->fd, ok, sizeof(ok) - 1);
         }
@@ -372,8 +413,16 @@ cred_cb(void *userdata, const char *key, char *buf, size_t cap, size_t *len)
         *len = sizeof(SECRET) - 1;
         return NONOPROXY_CREDENTIAL_FOUND;
     }
+    if (strcmp(key, "short-key") == 0 && cap > sizeof(SHORT_SECRET)) {
+        memcpy(buf, SHORT_SECRET, sizeof(SHORT_SECRET) - 1);
+        *len = sizeof(SHORT_SECRET) - 1;
+        return NONOPROXY_CREDENTIAL_FOUND;
+    }
     return NONOPROXY_CREDENTIAL_PASS;
 }
+
+/* The credential key of the routes start_route_proxy makes. */
+static const char *route_key = "test-key";
 
 /* A proxy; with a route svc → http://127.0.0.1:<route_port> in mode when route_port is not
  * 0 (query_param: parameter "key"; basic_auth: the secret is "user:<SECRET>"). */
@@ -392,7 +441,7 @@ start_route_proxy(uint16_t route_port, enum nonoproxy_inject_mode mode)
     if (route_port != 0) {
         snprintf(up, sizeof(up), "http://127.0.0.1:%u", (unsigned)route_port);
         nonoproxy_route_config_init(&r, "/svc", up);
-        r.credential_key = "test-key";
+        r.credential_key = route_key;
         r.inject_mode = mode;
         r.query_param_name = mode == NONOPROXY_INJECT_QUERY_PARAM ? "key" : NULL;
         assert_int_equal(nonoproxy_config_add_route(&cfg, &r), NONOPROXY_OK);
@@ -789,6 +838,39 @@ response_headers_never_carry_the_secret(void **state)
     }
 }
 
+/* Review of issue #10: a response head that scrubbing grows past the relay buffer (a short
+ * secret echoed thousands of times) is answered 502 and recorded as a denial, not closed in
+ * silence after an "allow" event. */
+static void
+head_grown_by_scrubbing_gets_502(void **state)
+{
+    struct origin *o = origin_start(INADDR_LOOPBACK, 0, false, "never");
+    static struct nonoproxy_audit_event ev[16];
+    struct nonoproxy_proxy *p;
+    char req[512];
+    char head[4096];
+    size_t n;
+    size_t i;
+    bool denied = false;
+
+    (void)state;
+    o->big_echo = true;
+    route_key = "short-key";
+    p = start_route_proxy(o->port, NONOPROXY_INJECT_HEADER);
+    route_key = "test-key";
+    snprintf(req, sizeof(req), "GET /svc/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+             proxy_token(p));
+    assert_int_equal(one_request(p, req, head, sizeof(head)), 502);
+    n = nonoproxy_drain_audit_events(p, ev, 16, NULL);
+    for (i = 0; i < n; i++) {
+        assert_false(ev[i].decision == NONOPROXY_DECISION_ALLOW && ev[i].status == 200);
+        denied |= ev[i].decision == NONOPROXY_DECISION_DENY && ev[i].status == 502;
+    }
+    assert_true(denied);
+    nonoproxy_free(p);
+    origin_stop(o);
+}
+
 /* Review of issue #9 (Expect desync): the proxy answers 100-continue itself and always sends
  * the body, so Expect never goes upstream, where an origin could take the body it did not
  * wait for as the next request. */
@@ -845,6 +927,7 @@ main(void)
         cmocka_unit_test(audit_never_holds_a_piece_of_the_token),
         cmocka_unit_test(response_headers_never_carry_the_secret),
         cmocka_unit_test(expect_never_goes_upstream),
+        cmocka_unit_test(head_grown_by_scrubbing_gets_502),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
