@@ -315,7 +315,7 @@ main(void)
     char up[64];
     unsigned warm[OP_N];
     unsigned main_mix[OP_N];
-    int base_fds, base_threads, end_fds, end_threads;
+    int pre_threads, base_fds, base_threads, end_fds, end_threads;
     long base_rss, end_rss;
     uint64_t t0 = now_ms();
     uint64_t t_main;
@@ -326,6 +326,7 @@ main(void)
         fprintf(stderr, "soak: cannot start the local servers\n");
         return 1;
     }
+    pre_threads = count_threads();
     nonoproxy_config_init(&cfg);
     cfg.max_connections = POOL;
     cfg.audit_capacity = 1024; /* filled during the warm-up, so its pages count in the baseline */
@@ -377,6 +378,11 @@ main(void)
     base_threads = count_threads();
     base_rss = rss_kb();
     printf("soak: warm-up done in %llu ms\n", (unsigned long long)(now_ms() - t0));
+    /* The proxy's threads: accept + reject + the full pool of idle workers. */
+    printf("soak: proxy threads at baseline %d (accept + reject + %d idle workers expected) %s\n",
+           base_threads - pre_threads, POOL,
+           base_threads - pre_threads == 2 + POOL ? "PASS" : "FAIL");
+    fail |= base_threads - pre_threads != 2 + POOL;
 
     t_main = now_ms();
     if (run_phase(&s, main_mix) != 0) {
