@@ -273,9 +273,12 @@ static int
 fill_pool(struct soak *s)
 {
     int fds[POOL];
+    int fds0 = count_fds();
     int i;
     int n = 0;
     int rc = 0;
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    uint64_t end;
 
     for (i = 0; i < POOL; i++) {
         fds[i] = open_tunnel(s->p, "127.0.0.1", s->echo_port, NULL);
@@ -290,6 +293,12 @@ fill_pool(struct soak *s)
         if (fds[i] >= 0) {
             close(fds[i]);
         }
+    }
+    /* Until the proxy has closed them all, its POOL workers are still busy and a new
+     * connection would get 503. */
+    end = now_ms() + SETTLE_MS;
+    while (count_fds() > fds0 && now_ms() < end) {
+        nanosleep(&ts, NULL);
     }
     return rc;
 }
@@ -368,6 +377,10 @@ main(void)
     main_mix[OP_ROUTE] = ROUTE_REQS;
     if (fill_pool(&s) != 0 || run_phase(&s, warm) != 0) {
         fprintf(stderr, "soak: warm-up failed\n");
+        for (k = 0; k < OP_N; k++) {
+            fprintf(stderr, "soak: warm-up %-15s expected %4u ok %4u unexpected %u\n", op_names[k],
+                    warm[k], atomic_load(&s.ok[k]), atomic_load(&s.bad[k]));
+        }
         fail = 1;
     }
     /* The listener now holds POOL idle workers, the most it can ever hold, so the thread
