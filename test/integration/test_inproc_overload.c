@@ -284,7 +284,7 @@ slowloris_cut_at_head_timeout(void **state)
                   "heads cut (%d with 408), last after %llu ms\n",
                   (unsigned long long)t_good, waiting, SLOW, n408,
                   (unsigned long long)(now_ms() - t0));
-    assert_true(t_good < 10000); /* TSan: ~1.2 s; normally ~40 ms */
+    assert_true(t_good < 10000); /* ~40-180 ms; TSan 1-3 s */
     assert_true(waiting > 0);
     assert_true(n408 > SLOW / 2);
     nonoproxy_free(p);
