@@ -3,6 +3,7 @@
 #   ./project.sh demo   install what is missing, build, run the loopback demonstration
 #   ./project.sh test   install what is missing, build, run every test
 #   ./project.sh asan | tsan   the unit + integration tests under ASan+UBSan / TSan
+#   ./project.sh soak   the soak test (test/soak/README.md; RelWithDebInfo build, ctest -L soak)
 #   ./project.sh bench  the benchmarks (Release build)
 #   ./project.sh lint   the style checks of STYLE.md §4 (clang-tidy, clang-format, include
 #                       levels, banned calls, test-only functions, NOLINT); one line per step
@@ -176,6 +177,11 @@ tsan)
     TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/test/tsan.supp" \
         run_tests build-tsan -L 'unit|integration'
     ;;
+soak)
+    install_deps
+    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    ctest --test-dir build --output-on-failure -V -L soak
+    ;;
 bench)
     PACKAGES+=("${BENCH_PACKAGES[@]}")
     install_deps
@@ -187,7 +193,7 @@ lint)
     run_lint
     ;;
 *)
-    echo "usage: ./project.sh demo|test|asan|tsan|bench|lint" >&2
+    echo "usage: ./project.sh demo|test|soak|asan|tsan|bench|lint" >&2
     exit 2
     ;;
 esac

@@ -1,7 +1,8 @@
 # In-process C integration tests (test_inproc_*.c): start the proxy through the public API and
 # drive it with real sockets on 127.0.0.1 port 0.
 file(GLOB NP_INPROC_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/test_inproc_*.c)
-add_library(np_test_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/harness.c)
+add_library(np_test_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/harness.c
+                                   ${CMAKE_CURRENT_LIST_DIR}/loopsrv.c)
 target_link_libraries(np_test_harness PUBLIC nonoproxy::nonoproxy)
 target_compile_definitions(np_test_harness PRIVATE _GNU_SOURCE)
 nonoproxy_target_warnings(np_test_harness)
