@@ -444,6 +444,7 @@ load_keyring(struct cred_load *l)
     service = np_strndup(rest, (size_t)(slash - rest));
     if (service == NULL) {
         fail(l, "out of memory");
+        st = NP_CRED_NOMEM;
         goto out;
     }
     st = keyring_lookup(l, service, slash + 1);
@@ -500,6 +501,7 @@ np_cred_load(const struct np_cred_request *q, char **secret, size_t *len, char *
     l.buf = np_malloc(SCRATCH_CAP);
     if (l.buf == NULL) {
         fail(&l, "out of memory");
+        st = NP_CRED_NOMEM;
         goto out;
     }
     if (cb != NULL) {
@@ -528,7 +530,7 @@ np_cred_load(const struct np_cred_request *q, char **secret, size_t *len, char *
         *secret = np_strndup(l.buf, l.n);
         if (*secret == NULL) {
             fail(&l, "out of memory");
-            st = NP_CRED_UNAVAILABLE;
+            st = NP_CRED_NOMEM;
             goto out;
         }
         *len = l.n;
