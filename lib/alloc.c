@@ -1,6 +1,7 @@
 /* Allocation wrappers and secret wiping (L0). */
 #include "alloc.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,11 @@ hook_fails(void)
     }
     n = atomic_fetch_add_explicit(&hook_count, 1UL, memory_order_relaxed) + 1UL;
     at = atomic_load_explicit(&hook_fail_at, memory_order_relaxed);
-    return at != 0UL && n == at;
+    if (at != 0UL && n == at) {
+        errno = ENOMEM; /* as malloc does */
+        return 1;
+    }
+    return 0;
 }
 
 void
