@@ -353,6 +353,10 @@ test_start(void **state)
             if (p != NULL) {
                 fail_msg("allocation %lu: start failed but wrote *out", k);
             }
+            if (rc != NONOPROXY_ERR_NOMEM) {
+                fail_msg("allocation %lu: start failed with %s (%s), not out of memory", k,
+                         nonoproxy_strerror(rc), diag.message);
+            }
             if (diag.message[0] == '\0') {
                 fail_msg("allocation %lu: start failed (%s) without a diagnostic", k,
                          nonoproxy_strerror(rc));
