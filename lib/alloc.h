@@ -16,4 +16,14 @@ void np_secure_zero(void *p, size_t n);
 /* Wipe the whole NUL-terminated string s, then free it. NULL-safe. */
 void np_free_secret(char *s);
 
+/* Allocation-failure injection, for tests only. Resets the allocation count to 0 and counts
+ * every np_malloc/np_calloc/np_realloc (np_strdup/np_strndup included) from now on, in every
+ * thread; the n-th of them returns NULL (n = 0: none fails, counting only). One failure per
+ * call: later allocations succeed. Off until first called. */
+/* test hook */
+void np_alloc_fail_at(unsigned long n);
+/* Allocations counted since the last np_alloc_fail_at(). */
+/* test hook */
+unsigned long np_alloc_count(void);
+
 #endif /* NP_ALLOC_H */

@@ -426,6 +426,14 @@ keyring_lookup(struct cred_load *l, const char *service, const char *account)
 
 #endif /* NONOPROXY_HAVE_LIBSECRET */
 
+/* Record "out of memory" in the detail; returns NP_CRED_NOMEM. */
+static enum np_cred_status
+fail_nomem(struct cred_load *l)
+{
+    fail(l, "out of memory");
+    return NP_CRED_NOMEM;
+}
+
 /* Split a keyring reference into service and account (a bare name uses service "nono") and
  * look it up; the service is copied to be NUL-terminated, the account is the key's tail. */
 static enum np_cred_status
@@ -443,7 +451,7 @@ load_keyring(struct cred_load *l)
     slash = strchr(rest, '/'); /* present: checked by np_cred_ref_check */
     service = np_strndup(rest, (size_t)(slash - rest));
     if (service == NULL) {
-        fail(l, "out of memory");
+        st = fail_nomem(l);
         goto out;
     }
     st = keyring_lookup(l, service, slash + 1);
@@ -499,7 +507,7 @@ np_cred_load(const struct np_cred_request *q, char **secret, size_t *len, char *
     }
     l.buf = np_malloc(SCRATCH_CAP);
     if (l.buf == NULL) {
-        fail(&l, "out of memory");
+        st = fail_nomem(&l);
         goto out;
     }
     if (cb != NULL) {
@@ -527,8 +535,7 @@ np_cred_load(const struct np_cred_request *q, char **secret, size_t *len, char *
     if (st == NP_CRED_LOADED) {
         *secret = np_strndup(l.buf, l.n);
         if (*secret == NULL) {
-            fail(&l, "out of memory");
-            st = NP_CRED_UNAVAILABLE;
+            st = fail_nomem(&l);
             goto out;
         }
         *len = l.n;

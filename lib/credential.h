@@ -17,6 +17,7 @@ enum np_cred_status {
     NP_CRED_LOADED = 0,
     NP_CRED_NOT_FOUND,   /* unset/empty variable, missing/empty file, no keyring entry */
     NP_CRED_UNAVAILABLE, /* keyring unreachable or locked, unreadable file, bad content */
+    NP_CRED_NOMEM,       /* out of memory: a start error, not a route answering 503 */
 };
 
 /* What to load, and the embedder's resolver to ask first. */

@@ -135,9 +135,8 @@ nonoproxy_start(const struct nonoproxy_config *cfg, struct nonoproxy_proxy **out
         rc = NONOPROXY_ERR_NOMEM;
     }
     if (rc == NONOPROXY_OK && np_listener_start(&p->ctx, fd, &p->listener) != 0) {
-        np_diag_set(diag, NONOPROXY_ERR_IO, errno, "cannot start the accept thread: %s",
-                    NP_ERRSTR(errno));
-        rc = NONOPROXY_ERR_IO;
+        rc = errno == ENOMEM ? NONOPROXY_ERR_NOMEM : NONOPROXY_ERR_IO;
+        np_diag_set(diag, rc, errno, "cannot start the accept thread: %s", NP_ERRSTR(errno));
     }
     if (rc != NONOPROXY_OK) {
         np_net_close(fd);

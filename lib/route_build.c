@@ -28,6 +28,7 @@ struct build {
     char *why;
     size_t why_cap;
     const char *quote_prefix; /* the route's name in messages (raw until validated) */
+    bool nomem;               /* a failure was an allocation's: np_route_build returns -2 */
 };
 
 /* Write "routes[<i>] '<prefix>': <field>: <detail>" plus " ('<value>')" when value is not
@@ -57,16 +58,24 @@ fail(const struct build *b, const char *field, const char *detail, const char *v
     return -1;
 }
 
+/* fail() for an allocation failure: also marks b (np_route_build then returns -2). */
+static int
+fail_nomem(struct build *b, const char *field)
+{
+    b->nomem = true;
+    return fail(b, field, "out of memory", NULL, 0);
+}
+
 /* Copy s into *dst (NULL stays NULL). Returns 0, or -1 on allocation failure. */
 static int
-copy_opt(const struct build *b, const char *field, const char *s, char **dst)
+copy_opt(struct build *b, const char *field, const char *s, char **dst)
 {
     if (s == NULL) {
         *dst = NULL;
         return 0;
     }
     *dst = np_strdup(s);
-    return *dst != NULL ? 0 : fail(b, field, "out of memory", NULL, 0);
+    return *dst != NULL ? 0 : fail_nomem(b, field);
 }
 
 /* Whether s holds a control character (C0 or DEL). */
@@ -142,7 +151,7 @@ build_prefix(struct build *b)
     }
     b->r->prefix = np_strndup(p, len);
     if (b->r->prefix == NULL) {
-        return fail(b, "prefix", "out of memory", NULL, 0);
+        return fail_nomem(b, "prefix");
     }
     b->quote_prefix = b->r->prefix;
     return 0;
@@ -291,7 +300,7 @@ set_upstream(struct build *b, const struct upstream_parts *u, const char *norm)
     r->host_header = np_strdup(hh);
     r->base_path = np_strndup(u->path, path_len);
     if (r->host == NULL || r->host_header == NULL || r->base_path == NULL) {
-        return fail(b, "upstream", "out of memory", NULL, 0);
+        return fail_nomem(b, "upstream");
     }
     return 0;
 }
@@ -365,7 +374,7 @@ build_inject(struct build *b)
     b->r->inject_header = np_strdup(hdr);
     b->r->credential_format = np_strdup(fmt);
     if (b->r->inject_header == NULL || b->r->credential_format == NULL) {
-        return fail(b, "inject_header", "out of memory", NULL, 0);
+        return fail_nomem(b, "inject_header");
     }
     return 0;
 }
@@ -403,7 +412,7 @@ build_mode_fields(struct build *b)
         b->r->path_pattern = np_strdup(rc->path_pattern);
         b->r->path_replacement = np_strdup(rep);
         if (b->r->path_pattern == NULL || b->r->path_replacement == NULL) {
-            return fail(b, "path_pattern", "out of memory", NULL, 0);
+            return fail_nomem(b, "path_pattern");
         }
     }
     if (rc->inject_mode == NONOPROXY_INJECT_QUERY_PARAM) {
@@ -464,7 +473,7 @@ int
 np_route_build(const struct nonoproxy_route_config *rc, size_t index, struct np_route *out,
                char *why, size_t why_cap)
 {
-    struct build b;
+    struct build b = {NULL, 0, NULL, NULL, 0, NULL, false};
     int rc_ok = -1;
 
     if (out == NULL) {
@@ -495,7 +504,7 @@ out:
     if (rc_ok != 0 && out != NULL) {
         np_route_free(out);
     }
-    return rc_ok;
+    return rc_ok != 0 && b.nomem ? -2 : rc_ok;
 }
 
 /* Wipe and free a secret buffer of len bytes (plus its NUL). */

@@ -37,8 +37,8 @@ struct np_route {
     bool tls;      /* https upstream (false only for http:// to loopback) */
 };
 
-/* Validate rc (SPEC §1.1) and fill out (zeroed first). On error returns -1 and why holds one
- * line naming the route by index and prefix and the field, e.g.
+/* Validate rc (SPEC §1.1) and fill out (zeroed first). On error returns -1 (-2 when out of
+ * memory) and why holds one line naming the route by index and prefix and the field, e.g.
  * "routes[1] 'svc': upstream: http:// is only allowed to loopback hosts ('example.com')".
  * Checks: prefix (after stripping '/') non-empty and [A-Za-z0-9._-]+; upstream parses as
  * http(s)://host[:port][/path] with no userinfo, query or fragment; http only to loopback

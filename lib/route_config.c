@@ -111,10 +111,13 @@ route_validate_one(const struct nonoproxy_route_config *cfgs, size_t i, bool has
 {
     char why[384];
     enum nonoproxy_err rc;
+    int brc;
 
-    if (np_route_build(&cfgs[i], i, &routes[i], why, sizeof(why)) != 0) {
-        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "%s", why);
-        return NONOPROXY_ERR_INVALID_ARG;
+    brc = np_route_build(&cfgs[i], i, &routes[i], why, sizeof(why));
+    if (brc != 0) {
+        rc = brc == -2 ? NONOPROXY_ERR_NOMEM : NONOPROXY_ERR_INVALID_ARG;
+        np_diag_set(diag, rc, brc == -2 ? ENOMEM : 0, "%s", why);
+        return rc;
     }
     if (strlen(routes[i].prefix) >= NONOPROXY_AUDIT_ROUTE_LEN) {
         np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0,

@@ -74,6 +74,11 @@ route_load_credential(struct np_route_runtime *g, const struct np_settings *s, s
         np_log(s, NONOPROXY_LOG_INFO, "route '%s': credential loaded", r->prefix);
         return NONOPROXY_OK;
     }
+    if (st == NP_CRED_NOMEM) {
+        np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "routes[%zu] '%s': out of memory", i,
+                    r->prefix);
+        return NONOPROXY_ERR_NOMEM;
+    }
     if (runtime_diag(g, r,
                      st == NP_CRED_NOT_FOUND ? "credential_not_found" : "credential_unavailable",
                      detail) != 0) {

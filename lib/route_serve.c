@@ -238,9 +238,16 @@ rev_build_head(struct np_xchg *q, const struct rev_ctx *rc)
     struct np_buf head;
     size_t target_len = 0;
     bool ok;
+    int trc;
 
     np_buf_init(&target, se->relay_b, NP_XCHG_HEAD_OFF);
-    ok = np_route_upstream_target(r, rc->rest, rc->rest_len, &target) == 0;
+    trc = np_route_upstream_target(r, rc->rest, rc->rest_len, &target);
+    if (trc == -2) { /* as forward.c's fwd_open: the upstream cannot be reached */
+        np_xchg_deny(q, 502, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED, "out of memory",
+                     "out of memory");
+        return false;
+    }
+    ok = trc == 0;
     target_len = target.len;
     if (ok && np_xchg_strip_token(target.p, &target_len, se->ctx->token) != 0) {
         np_secure_zero(target.p, target.len);

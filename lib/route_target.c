@@ -11,7 +11,7 @@
 /* Write the normalised path p[0..len), with the secret where the URL_PATH pattern matches in
  * it on URL_PATH credential routes. The path is normalised into a scratch copy first, so that
  * out needs room for the result only (a popped segment or the phantom takes room before it
- * goes). */
+ * goes). Returns 0, -1 (see np_route_upstream_target) or -2 when out of memory. */
 static int
 put_path(const struct np_route *r, struct np_buf *w, const char *p, size_t len)
 {
@@ -28,8 +28,12 @@ put_path(const struct np_route *r, struct np_buf *w, const char *p, size_t len)
     if (inject && np_route_unsafe_in_target(r->secret, r->secret_len)) {
         goto out;
     }
+    if (scratch == NULL) {
+        rc = -2;
+        goto out;
+    }
     np_buf_init(&s, scratch, cap);
-    if (scratch == NULL || np_route_normalise(p, len, &s) != 0 || !np_buf_ok(&s)) {
+    if (np_route_normalise(p, len, &s) != 0 || !np_buf_ok(&s)) {
         goto out;
     }
     if (!inject) {
@@ -133,9 +137,11 @@ np_route_upstream_target(const struct np_route *r, const char *rest, size_t rest
     }
     np_route_split_rest(rest, rest_len, &path_len, &query, &query_len);
     np_buf_puts(w, r->base_path);
-    if (put_path(r, w, rest, path_len) != 0) {
+    rc = put_path(r, w, rest, path_len);
+    if (rc != 0) {
         goto out;
     }
+    rc = -1;
     if (cred && r->mode == NONOPROXY_INJECT_QUERY_PARAM) {
         put_query_with_secret(r, w, query, query_len);
     } else {

@@ -17,8 +17,8 @@
  * Other modes: unchanged. Requires r->secret for URL_PATH/QUERY_PARAM credential routes.
  * Returns 0 (the target appended to out), or -1 when out is too small, the pattern is not
  * found, or a URL_PATH secret holds a byte a request-target cannot (controls, space,
- * non-ASCII); on -1 what was appended is wiped. The output may hold the secret: the caller
- * wipes it. */
+ * non-ASCII), or -2 when out of memory; on failure what was appended is wiped. The output may
+ * hold the secret: the caller wipes it. */
 int np_route_upstream_target(const struct np_route *r, const char *rest, size_t rest_len,
                              struct np_buf *out);
 

@@ -18,3 +18,5 @@ foreach(src IN LISTS NP_INPROC_TESTS)
   add_test(NAME integration.${name} COMMAND ${name})
   set_tests_properties(integration.${name} PROPERTIES LABELS integration TIMEOUT 300)
 endforeach()
+# The allocation-failure test drives lib/alloc.h's test hook, like the unit tests do.
+target_include_directories(test_inproc_alloc PRIVATE ${PROJECT_SOURCE_DIR}/lib)
