@@ -65,6 +65,10 @@ static const struct route_def defs[] = {
 
 static struct np_route routes[N_ROUTES];
 
+/* The upstream target and head areas (static: a fresh 256 KiB per input would dominate). */
+static char target_mem[TARGET_CAP];
+static char head_mem[HEAD_CAP];
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -105,8 +109,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* Build the upstream head of req on r as route_serve.c's rev_build_head does, and check it. */
 static void
-build_head(const struct np_route *r, const struct np_http_req *req, const struct np_route_hit *hit,
-           char *target_mem, char *head_mem)
+build_head(const struct np_route *r, const struct np_http_req *req, const struct np_route_hit *hit)
 {
     struct np_buf target;
     struct np_buf head;
@@ -149,8 +152,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct np_http_req *req;
     struct np_route_hit hit;
     const char *why = NULL;
-    char *target_mem;
-    char *head_mem;
     size_t i;
 
     if (size > MAX_INPUT) {
@@ -158,9 +159,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     buf = malloc(size + 4);
     req = malloc(sizeof(*req));
-    target_mem = malloc(TARGET_CAP);
-    head_mem = malloc(HEAD_CAP);
-    if (buf == NULL || req == NULL || target_mem == NULL || head_mem == NULL) {
+    if (buf == NULL || req == NULL) {
         abort();
     }
     if (size > 0) {
@@ -187,10 +186,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < N_ROUTES; i++) {
         (void)np_route_phantom_ok(&routes[i], req, hit.rest, hit.rest_len, token);
     }
-    build_head(&routes[hit.index], req, &hit, target_mem, head_mem);
+    build_head(&routes[hit.index], req, &hit);
 out:
-    free(head_mem);
-    free(target_mem);
     free(req);
     free(buf);
     return 0;
