@@ -7,6 +7,9 @@
 #   ./project.sh valgrind   the in-process integration tests (test_inproc_*) under valgrind
 #                       memcheck: no leak, no memory error, no fd left open at exit
 #   ./project.sh bench  the benchmarks (Release build)
+#   ./project.sh fuzz   build the libFuzzer targets (clang, ASan+UBSan) and run each for
+#                       ${NONOPROXY_FUZZ_SECONDS:-30} s over a copy of its seed corpus; one line
+#                       per target
 #   ./project.sh lint   the style checks of STYLE.md §4 (clang-tidy, clang-format, include
 #                       levels, banned calls, test-only functions, NOLINT); one line per step
 set -euo pipefail
@@ -191,6 +194,50 @@ run_valgrind() {
     return "$failed"
 }
 
+# Build the libFuzzer targets (test/fuzz/) in build-fuzz and run each one in turn for
+# NONOPROXY_FUZZ_SECONDS (default 30) over a temporary copy of its seed corpus, so nothing is
+# written into the tree; a crash's input is kept in build-fuzz/artifacts/. One summary line per
+# target (name, executions, final coverage edges, result); fails if any target failed.
+run_fuzz() {
+    local dir=build-fuzz secs=${NONOPROXY_FUZZ_SECONDS:-30} t rc log execs cov failed=0 line
+    local summary=() tmp
+    build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DNONOPROXY_FUZZ=ON \
+        -DNONOPROXY_BUILD_TESTS=OFF -DNONOPROXY_BUILD_BENCH=OFF -DNONOPROXY_BUILD_CLI=OFF \
+        -DNONOPROXY_INSTALL=OFF
+    tmp=$(mktemp -d)
+    # shellcheck disable=SC2064 # expand tmp now
+    trap "rm -rf '$tmp'" EXIT
+    mkdir -p "$dir/artifacts"
+    while read -r t; do
+        [ -n "$t" ] || continue
+        echo "== fuzz: $t (${secs} s)"
+        mkdir -p "$tmp/$t"
+        cp test/fuzz/corpus/"$t"/* "$tmp/$t/"
+        log="$dir/artifacts/$t.log"
+        rc=0
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+            "$dir/test/fuzz/$t" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
+            -dict=test/fuzz/http.dict -artifact_prefix="$dir/artifacts/$t-" "$tmp/$t" \
+            >"$log" 2>&1 || rc=$?
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
+        cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n1 | cut -d' ' -f2)
+        if [ "$rc" -eq 0 ]; then
+            line="fuzz: $t: ${execs:-?} execs, cov ${cov:-?} edges, ok"
+        else
+            failed=1
+            line="fuzz: $t: ${execs:-?} execs, cov ${cov:-?} edges, FAILED (exit $rc, see $log)"
+            grep -E '^(==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)' "$log" || true
+        fi
+        echo "$line"
+        summary+=("$line")
+    done <"$dir/test/fuzz/targets.txt"
+    echo "== fuzz: summary"
+    for line in "${summary[@]}"; do
+        echo "$line"
+    done
+    return "$failed"
+}
+
 cmd=${1:-}
 case "$cmd" in
 demo)
@@ -235,13 +282,17 @@ bench)
     install_deps
     bash test/bench/run.sh
     ;;
+fuzz)
+    install_deps
+    run_fuzz
+    ;;
 lint)
     PACKAGES+=("${LINT_PACKAGES[@]}")
     install_deps
     run_lint
     ;;
 *)
-    echo "usage: ./project.sh demo|test|soak|asan|tsan|valgrind|bench|lint" >&2
+    echo "usage: ./project.sh demo|test|soak|asan|tsan|valgrind|fuzz|bench|lint" >&2
     exit 2
     ;;
 esac
