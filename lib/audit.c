@@ -187,39 +187,6 @@ np_audit_redact(char *out, size_t cap, const char *src, size_t len, const char *
     return used;
 }
 
-/* Copy src into a field with every occurrence of secret redacted (literal or
- * percent-encoded, in any mix), then truncate. */
-void
-np_audit_set_redacted(char *field, size_t cap, const char *src, size_t len, const char *secret)
-{
-    char tmp[NONOPROXY_AUDIT_PATH_LEN]; /* the largest field: one byte more than it can show */
-    size_t used;
-
-    if (field == NULL || cap == 0) {
-        return;
-    }
-    if (cap > sizeof(tmp)) {
-        cap = sizeof(tmp);
-    }
-    /* Redact into tmp first; stop once tmp holds cap bytes, since the field truncates there
-     * anyway and "..." then marks the cut. Truncation only removes characters, so no part of
-     * a redacted occurrence can come back. When tmp filled up, used == cap exceeds the field
-     * and np_copy_printable adds "..."; otherwise the whole redacted text fits. */
-    used = np_audit_redact(tmp, cap, src, len, secret);
-    np_copy_printable(field, cap, tmp, used);
-    np_secure_zero(tmp, sizeof(tmp));
-}
-
-/* Copy a path into ev->path with every occurrence of secret redacted, then truncate. */
-void
-np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len,
-                  const char *secret)
-{
-    np_audit_set_redacted(ev->path, sizeof(ev->path), path, len, secret);
-}
-
-/* ---- JSON ---------------------------------------------------------------------------- */
-
 /* Return the length (2..4) of the well-formed UTF-8 sequence at s[0..n), or 0 when s does
  * not start one (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
 static size_t
@@ -254,6 +221,62 @@ utf8_seq_len(const unsigned char *s, size_t n)
     }
     return need;
 }
+
+/* Replace each byte of field that is not part of well-formed UTF-8 with '?'. The JSON writer
+ * would spell it \u00XX, and those hex digits, next to the rest of a token the redaction did
+ * not see whole, could spell the token in the log line. */
+static void
+replace_invalid_utf8(char *field)
+{
+    size_t n = strlen(field);
+    size_t i = 0;
+
+    while (i < n) {
+        size_t k = (unsigned char)field[i] < 0x80
+                       ? 1
+                       : utf8_seq_len((const unsigned char *)field + i, n - i);
+
+        if (k == 0) {
+            field[i] = '?';
+            k = 1;
+        }
+        i += k;
+    }
+}
+
+/* Copy src into a field with every occurrence of secret redacted (literal or
+ * percent-encoded, in any mix), then truncate. */
+void
+np_audit_set_redacted(char *field, size_t cap, const char *src, size_t len, const char *secret)
+{
+    char tmp[NONOPROXY_AUDIT_PATH_LEN]; /* the largest field: one byte more than it can show */
+    size_t used;
+
+    if (field == NULL || cap == 0) {
+        return;
+    }
+    if (cap > sizeof(tmp)) {
+        cap = sizeof(tmp);
+    }
+    /* Redact into tmp first; stop once tmp holds cap bytes, since the field truncates there
+     * anyway and "..." then marks the cut. Truncation only removes characters, so no part of
+     * a redacted occurrence can come back. When tmp filled up, used == cap exceeds the field
+     * and np_copy_printable adds "..."; otherwise the whole redacted text fits. */
+    used = np_audit_redact(tmp, cap, src, len, secret);
+    np_copy_printable(field, cap, tmp, used);
+    replace_invalid_utf8(field);
+    np_secure_zero(tmp, sizeof(tmp));
+}
+
+/* Copy a path into ev->path with every occurrence of secret redacted, then truncate. */
+void
+np_audit_set_path(struct nonoproxy_audit_event *ev, const char *path, size_t len,
+                  const char *secret)
+{
+    np_audit_set_redacted(ev->path, sizeof(ev->path), path, len, secret);
+}
+
+/* ---- JSON ---------------------------------------------------------------------------- */
 
 static void
 put_u00(struct np_buf *w, unsigned char c)

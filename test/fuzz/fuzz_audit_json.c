@@ -77,33 +77,15 @@ set_field(char *field, size_t cap, struct cursor *c, uint8_t sel)
     free(tmp);
 }
 
-/* Whether the token is in the JSON text once every \uXXXX escape is masked: the escape of a
- * byte the field holds (e.g. \u00a0) ends in hex digits that, followed by the field's next
- * bytes, can spell the token in the raw text although no field holds it (a known finding,
- * left to the library's owners: see README.md). */
+/* Whether the token is in the JSON text, as `grep <token>` over an audit log would see it. An
+ * escape's hex digits next to the rest of a token once spelled it there (the byte 0xA0 before
+ * the token's last 63 characters: regress-u00-escape-spells-token); the redacting setter now
+ * leaves no byte that the writer would escape with hex digits. */
 static bool
 token_in_text(const char *out, size_t len)
 {
-    char *masked = malloc(len + 1);
-    size_t i;
-    bool found;
-
-    if (masked == NULL) {
-        abort();
-    }
-    memcpy(masked, out, len + 1);
-    for (i = 0; i + 1 < len; i++) {
-        if (masked[i] == '\\') {
-            if (masked[i + 1] == 'u' && i + 6 <= len) {
-                memset(masked + i + 2, '#', 4);
-            }
-            i++; /* the escaped byte */
-        }
-    }
-    found = memmem(masked, len, token, TOKEN_LEN) != NULL ||
-            np_token_find_encoded(masked, len, token, TOKEN_LEN);
-    free(masked);
-    return found;
+    return memmem(out, len, token, TOKEN_LEN) != NULL ||
+           np_token_find_encoded(out, len, token, TOKEN_LEN);
 }
 
 /* Whether any string value of the parsed object holds the token (what a JSON reader sees). */

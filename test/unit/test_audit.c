@@ -595,6 +595,36 @@ redact_target_token_across_cut(void **state)
     free(ev);
 }
 
+/* Found by fuzz_audit_json: a byte that is not UTF-8 before the token's last 63 characters.
+ * The JSON writer spelled it \u00a0, whose last digit completed the token in the log line.
+ * Such bytes become '?' in a redacted field; well-formed UTF-8 stays. */
+static void
+escape_digits_never_complete_the_token(void **state)
+{
+    struct nonoproxy_audit_event *ev = new_events(1);
+    char in[80];
+    char *json = malloc(NONOPROXY_AUDIT_JSON_MAX);
+    unsigned b;
+
+    (void)state;
+    assert_non_null(json);
+    for (b = 0x80; b <= 0xff; b++) {
+        in[0] = (char)b;
+        memcpy(in + 1, TOKEN + 1, 63);
+        np_audit_set_redacted(ev->path, sizeof(ev->path), in, 64, TOKEN);
+        assert_true(nonoproxy_audit_event_to_json(ev, json, NONOPROXY_AUDIT_JSON_MAX) > 0);
+        if (strstr(json, TOKEN) != NULL) {
+            fail_msg("byte 0x%02x before the token's tail spells it in the JSON", b);
+        }
+    }
+    np_audit_set_redacted(ev->path, sizeof(ev->path), "/caf\xc3\xa9", 6, TOKEN);
+    assert_string_equal(ev->path, "/caf\xc3\xa9");
+    np_audit_set_redacted(ev->path, sizeof(ev->path), "/x\xc3", 3, TOKEN); /* cut sequence */
+    assert_string_equal(ev->path, "/x?");
+    free(json);
+    free(ev);
+}
+
 /* A short secret that grows the path when redacted: the output is cut, not overflowed. */
 static void
 redact_expansion_is_truncated(void **state)
@@ -1088,6 +1118,7 @@ main(void)
         cmocka_unit_test(redact_percent_encoded_token),
         cmocka_unit_test(redact_expansion_is_truncated),
         cmocka_unit_test(redact_target_token_across_cut),
+        cmocka_unit_test(escape_digits_never_complete_the_token),
         cmocka_unit_test(mode_names),
         cmocka_unit_test(denial_category_names),
         cmocka_unit_test(json_full_event),
