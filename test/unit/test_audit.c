@@ -610,7 +610,7 @@ escape_digits_never_complete_the_token(void **state)
     assert_non_null(json);
     for (b = 0x80; b <= 0xff; b++) {
         in[0] = (char)b;
-        memcpy(in + 1, TOKEN + 1, 63);
+        memcpy(in + 1, &TOKEN[1], 63);
         np_audit_set_redacted(ev->path, sizeof(ev->path), in, 64, TOKEN);
         assert_true(nonoproxy_audit_event_to_json(ev, json, NONOPROXY_AUDIT_JSON_MAX) > 0);
         if (strstr(json, TOKEN) != NULL) {
