@@ -521,8 +521,15 @@ accept_emfile_waits_without_spinning(void **state)
     int status = -1;
     uint64_t t0;
     int i;
+    const char *preload = getenv("LD_PRELOAD");
 
     (void)state;
+    if (preload != NULL && strstr(preload, "vgpreload") != NULL) {
+        /* valgrind emulates the descriptor table and its limit (its own descriptors sit
+         * above the client's): the starvation this test needs cannot be made there. */
+        print_message("overload: skipped under valgrind (it emulates RLIMIT_NOFILE)\n");
+        skip();
+    }
     assert_int_equal(pipe(c2p), 0);
     assert_int_equal(pipe(p2c), 0);
     pid = fork();
