@@ -180,18 +180,25 @@ tcp_connect(uint16_t port)
 }
 
 int
-send_str(int fd, const char *s)
+send_all(int fd, const void *buf, size_t len)
 {
-    size_t len = strlen(s);
+    const char *p = buf;
+
     while (len > 0) {
-        ssize_t r = send(fd, s, len, MSG_NOSIGNAL);
+        ssize_t r = send(fd, p, len, MSG_NOSIGNAL);
         if (r <= 0) {
             return -1;
         }
-        s += r;
+        p += r;
         len -= (size_t)r;
     }
     return 0;
+}
+
+int
+send_str(int fd, const char *s)
+{
+    return send_all(fd, s, strlen(s));
 }
 
 int

@@ -22,6 +22,9 @@ void echo_stop(struct echo_server *e);
  * failure. */
 int tcp_connect(uint16_t port);
 
+/* Send all len bytes of buf (MSG_NOSIGNAL). 0 or -1. */
+int send_all(int fd, const void *buf, size_t len);
+
 /* Send all of s. 0 or -1. */
 int send_str(int fd, const char *s);
 

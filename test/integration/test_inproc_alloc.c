@@ -62,20 +62,6 @@ struct srv_conn {
     int fd;
 };
 
-static int
-srv_send(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Wait for fd to be readable while the server runs; false when stopping. */
 static bool
 srv_wait(struct srv *s, int fd)
@@ -112,7 +98,7 @@ srv_conn_main(void *arg)
             break;
         }
         if (tunnel) {
-            if (srv_send(fd, buf, (size_t)n) != 0) {
+            if (send_all(fd, buf, (size_t)n) != 0) {
                 break;
             }
             continue;
@@ -125,15 +111,15 @@ srv_conn_main(void *arg)
             static const char est[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 
             if (s->mode == SRV_ENTERPRISE) {
-                if (srv_send(fd, est, sizeof(est) - 1) != 0 ||
-                    srv_send(fd, buf + head_len, have - head_len) != 0) {
+                if (send_all(fd, est, sizeof(est) - 1) != 0 ||
+                    send_all(fd, buf + head_len, have - head_len) != 0) {
                     goto out;
                 }
                 tunnel = true;
                 have = 0;
                 break;
             }
-            if (srv_send(fd, ok, sizeof(ok) - 1) != 0) {
+            if (send_all(fd, ok, sizeof(ok) - 1) != 0) {
                 goto out;
             }
             memmove(buf, buf + head_len, have - head_len + 1);

@@ -70,20 +70,6 @@ struct origin_conn {
     unsigned idx;
 };
 
-static int
-send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0) {
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Read a head into buf (NUL-terminated); returns its length or 0 at EOF/error. *have is what
  * the buffer holds (the head and what followed it). */
 static size_t
