@@ -6,7 +6,9 @@
 #   ./project.sh soak   the soak test (test/soak/README.md; RelWithDebInfo build, ctest -L soak)
 #   ./project.sh valgrind   the in-process integration tests (test_inproc_*) under valgrind
 #                       memcheck: no leak, no memory error, no fd left open at exit
-#   ./project.sh bench  the benchmarks (Release build)
+#   ./project.sh bench [--quick]   every row of issue #12's table for nonoproxy, tinyproxy,
+#                       squid and nginx (Release build); writes docs/PERFORMANCE.md's table and
+#                       docs/perf/tunnels.png (--quick: a smoke test, about 2 minutes, no docs)
 #   ./project.sh fuzz   build the libFuzzer targets (clang, ASan+UBSan) and run each for
 #                       ${NONOPROXY_FUZZ_SECONDS:-30} s over a copy of its seed corpus; one line
 #                       per target
@@ -20,7 +22,7 @@ PACKAGES=(build-essential cmake pkg-config clang python3 curl wget openssl ca-ce
           libmbedtls-dev libhttp-parser-dev libcmocka-dev libcjson-dev libsecret-1-dev
           gnome-keyring libsecret-tools dbus-daemon libglib2.0-bin tinyproxy iproute2)
 # Only the benchmarks compare against these.
-BENCH_PACKAGES=(nginx squid)
+BENCH_PACKAGES=(nginx squid wrk gnuplot-nox)
 # Only the style checks use these (Debian 12: version 14 of both).
 LINT_PACKAGES=(clang-tidy clang-format python3)
 # Only ./project.sh valgrind uses this.
@@ -280,7 +282,8 @@ valgrind)
 bench)
     PACKAGES+=("${BENCH_PACKAGES[@]}")
     install_deps
-    bash test/bench/run.sh
+    shift
+    bash test/bench/bench.sh "$@"
     ;;
 fuzz)
     install_deps

@@ -28,7 +28,6 @@
  * test/bench/forward.sh. */
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -180,6 +179,8 @@ struct options {
     const char *squid_addr;
     const char *squid_target;
     pid_t squid_pid;
+    const char *results; /* --results FILE: machine-readable lines for report.py */
+    unsigned sse;        /* --sse N: time to first byte of an event stream, N requests */
 };
 
 /* The values of one measurement. */
@@ -216,112 +217,6 @@ process_cpu_s(void)
 
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- /proc: CPU time of other processes --------------------------------------------------- */
-
-/* Read pid's parent and utime+stime (clock ticks) from /proc/<pid>/stat. 0 or -1. */
-static int
-proc_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks)
-{
-    char path[64];
-    char line[1024];
-    unsigned long long ut = 0;
-    unsigned long long st = 0;
-    const char *p;
-    FILE *f;
-    size_t n;
-    int field;
-    int rc = -1;
-
-    (void)snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    f = fopen(path, "re");
-    if (f == NULL) {
-        return -1;
-    }
-    n = fread(line, 1, sizeof(line) - 1, f);
-    line[n] = '\0';
-    /* "pid (comm) state ppid ..." - comm may hold spaces and parentheses: skip to the last ')'. */
-    p = strrchr(line, ')');
-    if (p == NULL) {
-        goto out;
-    }
-    p++;
-    /* Field 3 is the state; ppid is field 4, utime 14, stime 15. */
-    for (field = 3; field <= 15 && *p != '\0'; field++) {
-        char *end = NULL;
-        unsigned long long v;
-
-        while (*p == ' ') {
-            p++;
-        }
-        v = strtoull(p, &end, 10);
-        if (field == 4 && ppid != NULL) {
-            *ppid = (pid_t)v;
-        } else if (field == 14) {
-            ut = v;
-        } else if (field == 15) {
-            st = v;
-            rc = 0;
-        }
-        while (*p != ' ' && *p != '\0') {
-            p++;
-        }
-    }
-    *ticks = ut + st;
-out:
-    (void)fclose(f);
-    return rc;
-}
-
-/* Fill pids with master and its direct children (an nginx master and its workers). Returns the
- * number found (0 when master does not exist). */
-static size_t
-family_of(pid_t master, pid_t *pids, size_t max)
-{
-    DIR *d;
-    const struct dirent *e;
-    unsigned long long ticks;
-    pid_t ppid = 0;
-    size_t n = 0;
-
-    if (master <= 0 || proc_stat(master, NULL, &ticks) != 0) {
-        return 0;
-    }
-    pids[n++] = master;
-    d = opendir("/proc");
-    if (d == NULL) {
-        return n;
-    }
-    while (n < max && (e = readdir(d)) != NULL) { /* NOLINT(concurrency-mt-unsafe): one thread */
-        char *end = NULL;
-        long v = strtol(e->d_name, &end, 10);
-
-        if (end == e->d_name || *end != '\0' || v <= 0) {
-            continue;
-        }
-        if (proc_stat((pid_t)v, &ppid, &ticks) == 0 && ppid == master) {
-            pids[n++] = (pid_t)v;
-        }
-    }
-    (void)closedir(d);
-    return n;
-}
-
-/* The summed CPU ticks of pids (processes that went away count 0). */
-static unsigned long long
-cpu_ticks(const pid_t *pids, size_t n)
-{
-    unsigned long long sum = 0;
-    unsigned long long t;
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        if (proc_stat(pids[i], NULL, &t) == 0) {
-            sum += t;
-        }
-    }
-    return sum;
 }
 
 /* ---- connections ------------------------------------------------------------------------- */
@@ -964,8 +859,8 @@ take_snap(const struct bench *b, struct measurement *m, struct snap *s)
     s->done = done_sum(m);
     s->t = bench_now_s();
     s->client_cpu = process_cpu_s();
-    s->proxy_ticks = cpu_ticks(m->mode->proxy_pids, m->mode->nproxy_pids);
-    s->upstream_ticks = cpu_ticks(b->upstream_pids, b->nupstream_pids);
+    s->proxy_ticks = bench_cpu_ticks(m->mode->proxy_pids, m->mode->nproxy_pids);
+    s->upstream_ticks = bench_cpu_ticks(b->upstream_pids, b->nupstream_pids);
 }
 
 /* With m's clients running: wait until they are connected (bounded), let warmup_ms pass, then
@@ -1388,7 +1283,7 @@ setup_modes(struct bench *b)
         mode_set(&b->modes[MODE_DIRECT], "direct", o->direct_url, o->path, key) != 0) {
         return -1;
     }
-    if (!b->modes[MODE_DIRECT].tls) {
+    if (!b->modes[MODE_DIRECT].tls && o->sse == 0) {
         (void)fprintf(stderr, "bench_reverse: --direct must be an https URL\n");
         return -1;
     }
@@ -1413,9 +1308,9 @@ setup_modes(struct bench *b)
             return -1;
         }
         b->modes[MODE_NGINX].nproxy_pids =
-            family_of(o->nginx_pid, b->modes[MODE_NGINX].proxy_pids, MAX_PIDS);
+            bench_family_of(o->nginx_pid, b->modes[MODE_NGINX].proxy_pids, MAX_PIDS);
     }
-    b->nupstream_pids = family_of(o->upstream_pid, b->upstream_pids, MAX_PIDS);
+    b->nupstream_pids = bench_family_of(o->upstream_pid, b->upstream_pids, MAX_PIDS);
     return 0;
 }
 
@@ -1488,16 +1383,16 @@ setup_forward_modes(struct bench *b)
             return -1;
         }
         m->retry_stale = true;
-        m->nproxy_pids = family_of(o->tinyproxy_pid, m->proxy_pids, MAX_PIDS);
+        m->nproxy_pids = bench_family_of(o->tinyproxy_pid, m->proxy_pids, MAX_PIDS);
     }
     if (o->squid_addr != NULL) {
         m = &b->modes[MODE_SQUID];
         if (forward_mode_set(m, &squid) != 0) {
             return -1;
         }
-        m->nproxy_pids = family_of(o->squid_pid, m->proxy_pids, MAX_PIDS);
+        m->nproxy_pids = bench_family_of(o->squid_pid, m->proxy_pids, MAX_PIDS);
     }
-    b->nupstream_pids = family_of(o->upstream_pid, b->upstream_pids, MAX_PIDS);
+    b->nupstream_pids = bench_family_of(o->upstream_pid, b->upstream_pids, MAX_PIDS);
     return 0;
 }
 
@@ -1533,7 +1428,11 @@ usage(FILE *f)
         "  --token-env VAR        its token is in $VAR (NONO_PROXY_TOKEN): Proxy-Authorization\n"
         "  --tinyproxy, --squid URL  http://127.0.0.1:PORT of that proxy (no credentials)\n"
         "  --X-target URL         the origin base URL setup X fetches (default: --direct)\n"
-        "  --tinyproxy-pid, --squid-pid  their pids, for CPU time per request\n");
+        "  --tinyproxy-pid, --squid-pid  their pids, for CPU time per request\n"
+        "\n"
+        "  both: --results FILE   append machine-readable lines (medians) to FILE\n"
+        "  reverse: --sse N       instead of req/s: N event-stream requests per setup and round,\n"
+        "                         time to the first body byte (--direct may then be http)\n");
 }
 
 static int
@@ -1560,6 +1459,8 @@ enum {
     OPT_SQUID,
     OPT_SQUID_TARGET,
     OPT_SQUID_PID,
+    OPT_RESULTS,
+    OPT_SSE,
 };
 
 /* Apply forward-mode option ch (with its value arg) to o. 0 or -1. */
@@ -1595,6 +1496,11 @@ apply_forward_opt(int ch, const char *arg, struct options *o)
         return 0;
     case OPT_SQUID_PID:
         return parse_pid(arg, &o->squid_pid);
+    case OPT_RESULTS:
+        o->results = arg;
+        return 0;
+    case OPT_SSE:
+        return bench_parse_uint("bench_reverse", arg, 1, 100000, &o->sse);
     default:
         usage(stderr);
         return -1;
@@ -1687,6 +1593,8 @@ parse_args(int argc, char **argv, struct options *o)
         {"squid", required_argument, NULL, OPT_SQUID},
         {"squid-target", required_argument, NULL, OPT_SQUID_TARGET},
         {"squid-pid", required_argument, NULL, OPT_SQUID_PID},
+        {"results", required_argument, NULL, OPT_RESULTS},
+        {"sse", required_argument, NULL, OPT_SSE},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -1944,6 +1852,145 @@ print_failures(const struct bench *b)
     return any;
 }
 
+/* ---- issue #12: results file, RSS, SSE time to first byte -------------------------------- */
+
+/* One results line per present setup (medians of the rounds): req/s, ratio to direct, to nginx
+ * (reverse), proxy CPU µs per request, failed requests. */
+static void
+write_results(const struct bench *b)
+{
+    uint64_t fails;
+    unsigned mi;
+    unsigned i;
+
+    for (mi = 0; mi < MAX_MODES; mi++) {
+        if (!b->modes[mi].present) {
+            continue;
+        }
+        fails = 0;
+        for (i = 0; i < b->o.rounds; i++) {
+            fails += fail_total(&b->s[mi][i]);
+        }
+        bench_result(
+            b->o.results,
+            "%s %s value=%.4f ratio=%.4f ratio_nginx=%.4f cpu=%.4f errors=%llu rounds=%u",
+            b->o.forward ? "fwd16" : "route16", b->names[mi],
+            mode_median(b, (enum mode_id)mi, F_RPS), ratio(b, (enum mode_id)mi, MODE_DIRECT),
+            !b->o.forward && b->modes[MODE_NGINX].present ? ratio(b, (enum mode_id)mi, MODE_NGINX)
+                                                          : 0.0,
+            b->modes[mi].nproxy_pids > 0 ? mode_median(b, (enum mode_id)mi, F_PROXY) : -1.0,
+            (unsigned long long)fails, b->o.rounds);
+    }
+}
+
+/* The RSS of the proxies before any request reached them (reverse mode: nonoproxy with its one
+ * TLS route, the nginx reverse proxy), one results line each. */
+static void
+write_idle_rss(const struct bench *b)
+{
+    unsigned mi;
+
+    for (mi = 1; mi < MAX_MODES; mi++) {
+        if (b->modes[mi].present && b->modes[mi].nproxy_pids > 0) {
+            bench_result(b->o.results, "rss_route %s idle_kib=%lu", b->names[mi],
+                         bench_rss_kib(b->modes[mi].proxy_pids, b->modes[mi].nproxy_pids));
+        }
+    }
+}
+
+/* One event-stream request on a new connection: ms from connect() to the first byte of the
+ * body (after a 200 head). 0, or -1 on any failure. */
+static int
+sse_once(const struct mode *m, const struct tls *tls, char *buf, double *ms)
+{
+    struct conn c;
+    const char *eoh = NULL;
+    size_t have = 0;
+    double t0 = bench_now_s();
+    int n;
+    int rc = -1;
+
+    memset(&c, 0, sizeof(c));
+    c.fd = -1;
+    if (conn_open(&c, m, tls) != 0) {
+        return -1;
+    }
+    if (conn_write(&c, m->request, m->request_len) != 0) {
+        goto out;
+    }
+    while (eoh == NULL || (size_t)(eoh + 4 - buf) >= have) {
+        n = conn_read(&c, buf + have, RESP_CAP - have);
+        if (n <= 0) {
+            goto out;
+        }
+        have += (size_t)n;
+        eoh = memmem(buf, have, "\r\n\r\n", 4);
+    }
+    *ms = (bench_now_s() - t0) * 1e3;
+    rc = memcmp(buf, "HTTP/1.1 200", 12) == 0 ? 0 : -1;
+out:
+    conn_close(&c);
+    return rc;
+}
+
+/* --sse N: per round and setup (rotated), N event-stream requests one after the other; the
+ * median time to the first body byte per round, then the medians of the rounds and of the
+ * per-round differences to direct. Returns 0, or 1 when any request failed. */
+static int
+run_sse(struct bench *b)
+{
+    static double med[MAX_MODES][MAX_ROUNDS];
+    double *v = calloc(b->o.sse, sizeof(double));
+    char *buf = malloc(RESP_CAP);
+    uint64_t fails[MAX_MODES] = {0};
+    double added[MAX_ROUNDS];
+    unsigned round;
+    unsigned mi;
+    unsigned j;
+    unsigned k;
+    unsigned ok;
+
+    if (v == NULL || buf == NULL) {
+        free(v);
+        free(buf);
+        return 1;
+    }
+    for (round = 0; round < b->o.rounds; round++) {
+        for (j = 0; j < b->nmodes; j++) {
+            mi = (j + round) % b->nmodes;
+            for (k = 0, ok = 0; b->modes[mi].present && k < b->o.sse; k++) {
+                if (sse_once(&b->modes[mi], &b->tls, buf, &v[ok]) == 0) {
+                    ok++;
+                } else {
+                    fails[mi]++;
+                }
+            }
+            med[mi][round] = ok > 0 ? bench_median_any(v, ok) : 0.0;
+        }
+    }
+    (void)printf("\nSSE time to first byte, ms (median of %u requests per round, median of %u "
+                 "rounds):\n",
+                 b->o.sse, b->o.rounds);
+    for (mi = 0; mi < b->nmodes; mi++) {
+        if (!b->modes[mi].present) {
+            continue;
+        }
+        for (round = 0; round < b->o.rounds; round++) {
+            added[round] = med[mi][round] - med[MODE_DIRECT][round];
+        }
+        (void)printf("  %-10s %8.3f ms  added %+8.3f ms  failed %llu\n", b->names[mi],
+                     bench_median(med[mi], b->o.rounds), bench_median(added, b->o.rounds),
+                     (unsigned long long)fails[mi]);
+        bench_result(b->o.results, "sse %s value=%.4f added=%.4f errors=%llu rounds=%u",
+                     b->names[mi], bench_median(med[mi], b->o.rounds),
+                     bench_median(added, b->o.rounds), (unsigned long long)fails[mi], b->o.rounds);
+        b->invalid = b->invalid || fails[mi] != 0;
+    }
+    free(v);
+    free(buf);
+    return b->invalid ? 1 : 0;
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 /* Measure every present mode in every round, the order rotated by the round; the first pass
@@ -2000,11 +2047,18 @@ print_header(const struct bench *b)
 {
     unsigned mi;
 
-    (void)printf(
-        "%s benchmark: %ld CPUs, %u clients (keep-alive, one request at a time "
-        "each), %u ms window after %u ms warm-up, median of %u rounds, setups alternated\n",
-        b->o.forward ? "forward-proxy (plain HTTP)" : "reverse-proxy",
-        sysconf(_SC_NPROCESSORS_ONLN), b->o.clients, b->o.window_ms, b->o.warmup_ms, b->o.rounds);
+    if (b->o.sse > 0) {
+        (void)printf("SSE time-to-first-byte benchmark: %ld CPUs, one client, %u new connections "
+                     "per setup and round, %u rounds, setups alternated\n",
+                     sysconf(_SC_NPROCESSORS_ONLN), b->o.sse, b->o.rounds);
+    } else {
+        (void)printf(
+            "%s benchmark: %ld CPUs, %u clients (keep-alive, one request at a time "
+            "each), %u ms window after %u ms warm-up, median of %u rounds, setups alternated\n",
+            b->o.forward ? "forward-proxy (plain HTTP)" : "reverse-proxy",
+            sysconf(_SC_NPROCESSORS_ONLN), b->o.clients, b->o.window_ms, b->o.warmup_ms,
+            b->o.rounds);
+    }
     for (mi = 0; mi < b->nmodes; mi++) {
         const struct mode *m = &b->modes[mi];
         const char *eol;
@@ -2042,7 +2096,10 @@ prepare(struct bench *b, bool *missing)
                      : (setup_modes(b) != 0 || tls_setup(&b->tls, b->o.ca_file) != 0)) {
         return -1;
     }
-    for (mi = 0; mi < MAX_MODES; mi++) {
+    if (!b->o.forward && b->o.sse == 0) {
+        write_idle_rss(b);
+    }
+    for (mi = 0; b->o.sse == 0 && mi < MAX_MODES; mi++) {
         if (b->modes[mi].present && preflight(b, (enum mode_id)mi) != 0) {
             b->modes[mi].present = false;
             *missing = true;
@@ -2077,9 +2134,14 @@ main(int argc, char **argv)
         goto out;
     }
     print_header(&b);
+    if (b.o.sse > 0) {
+        rc = run_sse(&b) != 0 || missing ? 1 : 0;
+        goto out;
+    }
     if (run_all(&b) != 0) {
         goto out;
     }
+    write_results(&b);
     if (b.o.forward) {
         print_forward_table(&b);
     } else {

@@ -272,7 +272,9 @@ if [ "$use_nonoproxy" = 1 ]; then
     runner_args=("$runner" -q --allow 127.0.0.1)
     # Landlock would let the command connect to nonoproxy's port only: the direct, tinyproxy and
     # squid setups connect elsewhere.
-    if "$runner" --help 2>&1 | grep -q -- '--sandbox'; then
+    # grep -c reads the whole help: grep -q may exit first, and the SIGPIPE would fail
+    # the pipeline (pipefail).
+    if "$runner" --help 2>&1 | grep -c -- '--sandbox' >/dev/null; then
         runner_args+=(--sandbox off)
     fi
     runner_args+=(--)

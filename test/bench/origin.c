@@ -68,6 +68,26 @@ bench_send_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* An event stream: the head, then (a second write) the first event, then wait until the client
+ * goes away (bounded by the socket timeout). The body is delimited by the end of the stream. */
+static void
+serve_sse(struct origin_worker *w, int fd)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    static const char event[] = "data: first\n\n";
+    ssize_t r;
+
+    if (bench_send_all(fd, head, sizeof(head) - 1) != 0 ||
+        bench_send_all(fd, event, sizeof(event) - 1) != 0) {
+        atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
+        return;
+    }
+    do {
+        r = recv(fd, w->buf, ORIGIN_HEAD_CAP, 0);
+    } while (r > 0 || (r < 0 && errno == EINTR));
+}
+
 /* Read the rest of a "GET" head (have bytes already in buf), answer, return. */
 static void
 serve_get(struct origin_worker *w, int fd, size_t have)
@@ -90,7 +110,9 @@ serve_get(struct origin_worker *w, int fd, size_t have)
         }
         have += (size_t)r;
     }
-    if (bench_send_all(fd, o->response, o->response_len) != 0) {
+    if (memcmp(w->buf, "GET /sse/", 9) == 0) {
+        serve_sse(w, fd);
+    } else if (bench_send_all(fd, o->response, o->response_len) != 0) {
         atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
     }
 }

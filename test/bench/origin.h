@@ -1,6 +1,8 @@
 /* Benchmark origin server on 127.0.0.1:0: a fixed pool of threads blocked in accept(), each
  * serving one connection at a time. The first bytes of a connection pick its role:
  *   "GET ..."  read the request head, answer a ~100-byte HTTP response, close (setup rate);
+ *              "GET /sse/..." answers an event stream instead: head, one event, then waits
+ *              for the client to close (time to first byte through a streaming proxy);
  *   "SRC\n"    send bytes as fast as possible until the peer goes away (download);
  *   "SNK\n"    read and count bytes until end of stream (upload).
  * Every socket carries a send and receive timeout, so nothing blocks for ever. */

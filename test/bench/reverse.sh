@@ -10,6 +10,13 @@
 #     --no-nonoproxy   measure direct and nginx only (no nonoproxy-run needed)
 #     --asan           ASan+UBSan build in build-bench-asan/ and --quick: a memory-error check of
 #                      the reverse path under load, not a measurement
+#     --wrk SECS       then wrk -t2 -c16 for SECS through nginx and nonoproxy, alternated, as
+#                      many rounds as --rounds says (default 3); the phantom header comes from a
+#                      Lua script that reads it from the environment
+#     --sse N          then time to first byte of an event stream (origin: bench_connect
+#                      --serve), direct, through a nonoproxy route and nginx (proxy_buffering
+#                      off), N requests per setup and round
+#     --results FILE   (to bench_reverse, and used by --wrk and --sse) machine-readable lines
 #   Other options go to bench_reverse: --rounds N, --window-ms N, --warmup-ms N, --clients N, -v.
 #
 # Environment: BENCH_BUILD_DIR overrides the build directory; BENCH_NO_BUILD=1 uses it as is;
@@ -26,14 +33,23 @@ source "$here/common.sh"
 use_nginx=1
 use_nonoproxy=1
 asan=0
+wrk_s=0
+sse_n=0
+rounds=3
+results=
 args=()
-for a in "$@"; do
-    case "$a" in
+while [ $# -gt 0 ]; do
+    case "$1" in
     --no-nginx) use_nginx=0 ;;
     --no-nonoproxy) use_nonoproxy=0 ;;
     --asan) asan=1 ;;
-    *) args+=("$a") ;;
+    --wrk) wrk_s=$2; shift ;;
+    --sse) sse_n=$2; shift ;;
+    --results) results=$2; args+=("$1" "$2"); shift ;;
+    --rounds) rounds=$2; args+=("$1" "$2"); shift ;;
+    *) args+=("$1") ;;
     esac
+    shift
 done
 
 if ! command -v nginx >/dev/null && [ -x /usr/sbin/nginx ]; then
@@ -65,7 +81,7 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
         cat "$build/configure.log" >&2
         exit 1
     }
-    timeout 600 cmake --build "$build" --target bench_reverse -j"$(nproc)" >&2
+    timeout 600 cmake --build "$build" --target bench_reverse bench_connect -j"$(nproc)" >&2
     if [ "$use_nonoproxy" = 1 ] &&
         ! timeout 600 cmake --build "$build" --target nonoproxy-run -j"$(nproc)" \
             >"$build/nonoproxy-run.log" 2>&1; then
@@ -75,6 +91,7 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
     fi
 fi
 bench="$build/test/bench/bench_reverse"
+origin_bin="$build/test/bench/bench_connect"
 runner="$build/cli/nonoproxy-run"
 
 # ---- processes and cleanup ---------------------------------------------------------------
@@ -175,6 +192,28 @@ if ! wait_listening "$up_nginx" "$up_pid"; then
     exit 1
 fi
 
+# ---- the event-stream origin (--sse): bench_connect's origin on its own -------------------
+sse_port=
+if [ "$sse_n" -gt 0 ]; then
+    "$origin_bin" --serve 900 >"$tmp/sse-origin.out" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do
+        sse_port=$(sed -n 's/^port //p' "$tmp/sse-origin.out")
+        [ -z "$sse_port" ] || break
+        sleep 0.1
+    done
+    if [ -z "$sse_port" ]; then
+        echo "reverse.sh: the event-stream origin did not start; no SSE row" >&2
+        sse_n=0
+    fi
+fi
+# Only with --sse: nginx passes /sse/ to that origin unbuffered.
+sse_location=
+if [ -n "$sse_port" ]; then
+    sse_location="location /sse/ { proxy_pass http://127.0.0.1:$sse_port; proxy_buffering off;
+            proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
+fi
+
 # ---- nginx as the reverse proxy ------------------------------------------------------------
 nginx_args=()
 if [ "$use_nginx" = 1 ]; then
@@ -213,6 +252,7 @@ http {
             proxy_ssl_server_name on;
             proxy_ssl_session_reuse on;
         }
+        $sse_location
     }
 }
 EOF
@@ -264,7 +304,9 @@ if [ "$use_nonoproxy" = 1 ]; then
     runner_args=("$runner" -q --ca-file "$ca" --route "$route")
     # Landlock would let the command connect to nonoproxy's port only: the direct and nginx
     # setups connect elsewhere.
-    if "$runner" --help 2>&1 | grep -q -- '--sandbox'; then
+    # grep -c reads the whole help: grep -q may exit first, and the SIGPIPE would fail
+    # the pipeline (pipefail).
+    if "$runner" --help 2>&1 | grep -c -- '--sandbox' >/dev/null; then
         runner_args+=(--sandbox off)
     fi
     runner_args+=(--)
@@ -305,6 +347,107 @@ timeout 300 "${runner_args[@]}" "$bench" "${bench_args[@]}" "${args[@]}" &
 bench_pid=$!
 wait "$bench_pid" || rc=$?
 bench_pid=
+
+# ---- wrk -t2 -c16 through nginx and nonoproxy (--wrk) -------------------------------------
+# proc_ticks PID...: utime+stime of these processes and their children, in clock ticks.
+proc_ticks() {
+    local p c sum=0 f
+    for p in "$@"; do
+        for c in "$p" $(cat "/proc/$p/task/$p/children" 2>/dev/null); do
+            # Fields after "pid (comm) ": state is [0], utime [11], stime [12].
+            read -ra f < <(sed 's/^.*) //' "/proc/$c/stat" 2>/dev/null) || continue
+            sum=$((sum + ${f[11]:-0} + ${f[12]:-0}))
+        done
+    done
+    echo "$sum"
+}
+
+# wrk_line NAME ROUND OUT TICKS: one results line from wrk's output and the proxy's CPU ticks.
+wrk_line() {
+    local name=$1 round=$2 out=$3 ticks=$4 rps reqs errs
+    rps=$(sed -n 's/^Requests\/sec: *//p' "$out")
+    reqs=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$out")
+    errs=$(awk '/Socket errors:/ { gsub(/,/, ""); s = $4 + $6 + $8 + $10 }
+                /Non-2xx or 3xx responses:/ { n = $NF } END { print s + n + 0 }' "$out")
+    if [ -z "$rps" ] || [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
+        echo "reverse.sh: wrk through $name gave no result:" >&2
+        cat "$out" >&2
+        rps=0 reqs=1 errs=$((errs + 1))
+    fi
+    echo "  wrk round $round $name: $rps req/s, $errs errors" >&2
+    echo "wrk16r $name round=$round value=$rps cpu=$(awk -v t="$ticks" -v r="$reqs" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.4f", t / hz * 1e6 / r }') errors=$errs" \
+        >>"${results:-/dev/null}"
+}
+
+if [ "$wrk_s" -gt 0 ] && command -v wrk >/dev/null && [ "$use_nginx" = 1 ]; then
+    echo
+    echo "wrk -t2 -c16 -d${wrk_s}s, $rounds rounds (nginx, nonoproxy alternated):"
+    cat >"$tmp/phantom.lua" <<'LUA'
+-- The phantom token comes from the environment nonoproxy-run gives wrk (or a dummy one for
+-- nginx, which overwrites Authorization anyway): never from a command line.
+local phantom = os.getenv("BENCH_PHANTOM") or "phantom-unset"
+wrk.headers["Authorization"] = "Bearer " .. phantom
+LUA
+    # shellcheck disable=SC2016  # expanded by the inner shell, under nonoproxy-run
+    wrk_inner='cat "/proc/$PPID/stat" >"$3.t0"; wrk -t2 -c16 -d"$1"s -s "$2" "$SVC_BASE_URL/bench" \
+        >"$3"; cat "/proc/$PPID/stat" >"$3.t1"'
+    for round in $(seq "$rounds"); do
+        for name in nginx nonoproxy; do
+            [ $((round % 2)) = 0 ] && name=$([ "$name" = nginx ] && echo nonoproxy || echo nginx)
+            out="$tmp/wrk-$name-$round.out"
+            if [ "$name" = nginx ]; then
+                t0=$(proc_ticks "$px_pid")
+                timeout $((wrk_s + 30)) wrk -t2 -c16 -d"${wrk_s}s" -s "$tmp/phantom.lua" \
+                    "http://127.0.0.1:$px_port/svc/bench" >"$out" 2>&1 || true
+                t1=$(proc_ticks "$px_pid")
+            elif [ "$use_nonoproxy" = 1 ]; then
+                timeout $((wrk_s + 30)) "${runner_args[@]}" sh -c "$wrk_inner" sh "$wrk_s" \
+                    "$tmp/phantom.lua" "$out" >/dev/null 2>&1 || true
+                t0=$(sed 's/^.*) //' "$out.t0" 2>/dev/null | awk '{ print $12 + $13 }')
+                t1=$(sed 's/^.*) //' "$out.t1" 2>/dev/null | awk '{ print $12 + $13 }')
+            else
+                continue
+            fi
+            wrk_line "$name" "$round" "$out" $((${t1:-0} - ${t0:-0}))
+        done
+    done
+fi
+
+# ---- SSE time to first byte (--sse) --------------------------------------------------------
+if [ "$sse_n" -gt 0 ]; then
+    sse_runner=()
+    if [ "$use_nonoproxy" = 1 ]; then
+        sse_runner=("$runner" -q --route \
+            "sse=http://127.0.0.1:$sse_port/sse,credential=env://BENCH_KEY,env-var=BENCH_PHANTOM")
+        # grep -c reads the whole help: grep -q may exit first, and the SIGPIPE would fail
+        # the pipeline (pipefail).
+        if "$runner" --help 2>&1 | grep -c -- '--sandbox' >/dev/null; then
+            sse_runner+=(--sandbox off)
+        fi
+        sse_runner+=(--)
+    fi
+    sse_args=(--sse "$sse_n" --ca "$ca" --direct "http://127.0.0.1:$sse_port/sse"
+        --direct-key-env BENCH_DIRECT_KEY --phantom-env BENCH_PHANTOM --path /events
+        --rounds "$rounds")
+    if [ "$use_nonoproxy" = 1 ]; then
+        sse_args+=(--nonoproxy-url-env SSE_BASE_URL)
+    fi
+    if [ "$use_nginx" = 1 ]; then
+        sse_args+=(--nginx "http://127.0.0.1:$px_port/sse" --nginx-pid "$px_pid")
+    fi
+    if [ -n "$results" ]; then
+        sse_args+=(--results "$results")
+    fi
+    srrc=0
+    timeout 300 "${sse_runner[@]}" "$bench" "${sse_args[@]}" &
+    bench_pid=$!
+    wait "$bench_pid" || srrc=$?
+    bench_pid=
+    if [ "$rc" = 0 ]; then
+        rc=$srrc
+    fi
+fi
 
 # ---- what the upstream saw ---------------------------------------------------------------
 # Flush the upstream's buffered access log: stop it now (SIGQUIT: finish, flush, exit).

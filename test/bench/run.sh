@@ -71,64 +71,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 start_tinyproxy() {
-    local port conf="$tmp/tinyproxy.conf"
-    port=$(free_port) || return 1
-    # No ConnectPort line: tinyproxy then allows CONNECT to every port, the origin's included.
-    cat >"$conf" <<EOF
-Port $port
-Listen 127.0.0.1
-Timeout 600
-MaxClients 256
-LogFile "$tmp/tinyproxy.log"
-LogLevel Warning
-PidFile "$tmp/tinyproxy.pid"
-Allow 127.0.0.1
-DisableViaHeader Yes
-EOF
-    tinyproxy -d -c "$conf" >"$tmp/tinyproxy.out" 2>&1 &
-    pids+=($!)
-    if wait_listening "$port" "$!"; then
-        args+=(--upstream-proxy "tinyproxy=127.0.0.1:$port")
-    else
-        echo "tinyproxy did not start:" >&2
-        cat "$tmp/tinyproxy.out" >&2
+    if start_tinyproxy_in "$tmp"; then
+        args+=(--upstream-proxy "tinyproxy=127.0.0.1:$tp_port")
     fi
 }
 
 start_squid() {
-    local port dir="$tmp/squid" user_line=""
-    port=$(free_port) || return 1
-    mkdir -p "$dir"
-    if [ "$(id -u)" = 0 ]; then
-        # squid will not run as root: it switches to the packaged user, which must reach $dir.
-        chmod 711 "$tmp"
-        chown proxy: "$dir" 2>/dev/null || chown nobody: "$dir"
-        user_line="cache_effective_user $(stat -c %U "$dir")"
-    fi
-    cat >"$dir/squid.conf" <<EOF
-http_port 127.0.0.1:$port
-http_access allow localhost
-http_access deny all
-cache deny all
-cache_mem 8 MB
-access_log stdio:$dir/access.log
-cache_log $dir/cache.log
-cache_store_log none
-pid_filename $dir/squid.pid
-coredump_dir $dir
-pinger_enable off
-shutdown_lifetime 0 seconds
-max_filedescriptors 4096
-dns_nameservers 127.0.0.1
-$user_line
-EOF
-    squid -N -f "$dir/squid.conf" >"$dir/out" 2>&1 &
-    pids+=($!)
-    if wait_listening "$port" "$!"; then
-        args+=(--upstream-proxy "squid=127.0.0.1:$port")
-    else
-        echo "squid did not start:" >&2
-        cat "$dir/out" "$dir/cache.log" >&2 2>/dev/null || true
+    if start_squid_in "$tmp"; then
+        args+=(--upstream-proxy "squid=127.0.0.1:$sq_port")
     fi
 }
 
@@ -167,6 +117,7 @@ fi
 
 if [ "$forward" = 1 ]; then
     cleanup # nothing of the earlier benchmarks may still run: this one wants the CPUs too
+    # shellcheck disable=SC2034  # read by bench_stop_processes (common.sh)
     pids=()
     tmp=$(mktemp -d /tmp/nonoproxy-bench.XXXXXX)
     echo
