@@ -212,6 +212,10 @@ def render(rows, meta, args):
     for i, n in enumerate(t.notes):
         lines.append("")
         lines.append(f"{'¹²³⁴⁵⁶'[i]} {n}.")
+    for m in ["direct"] + PROXIES:
+        failed = sum(int(d.get("errors", 0)) for d in rows.get(("sweep", m), []))
+        if failed:
+            t.errors.append(f"plot sweep via {m}: {failed} failed cycles")
     for words in meta:
         if words[0] == "part":
             t.errors.append(f"part {words[1]} did not finish cleanly ({words[2]})")
