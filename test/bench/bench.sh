@@ -95,6 +95,9 @@ run_part() {
     fi
 }
 
+# The machine's load when the run starts and ends (others' work shares the CPUs).
+echo "load start $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
+
 # ---- 1. CONNECT: nonoproxy-run (CONNECT only), tinyproxy, squid ---------------------------
 cargs=(--nonoproxy-env --rounds "$rounds" --window-ms "$window" --bulk-mib "$bulk_mib"
     --sweep 256 --hold 256 --linger-s "$linger" --results "$results"
@@ -127,6 +130,7 @@ run_part route env BENCH_BUILD_DIR="$build" BENCH_NO_BUILD=1 bash "$here/reverse
     "${quick_arg[@]}" --rounds "$rounds" --results "$results" --wrk "$wrk_s" --sse "$sse_n"
 
 # ---- the table, the docs --------------------------------------------------------------------
+echo "load end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 echo
 echo "== bench: report ($((SECONDS - started)) s in all)"
 report=(python3 "$here/report.py" --results "$results" --seconds "$((SECONDS - started))"

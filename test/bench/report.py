@@ -41,7 +41,7 @@ def parse(path):
             words = line.split()
             if len(words) < 2:
                 continue
-            if words[0] in ("version", "part"):
+            if words[0] in ("version", "part", "load"):
                 meta.append(words)
                 continue
             kv = {}
@@ -227,13 +227,15 @@ def render(rows, meta, args):
     lines.append("")
     lines.append("Direct traffic in the same run (the ratios' denominators): " + direct_line(rows) + ".")
     versions = [" ".join(w[2:]) for w in meta if w[0] == "version"]
+    load = {w[1]: " ".join(w[2:]) for w in meta if w[0] == "load"}
     rounds = int(rows.get(("setup16", "direct"), [{"rounds": 0}])[-1].get("rounds", 0))
     lines.append("")
     lines.append(
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{'`--quick` (1 round, short windows)' if args.quick else f'medians of {rounds} runs'}, "
-        f"{os.cpu_count()} CPUs, Linux {platform.release()}, {args.seconds} s in all; "
-        + "; ".join(versions) + ".")
+        f"{os.cpu_count()} CPUs, Linux {platform.release()}, {args.seconds} s in all, "
+        f"load average (1/5/15 min) {load.get('start', '?')} at the start and "
+        f"{load.get('end', '?')} at the end; " + "; ".join(versions) + ".")
     return "\n".join(lines) + "\n", not t.errors
 
 
