@@ -8,7 +8,7 @@
 #                       memcheck: no leak, no memory error, no fd left open at exit
 #   ./project.sh bench [--quick]   every row of issue #12's table for nonoproxy, tinyproxy,
 #                       squid and nginx (Release build); writes docs/PERFORMANCE.md's table and
-#                       docs/perf/tunnels.png (--quick: a smoke test, about 2 minutes, no docs)
+#                       docs/perf/tunnels.png (--quick: a smoke test, about 1 minute, no docs)
 #   ./project.sh fuzz   build the libFuzzer targets (clang, ASan+UBSan) and run each for
 #                       ${NONOPROXY_FUZZ_SECONDS:-30} s over a copy of its seed corpus; one line
 #                       per target

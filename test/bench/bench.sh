@@ -11,7 +11,7 @@
 # Every part writes machine-readable lines to one results file; report.py makes the table.
 #
 #   test/bench/bench.sh [--quick] [--docs | --no-docs]
-#     --quick     one round, short windows, 128 MiB bulk, 2 s linger (about 2 minutes): a smoke
+#     --quick     one round, short windows, 128 MiB bulk, 2 s linger (about 1 minute): a smoke
 #                 test; the docs are left alone unless --docs is given
 #     --no-docs   print the table only (default without --quick: write the docs)
 #

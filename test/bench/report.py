@@ -162,6 +162,12 @@ def cells_for(t, mode):
     return out
 
 
+# The targets of issue #12 for nonoproxy, in row order (a reminder beside the figures).
+TARGETS = ["≥ 0.50, ≤ 100 µs", "≤ 0.06 ms", "≥ 0.85, ≤ 0.15 CPU-s/GB", "≥ 0.80", "≥ 0.50",
+           "≥ 1.05 × nginx, ≤ 33 µs", "≥ 1.05 × nginx", "≤ +0.15 ms", "≤ 2.5 / ≤ 3.5 MiB",
+           "≤ 16 KiB", "within 1 MiB of idle"]
+
+
 def row_labels(rows):
     hold = rows.get(("rss", "nonoproxy"), [{}])[-1]
     tunnels = int(hold.get("tunnels", 256))
@@ -205,10 +211,11 @@ def render(rows, meta, args):
         t.note(n)
     columns = [cells_for(t, m) for m in PROXIES]
     labels = row_labels(rows)
-    lines = ["| row | unit | " + " | ".join(PROXIES) + " |",
-             "|---|---|" + "---|" * len(PROXIES)]
+    lines = ["| row | unit | " + " | ".join(PROXIES) + " | nonoproxy target |",
+             "|---|---|" + "---|" * (len(PROXIES) + 1)]
     for i, (label, unit) in enumerate(labels):
-        lines.append(f"| {label} | {unit} | " + " | ".join(c[i] for c in columns) + " |")
+        lines.append(f"| {label} | {unit} | " + " | ".join(c[i] for c in columns)
+                     + f" | {TARGETS[i]} |")
     for i, n in enumerate(t.notes):
         lines.append("")
         lines.append(f"{'¹²³⁴⁵⁶'[i]} {n}.")
