@@ -129,7 +129,8 @@ EOF
     other="http://127.0.0.1:$up_ng/bench"
     other_name=direct
 fi
-if "$runner" --help 2>&1 | grep -q -- '--sandbox'; then
+# Not `--help | grep -q`: under pipefail, grep's early exit can fail the pipeline (SIGPIPE).
+if [[ "$("$runner" --help 2>&1)" == *--sandbox* ]]; then
     runner_args+=(--sandbox off)
 fi
 
