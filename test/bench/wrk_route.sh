@@ -3,12 +3,13 @@
 # proxy and the origin directly; optionally profiles nonoproxy-run while it serves.
 #
 #   test/bench/wrk_route.sh [--forward] [--rounds N] [--seconds S] [--threads T] [--conns C]
-#                           [--profile strace|perf|cs]
+#                           [--profile strace|perf|cs] [--post BYTES]
 #     (route)     wrk -tT -cC to nonoproxy's route and to nginx as the same reverse proxy, both
 #                 in front of one TLS 1.2 nginx upstream (64-byte answer; the key is injected);
 #                 rounds alternate the order; prints req/s and the median of np/nginx per round.
 #     --forward   absolute-form GETs through nonoproxy's forward proxy (Proxy-Authorization),
 #                 next to wrk straight to the origin (plain nginx); median of np/direct.
+#     --post      POST a body of BYTES bytes (Content-Length) instead of GET, to every setup.
 #     --profile   one extra wrk run of nonoproxy only, under `strace -f -c` (system calls per
 #                 request), `perf record -e cpu-clock -g` (report in $BENCH_LOG_DIR or /tmp) or
 #                 `perf stat -e context-switches`.
@@ -27,6 +28,7 @@ secs=3
 threads=2
 conns=16
 profile=
+post=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --forward) mode=forward ;;
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift ;;
     --conns) conns=$2; shift ;;
     --profile) profile=$2; shift ;;
+    --post) post=$2; shift ;;
     *) echo "wrk_route.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -148,6 +151,11 @@ else
 end
 EOF
 echo 'wrk.headers["Authorization"] = "Bearer not-the-key"' >"$tmp/other.lua"
+if [ "$post" -gt 0 ]; then
+    for f in np.lua other.lua; do
+        printf 'wrk.method = "POST"\nwrk.body = string.rep("x", %d)\n' "$post" >>"$tmp/$f"
+    done
+fi
 
 # The inner script runs inside nonoproxy-run ($PPID is nonoproxy-run).
 cat >"$tmp/inner.sh" <<'EOF'
