@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -357,32 +358,29 @@ xchg_client_head(struct np_xchg *q, const struct np_http_resp *resp, enum np_fra
     return np_buf_ok(&b) ? b.len : 0;
 }
 
-/* Relay the response body (framing in, to the client as out) after the head; sets
- * r->up_reusable. Returns the relay's result. */
+/* Relay the response body (framing in, to the client as out), the client's head
+ * relay_b[0..head) first: with the body bytes that came with the upstream's head in one write,
+ * or alone at once when none did. The body is read and relayed in place in relay_a, after the
+ * upstream's head (no copy to the front). Sets r->up_reusable. Returns the relay's result. */
 static enum np_body_result
-xchg_relay_body(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r, enum np_framing in,
-                enum np_framing out)
+xchg_relay_body(struct np_xchg *q, struct xchg_resp *r, struct np_body_xfer *x, size_t head)
 {
     struct np_session *se = q->se;
-    struct np_body_xfer x;
     enum np_body_result br;
 
-    memset(&x, 0, sizeof(x));
-    x.src = &c->st;
-    x.dst = &q->client;
-    x.in = in;
-    x.length = r->h.content_length;
-    x.out = out;
-    x.buf = se->relay_a;
-    x.cap = NP_RELAY_CAP;
-    memmove(se->relay_a, se->relay_a + r->head_len, r->len - r->head_len);
-    x.have = r->len - r->head_len;
-    x.idle_ms = se->ctx->s->response_timeout_ms;
-    x.send_ms = XCHG_SEND_MS;
-    br = np_body_relay(&x);
-    q->ev.bytes_down = x.body_bytes;
+    x->dst = &q->client;
+    x->length = r->h.content_length;
+    x->buf = se->relay_a + r->head_len;
+    x->cap = NP_RELAY_CAP - r->head_len;
+    x->have = r->len - r->head_len;
+    x->idle_ms = se->ctx->s->response_timeout_ms;
+    x->send_ms = XCHG_SEND_MS;
+    x->pre = se->relay_b;
+    x->pre_len = head;
+    br = np_body_relay(x);
+    q->ev.bytes_down = x->body_bytes;
     r->up_reusable =
-        br == NP_BODY_DONE && in != NP_FRAME_CLOSE && r->h.keep_alive && x.leftover_len == 0;
+        br == NP_BODY_DONE && x->in != NP_FRAME_CLOSE && r->h.keep_alive && x->leftover_len == 0;
     return br;
 }
 
@@ -392,16 +390,19 @@ static bool
 xchg_respond(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r)
 {
     struct np_session *se = q->se;
-    enum np_framing in = np_http_resp_framing(&r->h, q->head_method);
-    enum np_framing out = in;
+    struct np_body_xfer x;
     bool keep;
     size_t n;
 
-    if (in == NP_FRAME_CHUNKED || in == NP_FRAME_CLOSE) {
-        out = q->client_http10 ? NP_FRAME_CLOSE : NP_FRAME_CHUNKED;
+    memset(&x, 0, sizeof(x));
+    x.src = &c->st;
+    x.in = np_http_resp_framing(&r->h, q->head_method);
+    x.out = x.in;
+    if (x.in == NP_FRAME_CHUNKED || x.in == NP_FRAME_CLOSE) {
+        x.out = q->client_http10 ? NP_FRAME_CLOSE : NP_FRAME_CHUNKED;
     }
-    keep = q->client_keep_alive && out != NP_FRAME_CLOSE && !q->body_incomplete;
-    n = xchg_client_head(q, &r->h, out, keep);
+    keep = q->client_keep_alive && x.out != NP_FRAME_CLOSE && !q->body_incomplete;
+    n = xchg_client_head(q, &r->h, x.out, keep);
     r->up_reusable = false;
     if (n == 0) {
         /* The head grew past relay_b (every copy of a short route secret became the 64-byte
@@ -411,24 +412,24 @@ xchg_respond(struct np_xchg *q, struct np_uconn *c, struct xchg_resp *r)
         return false;
     }
     q->ev.status = (uint16_t)r->h.status;
-    if (in == NP_FRAME_LENGTH && r->len - r->head_len == r->h.content_length &&
-        r->h.content_length <= NP_RELAY_CAP - n) {
-        /* The whole body came with the head (the common small API answer): one write. */
-        memcpy(se->relay_b + n, se->relay_a + r->head_len, (size_t)r->h.content_length);
-        n += (size_t)r->h.content_length;
+    if (x.in == NP_FRAME_LENGTH && r->len - r->head_len == r->h.content_length) {
+        /* The whole body came with the head (the common small API answer): head and body
+         * in one write, from where each already is. */
         q->ev.bytes_down = r->h.content_length;
-        in = NP_FRAME_NONE;
-        r->len = r->head_len;
+        x.in = NP_FRAME_NONE;
     }
     np_emit(se->ctx, &q->ev);
-    if (np_stream_send_all(&q->client, se->relay_b, n, np_deadline(XCHG_SEND_MS)) != NP_IO_OK) {
-        return false;
-    }
-    if (in == NP_FRAME_NONE) {
-        r->up_reusable = r->h.keep_alive && r->len == r->head_len;
+    if (x.in == NP_FRAME_NONE) {
+        struct iovec iov[2] = {{se->relay_b, n},
+                               {se->relay_a + r->head_len, (size_t)q->ev.bytes_down}};
+
+        if (np_stream_sendv_all(&q->client, iov, 2, np_deadline(XCHG_SEND_MS)) != NP_IO_OK) {
+            return false;
+        }
+        r->up_reusable = r->h.keep_alive && r->len == r->head_len + (size_t)q->ev.bytes_down;
         return keep;
     }
-    return xchg_relay_body(q, c, r, in, out) == NP_BODY_DONE && keep;
+    return xchg_relay_body(q, r, &x, n) == NP_BODY_DONE && keep;
 }
 
 /* Answer an upstream failure after the request was admitted. */
@@ -496,6 +497,24 @@ enum xchg_try {
     TRY_ANSWERED, /* the client has its error answer; c is closed */
 };
 
+/* A Content-Length request body that is already all in se->in and small goes with the head:
+ * copied after it in relay_b, so that head and body leave in one write (one TLS record).
+ * Returns the bytes added after the head, or 0 (the body then follows as a stream). */
+static size_t
+xchg_inline_body(struct np_xchg *q)
+{
+    struct np_session *se = q->se;
+    size_t room = NP_XCHG_INLINE_MAX > q->up_head_len ? NP_XCHG_INLINE_MAX - q->up_head_len : 0;
+
+    if (q->body != NP_FRAME_LENGTH || q->body_len == 0 || q->body_len > se->in_len ||
+        q->body_len > room) {
+        return 0;
+    }
+    memcpy(se->relay_b + NP_XCHG_HEAD_OFF + q->up_head_len, se->in, (size_t)q->body_len);
+    q->up_body_len = (size_t)q->body_len;
+    return q->up_body_len;
+}
+
 /* Send the head (and body) on c and read the response head. */
 static enum xchg_try
 xchg_attempt(struct np_xchg *q, struct np_uconn *c, bool reused, struct xchg_resp *r)
@@ -505,8 +524,10 @@ xchg_attempt(struct np_xchg *q, struct np_uconn *c, bool reused, struct xchg_res
     enum np_body_result br;
     enum xchg_rh rh;
 
-    if (np_stream_send_all(&c->st, head, q->up_head_len, np_deadline(upstream_send_ms(q))) !=
-        NP_IO_OK) {
+    size_t with_body = xchg_inline_body(q);
+
+    if (np_stream_send_all(&c->st, head, q->up_head_len + with_body,
+                           np_deadline(upstream_send_ms(q))) != NP_IO_OK) {
         struct np_failure f = {502, NONOPROXY_DENIAL_UPSTREAM_CONNECT_FAILED,
                                "sending the request upstream failed"};
 
@@ -517,7 +538,13 @@ xchg_attempt(struct np_xchg *q, struct np_uconn *c, bool reused, struct xchg_res
         xchg_fail_answer(q, &f);
         return TRY_ANSWERED;
     }
-    br = xchg_send_body(q, c);
+    if (with_body > 0) {
+        xchg_shift_in(q->se, with_body); /* the body went out with the head */
+        q->ev.bytes_up = with_body;
+        br = NP_BODY_DONE;
+    } else {
+        br = xchg_send_body(q, c);
+    }
     if (xchg_body_refused(q, br)) {
         np_uconn_close(c);
         return TRY_ANSWERED;
@@ -614,7 +641,7 @@ np_xchg_run(struct np_xchg *x)
     xchg_shift_in(se, se->head_len); /* the head is no longer needed: wipe it */
     memset(&se->req, 0, sizeof(se->req));
     c = xchg_exchange(x, &r);
-    np_secure_zero(se->relay_b + NP_XCHG_HEAD_OFF, x->up_head_len); /* it may hold a secret */
+    np_secure_zero(se->relay_b + NP_XCHG_HEAD_OFF, x->up_head_len + x->up_body_len); /* secret */
     if (c == NULL) {
         return false;
     }

@@ -24,7 +24,9 @@
 #include "stream.h"
 #include "upool.h"
 
-#define NP_XCHG_HEAD_OFF ((size_t)32 * 1024) /* relay_b[0..OFF) is free for the target */
+#define NP_XCHG_HEAD_OFF   ((size_t)32 * 1024) /* relay_b[0..OFF) is free for the target */
+/* Head and inlined request body together stay within one TLS record (16 KiB of data). */
+#define NP_XCHG_INLINE_MAX ((size_t)16384)
 
 struct np_xchg;
 
@@ -68,6 +70,7 @@ struct np_xchg {
     } scrub[2];
 
     size_t up_head_len; /* relay_b + NP_XCHG_HEAD_OFF, written by the caller */
+    size_t up_body_len; /* request body bytes copied after the head (sent with it), or 0 */
     struct np_stream client;
 };
 

@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 
 /* Longest chunk-size line (size and extensions, CRLF excluded), and longest trailer section. */
 #define CHUNK_LINE_MAX 4096
@@ -286,17 +287,30 @@ static const http_parser_settings relay_settings = {
     .on_message_complete = relay_on_message_complete,
 };
 
-/* Write p[0..len) to dst, if len > 0, within send_ms. */
+/* Write the pieces iov[0..n) to dst within send_ms (pieces may be empty; x->pre, when still
+ * pending, first): one write for a plain socket. */
 static enum np_body_result
-send_part(struct np_body_xfer *x, const char *p, size_t len)
+send_pieces(struct np_body_xfer *x, const struct iovec *pieces, size_t n)
 {
+    struct iovec iov[NP_NET_IOV_MAX];
+    size_t k = 0;
+    size_t i;
     enum np_io io;
 
-    if (len == 0) {
+    if (x->pre_len > 0) {
+        iov[k++] = (struct iovec){(void *)(uintptr_t)x->pre, x->pre_len};
+    }
+    for (i = 0; i < n && k < NP_NET_IOV_MAX; i++) {
+        if (pieces[i].iov_len > 0) {
+            iov[k++] = pieces[i];
+        }
+    }
+    if (k == 0) {
         return NP_BODY_DONE;
     }
-    io = np_stream_send_all(x->dst, p, len, np_deadline(x->send_ms));
+    io = np_stream_sendv_all(x->dst, iov, k, np_deadline(x->send_ms));
     if (io == NP_IO_OK) {
+        x->pre_len = 0;
         return NP_BODY_DONE;
     }
     return io == NP_IO_STOPPED ? NP_BODY_STOPPED : NP_BODY_DST_ERR;
@@ -305,52 +319,40 @@ send_part(struct np_body_xfer *x, const char *p, size_t len)
 /* Write the decoded bytes data[0..len) (len may be 0, data then unused) in the output
  * framing; last adds the chunked terminator. For chunked output the chunk header is put in
  * place just before data when the consumed bytes there leave room, and the tail just after
- * data when it stays below limit, so a read usually costs one send. */
+ * data when it stays below limit (a TLS destination then gets one record); the pieces go out
+ * in one write. */
 static enum np_body_result
 emit(struct relay *r, char *data, size_t len, const char *limit, bool last)
 {
     static const char tails[] = "\r\n0\r\n\r\n"; /* end of a data chunk, then the last chunk */
     struct np_body_xfer *x = r->x;
     char hdr[CHUNK_HDR_MAX];
-    const char *tail = tails;
-    size_t tlen = 0;
-    size_t hlen = 0;
-    char *start = data;
-    size_t total = len;
+    struct iovec iov[3] = {{hdr, 0}, {data, len}, {(void *)(uintptr_t)tails, 0}};
     enum np_body_result res;
 
-    if (x->out != NP_FRAME_CHUNKED) {
-        res = send_part(x, data, len);
-        goto out;
-    }
-    if (len > 0) {
+    if (x->out == NP_FRAME_CHUNKED && len > 0) {
         int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+        size_t hlen = k > 0 ? (size_t)k : 0;
+        size_t tlen = last ? sizeof(tails) - 1 : 2;
 
-        hlen = k > 0 ? (size_t)k : 0;
-        tlen = last ? sizeof(tails) - 1 : 2;
+        iov[0].iov_len = hlen;
         if ((size_t)(data - x->buf) >= hlen) {
-            start = data - hlen;
-            memcpy(start, hdr, hlen);
-            total += hlen;
-            hlen = 0;
+            memcpy(data - hlen, hdr, hlen);
+            iov[1].iov_base = data - hlen;
+            iov[1].iov_len += hlen;
+            iov[0].iov_len = 0;
         }
+        iov[2].iov_len = tlen;
         if ((size_t)(limit - (data + len)) >= tlen) {
-            memcpy(data + len, tail, tlen);
-            total += tlen;
-            tlen = 0;
+            memcpy(data + len, tails, tlen);
+            iov[1].iov_len += tlen;
+            iov[2].iov_len = 0;
         }
-    } else if (last) {
-        tail = tails + 2;
-        tlen = sizeof(tails) - 3;
+    } else if (x->out == NP_FRAME_CHUNKED && last) {
+        iov[2].iov_base = (void *)(uintptr_t)(tails + 2);
+        iov[2].iov_len = sizeof(tails) - 3;
     }
-    res = send_part(x, hdr, hlen);
-    if (res == NP_BODY_DONE) {
-        res = send_part(x, start, total);
-    }
-    if (res == NP_BODY_DONE) {
-        res = send_part(x, tail, tlen);
-    }
-out:
+    res = send_pieces(x, iov, 3);
     if (res == NP_BODY_DONE) {
         x->body_bytes += len;
     }
@@ -499,6 +501,10 @@ np_body_relay(struct np_body_xfer *x)
         res = relay_step(&r, x->buf, x->have);
     }
     while (res == NP_BODY_DONE && !r.complete) {
+        if (x->pre_len > 0) {
+            res = send_pieces(x, NULL, 0); /* nothing to send with it: it goes now */
+            continue;
+        }
         io = np_stream_recv(x->src, x->buf + off, x->cap - off, &n, np_deadline(x->idle_ms));
         if (io == NP_IO_OK) {
             res = relay_step(&r, x->buf + off, n);
@@ -509,5 +515,8 @@ np_body_relay(struct np_body_xfer *x)
         }
     }
 out:
+    if (x->pre_len > 0 && res != NP_BODY_DST_ERR && res != NP_BODY_STOPPED) {
+        (void)send_pieces(x, NULL, 0); /* the head the caller meant to send, as before */
+    }
     return res;
 }

@@ -28,6 +28,10 @@ struct np_body_xfer {
     size_t have;
     uint32_t idle_ms; /* longest wait for the next source byte; 0 = none */
     uint32_t send_ms; /* longest wait for one write to dst; 0 = none */
+    const char *pre;  /* pre[0..pre_len) (a response head) goes to dst first: in the same
+                         write as the body bytes already in buf, or on its own before the
+                         first read when there are none (it is never held back waiting) */
+    size_t pre_len;
 
     /* Results. */
     uint64_t body_bytes; /* decoded body bytes written to dst */

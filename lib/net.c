@@ -207,6 +207,53 @@ np_net_send_all(int fd, const void *buf, size_t len, int stop_fd, uint64_t deadl
     return NP_IO_OK;
 }
 
+/* Drop the first sent bytes from iov[*first..n). */
+static void
+iov_advance(struct iovec *iov, size_t n, size_t *first, size_t sent)
+{
+    while (*first < n && sent >= iov[*first].iov_len) {
+        sent -= iov[*first].iov_len;
+        (*first)++;
+    }
+    if (*first < n) {
+        iov[*first].iov_base = (char *)iov[*first].iov_base + sent;
+        iov[*first].iov_len -= sent;
+    }
+}
+
+enum np_io
+np_net_sendv_all(int fd, struct iovec *iov, size_t n, int stop_fd, uint64_t deadline)
+{
+    size_t first = 0;
+    ssize_t r;
+    enum np_io w;
+
+    iov_advance(iov, n, &first, 0); /* skip empty pieces */
+    while (first < n) {
+        struct msghdr m;
+
+        memset(&m, 0, sizeof(m));
+        m.msg_iov = iov + first;
+        m.msg_iovlen = n - first;
+        r = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r >= 0) {
+            iov_advance(iov, n, &first, (size_t)r);
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            return NP_IO_ERR;
+        }
+        w = np_net_wait(fd, POLLOUT, stop_fd, deadline);
+        if (w != NP_IO_OK) {
+            return w;
+        }
+    }
+    return NP_IO_OK;
+}
+
 /* Wait for a non-blocking connect on s to finish; returns the errno of the attempt or 0. */
 static int
 connect_finish(int s, uint32_t timeout_ms, int stop_fd, enum np_io *io)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <nonoproxy/config.h>
 
@@ -47,6 +48,12 @@ enum np_io np_net_recv(int fd, void *buf, size_t cap, size_t *got, struct np_unt
 
 /* Send all len bytes. */
 enum np_io np_net_send_all(int fd, const void *buf, size_t len, int stop_fd, uint64_t deadline);
+
+/* Send the n (at most NP_NET_IOV_MAX) pieces iov[] as one stream, in as few system calls as
+ * the socket takes them (one sendmsg when it has room): a head and the first body bytes leave
+ * in one segment instead of two. iov[] is consumed (advanced over what was sent). */
+#define NP_NET_IOV_MAX 4
+enum np_io np_net_sendv_all(int fd, struct iovec *iov, size_t n, int stop_fd, uint64_t deadline);
 
 /* How long one connect may take (0 = no limit of its own) and what abandons it. */
 struct np_dial_limits {

@@ -376,7 +376,7 @@ rev_take(struct np_xchg *q)
 {
     const struct rev_ctx *rc = q->ops_ctx;
 
-    return np_upool_take(rc->rt->pool);
+    return np_upool_take(rc->rt->pool, (uintptr_t)q->se);
 }
 
 /* Back to the route's pool. */
@@ -385,7 +385,7 @@ rev_put(struct np_xchg *q, struct np_uconn *c)
 {
     const struct rev_ctx *rc = q->ops_ctx;
 
-    np_upool_put(rc->rt->pool, c);
+    np_upool_put(rc->rt->pool, c, (uintptr_t)q->se);
 }
 
 static const struct np_xchg_ops rev_ops = {

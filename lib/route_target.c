@@ -17,7 +17,8 @@ put_path(const struct np_route *r, struct np_buf *w, const char *p, size_t len)
 {
     struct np_route_pattern_match m = {0, 0, 0, 0};
     size_t cap = len + 2; /* normalising adds at most one '/' */
-    char *scratch = np_malloc(cap);
+    char small[256];      /* the usual path: no allocation per request */
+    char *scratch = cap <= sizeof(small) ? small : np_malloc(cap);
     struct np_buf s;
     bool inject = r->credential_key != NULL && r->mode == NONOPROXY_INJECT_URL_PATH;
     size_t pre = 0;
@@ -54,6 +55,8 @@ put_path(const struct np_route *r, struct np_buf *w, const char *p, size_t len)
 out:
     if (scratch != NULL) {
         np_secure_zero(scratch, cap); /* it may hold the phantom */
+    }
+    if (scratch != small) {
         np_free(scratch);
     }
     return rc;

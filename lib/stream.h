@@ -19,6 +19,9 @@ struct np_stream_ops {
     enum np_io (*send_all)(struct np_stream *s, const void *buf, size_t len, uint64_t deadline);
     /* Whether bytes are already buffered inside the stream (a poll() on fd would miss them). */
     bool (*pending)(const struct np_stream *s);
+    /* Send the n (<= NP_NET_IOV_MAX) pieces of iov as one stream (iov is consumed); NULL =
+     * one send_all per piece. */
+    enum np_io (*sendv_all)(struct np_stream *s, struct iovec *iov, size_t n, uint64_t deadline);
 };
 
 struct np_stream {
@@ -42,6 +45,9 @@ np_stream_send_all(struct np_stream *s, const void *buf, size_t len, uint64_t de
 {
     return s->ops->send_all(s, buf, len, deadline);
 }
+
+/* Send the pieces iov[0..n) in order: one system call for a plain socket with room. */
+enum np_io np_stream_sendv_all(struct np_stream *s, struct iovec *iov, size_t n, uint64_t deadline);
 
 static inline bool
 np_stream_pending(const struct np_stream *s)

@@ -1,70 +1,63 @@
-/* Upstream keep-alive pool (L2). */
+/* Upstream keep-alive pool (L2).
+ *
+ * The idle connections sit in a fixed array of atomic slots, one pointer each: a put claims
+ * an empty slot with a compare-and-swap, a take empties a full one with an exchange. No lock,
+ * and no ABA hazard either: a slot is only ever swapped whole, and a connection is owned by
+ * exactly one party at a time (the slot or the thread that took it). Each caller passes a
+ * hint (the worker's session address): its scan starts at the slot the hint names, so a
+ * worker usually takes back the connection it put, from a cache line other workers rarely
+ * write, and falls back to the other slots when its own is empty or taken. */
 #include "upool.h"
 
 #include <poll.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "alloc.h"
 #include "common.h"
 
 struct np_upool {
-    pthread_mutex_t mu;
-    struct np_uconn *idle; /* most recently returned first */
-    size_t n_idle;
-    size_t max_idle;
+    size_t n_slots; /* max_idle */
     uint32_t idle_ms;
+    _Atomic(struct np_uconn *) slot[]; /* NULL = empty */
 };
 
 int
 np_upool_new(size_t max_idle, uint32_t idle_ms, struct np_upool **out)
 {
-    struct np_upool *p = np_calloc(1, sizeof(*p));
+    struct np_upool *p = np_calloc(1, sizeof(*p) + max_idle * sizeof(p->slot[0]));
+    size_t i;
 
     if (p == NULL) {
         return -1;
     }
-    if (pthread_mutex_init(&p->mu, NULL) != 0) {
-        np_free(p);
-        return -1;
-    }
-    p->max_idle = max_idle;
+    p->n_slots = max_idle;
     p->idle_ms = idle_ms;
+    for (i = 0; i < max_idle; i++) {
+        atomic_init(&p->slot[i], NULL);
+    }
     *out = p;
     return 0;
 }
 
 void
-np_upool_free(struct np_upool *p)
+np_upool_close_idle(struct np_upool *p)
 {
-    struct np_uconn *c;
+    size_t i;
 
-    if (p == NULL) {
-        return;
+    for (i = 0; i < p->n_slots; i++) {
+        np_uconn_close(atomic_exchange(&p->slot[i], NULL));
     }
-    while ((c = p->idle) != NULL) {
-        p->idle = c->next;
-        np_uconn_close(c);
-    }
-    pthread_mutex_destroy(&p->mu);
-    np_free(p);
 }
 
 void
-np_upool_close_idle(struct np_upool *p)
+np_upool_free(struct np_upool *p)
 {
-    struct np_uconn *c;
-
-    pthread_mutex_lock(&p->mu);
-    c = p->idle;
-    p->idle = NULL;
-    p->n_idle = 0;
-    pthread_mutex_unlock(&p->mu);
-    while (c != NULL) {
-        struct np_uconn *next = c->next;
-        np_uconn_close(c);
-        c = next;
+    if (p == NULL) {
+        return;
     }
+    np_upool_close_idle(p);
+    np_free(p);
 }
 
 /* Whether an idle connection's socket shows anything: EOF, an error, or bytes nobody asked
@@ -80,62 +73,69 @@ uconn_stale(const struct np_uconn *c)
     return poll(&pfd, 1, 0) != 0;
 }
 
-struct np_uconn *
-np_upool_take(struct np_upool *p)
+/* The first slot a caller with this hint looks at. */
+static size_t
+upool_home(const struct np_upool *p, uintptr_t hint)
 {
-    struct np_uconn *c;
+    /* Sessions are large structures: the low bits say nothing, the ones above spread. */
+    return (size_t)((hint >> 6) ^ (hint >> 14)) % p->n_slots;
+}
 
-    for (;;) {
-        bool expired = false;
-        pthread_mutex_lock(&p->mu);
-        c = p->idle;
-        if (c != NULL) {
-            /* Read the clock under the lock: a connection returned by another thread just
-             * before must not look older than now (the subtraction would wrap). */
-            uint64_t now = np_now_ms();
-            p->idle = c->next;
-            p->n_idle--;
-            c->next = NULL;
-            expired = p->idle_ms != 0 && now >= c->idle_since && now - c->idle_since >= p->idle_ms;
-        }
-        pthread_mutex_unlock(&p->mu);
-        if (c == NULL) {
-            return NULL;
-        }
-        if (!expired && !uconn_stale(c)) {
-            break;
-        }
-        np_uconn_close(c);
+struct np_uconn *
+np_upool_take(struct np_upool *p, uintptr_t hint)
+{
+    size_t home;
+    size_t i;
+
+    if (p->n_slots == 0) {
+        return NULL;
     }
-    return c;
+    home = upool_home(p, hint);
+    for (i = 0; i < p->n_slots; i++) {
+        _Atomic(struct np_uconn *) *s = &p->slot[(home + i) % p->n_slots];
+        struct np_uconn *c;
+        uint64_t now;
+
+        if (atomic_load_explicit(s, memory_order_relaxed) == NULL ||
+            (c = atomic_exchange_explicit(s, NULL, memory_order_acquire)) == NULL) {
+            continue;
+        }
+        /* The clock after the exchange, which saw the put's idle_since; the comparison
+         * first all the same, so that a clock read on another CPU cannot make it wrap. */
+        now = np_now_ms();
+        if ((p->idle_ms != 0 && now >= c->idle_since && now - c->idle_since >= p->idle_ms) ||
+            uconn_stale(c)) {
+            np_uconn_close(c);
+            continue;
+        }
+        return c;
+    }
+    return NULL;
 }
 
 void
-np_upool_put(struct np_upool *p, struct np_uconn *c)
+np_upool_put(struct np_upool *p, struct np_uconn *c, uintptr_t hint)
 {
-    struct np_uconn *evict = NULL;
+    size_t home;
+    size_t i;
 
+    if (p->n_slots == 0) {
+        np_uconn_close(c);
+        return;
+    }
     c->idle_since = np_now_ms();
-    pthread_mutex_lock(&p->mu);
-    if (p->max_idle == 0) {
-        evict = c;
-    } else {
-        c->next = p->idle;
-        p->idle = c;
-        p->n_idle++;
-        if (p->n_idle > p->max_idle) {
-            /* Drop the least recently used one: walk to the tail. */
-            struct np_uconn **pp = &p->idle;
-            while ((*pp)->next != NULL) {
-                pp = &(*pp)->next;
-            }
-            evict = *pp;
-            *pp = NULL;
-            p->n_idle--;
+    home = upool_home(p, hint);
+    for (i = 0; i < p->n_slots; i++) {
+        _Atomic(struct np_uconn *) *s = &p->slot[(home + i) % p->n_slots];
+        struct np_uconn *empty = NULL;
+
+        if (atomic_load_explicit(s, memory_order_relaxed) == NULL &&
+            atomic_compare_exchange_strong_explicit(s, &empty, c, memory_order_release,
+                                                    memory_order_relaxed)) {
+            return;
         }
     }
-    pthread_mutex_unlock(&p->mu);
-    np_uconn_close(evict);
+    np_uconn_close(c); /* every slot holds one: the pool is full */
 }
 
 struct np_uconn *

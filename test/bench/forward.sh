@@ -272,9 +272,7 @@ if [ "$use_nonoproxy" = 1 ]; then
     runner_args=("$runner" -q --allow 127.0.0.1)
     # Landlock would let the command connect to nonoproxy's port only: the direct, tinyproxy and
     # squid setups connect elsewhere.
-    # grep -c reads the whole help: grep -q may exit first, and the SIGPIPE would fail
-    # the pipeline (pipefail).
-    if "$runner" --help 2>&1 | grep -c -- '--sandbox' >/dev/null; then
+    if [[ "$("$runner" --help 2>&1)" == *--sandbox* ]]; then # no grep -q: SIGPIPE + pipefail
         runner_args+=(--sandbox off)
     fi
     runner_args+=(--)

@@ -54,6 +54,7 @@ struct origin {
     bool echo;            /* answer 301 with the request echoed (Location, X-Echo-Auth) */
     bool big_echo;        /* answer 200 with SHORT_SECRET 7 920 times in its head */
     char last_head[4096]; /* the last request head received */
+    bool body_with_head;  /* the last request's whole body came in the reads of its head */
     int release_fd;       /* eventfd: readable once the stalled connection may read again */
     const char *needle;
     pthread_t acceptor;
@@ -228,6 +229,7 @@ origin_conn_main(void *arg)
         body = content_length(buf, head_len);
         pthread_mutex_lock(&o->mu);
         (void)snprintf(o->last_head, sizeof(o->last_head), "%.*s", (int)head_len, buf);
+        o->body_with_head = have - head_len >= body;
         pthread_mutex_unlock(&o->mu);
         if (stall) {
             /* Answer before reading the body, then read nothing until released. */
@@ -903,6 +905,41 @@ expect_never_goes_upstream(void **state)
     origin_stop(o2);
 }
 
+/* A small Content-Length body that the client sent with its head reaches the upstream with
+ * the head too (one write; one TLS record for https), on a route and on the forward path. */
+static void
+small_body_goes_with_its_head(void **state)
+{
+    struct origin *o = origin_start(INADDR_LOOPBACK, 0, false, "never");
+    struct origin *o2 = origin_start(INADDR_LOOPBACK, 0, false, "never");
+    struct nonoproxy_proxy *p = start_proxy(o->port);
+    char auth[256];
+    char req[1024];
+    char head[2048];
+
+    (void)state;
+    snprintf(req, sizeof(req),
+             "POST /svc/up HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Length: 5\r\n\r\nhello",
+             proxy_token(p));
+    assert_int_equal(one_request(p, req, head, sizeof(head)), 200);
+    pthread_mutex_lock(&o->mu);
+    assert_true(o->body_with_head);
+    pthread_mutex_unlock(&o->mu);
+    proxy_auth_line(p, auth, sizeof(auth));
+    snprintf(req, sizeof(req),
+             "POST http://127.0.0.1:%u/fwd HTTP/1.1\r\nHost: x\r\n%sContent-Length: 5\r\n\r\n"
+             "hello",
+             (unsigned)o2->port, auth);
+    assert_int_equal(one_request(p, req, head, sizeof(head)), 200);
+    pthread_mutex_lock(&o2->mu);
+    assert_true(o2->body_with_head);
+    pthread_mutex_unlock(&o2->mu);
+    nonoproxy_free(p);
+    origin_stop(o);
+    origin_stop(o2);
+}
+
 int
 main(void)
 {
@@ -914,6 +951,7 @@ main(void)
         cmocka_unit_test(response_headers_never_carry_the_secret),
         cmocka_unit_test(expect_never_goes_upstream),
         cmocka_unit_test(head_grown_by_scrubbing_gets_502),
+        cmocka_unit_test(small_body_goes_with_its_head),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

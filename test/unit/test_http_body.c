@@ -1048,6 +1048,96 @@ relay_streams_each_piece(void **state)
     rig_free(r);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* A head sent with the body (x->pre)                                                        */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Writes to the destination, counted by a stream that wraps the plain one. */
+static int dst_writes;
+
+static enum np_io
+counting_send_all(struct np_stream *s, const void *buf, size_t len, uint64_t deadline)
+{
+    dst_writes++;
+    return np_net_send_all(s->fd, buf, len, s->stop_fd, deadline);
+}
+
+static enum np_io
+counting_sendv_all(struct np_stream *s, struct iovec *iov, size_t n, uint64_t deadline)
+{
+    dst_writes++;
+    return np_net_sendv_all(s->fd, iov, n, s->stop_fd, deadline);
+}
+
+static enum np_io
+counting_recv(struct np_stream *s, void *buf, size_t cap, size_t *got, uint64_t deadline)
+{
+    return np_net_recv(s->fd, buf, cap, got, (struct np_until){s->stop_fd, deadline});
+}
+
+static bool
+counting_pending(const struct np_stream *s)
+{
+    NP_UNUSED(s);
+    return false;
+}
+
+static const struct np_stream_ops counting_ops = {
+    .recv = counting_recv,
+    .send_all = counting_send_all,
+    .pending = counting_pending,
+    .sendv_all = counting_sendv_all,
+};
+
+/* The head and a body that came with it leave in one write, re-encoded or not. */
+static void
+relay_pre_one_write(void **state)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static const enum np_framing outs[] = {NP_FRAME_CHUNKED, NP_FRAME_CLOSE};
+    static const char *const expect[] = {"5\r\nhello\r\n0\r\n\r\n", "hello"};
+    char want[256];
+    size_t k;
+
+    NP_UNUSED(state);
+    for (k = 0; k < NP_ARRAY_LEN(outs); k++) {
+        struct rig *r = rig_new(NP_FRAME_CHUNKED, 0, outs[k], WORK_CAP);
+
+        r->dst.ops = &counting_ops;
+        r->x.pre = head;
+        r->x.pre_len = sizeof(head) - 1;
+        RIG_HAVE(r, "5\r\nhello\r\n0\r\n\r\n");
+        dst_writes = 0;
+        assert_int_equal(np_body_relay(&r->x), NP_BODY_DONE);
+        assert_int_equal(dst_writes, 1);
+        assert_int_equal(r->x.pre_len, 0);
+        (void)snprintf(want, sizeof(want), "%s%s", head, expect[k]);
+        assert_output(r, "pre + body", want, strlen(want));
+        rig_free(r);
+    }
+}
+
+/* A head without body bytes is not held back until the body comes (server-sent events). */
+static void
+relay_pre_sent_before_first_read(void **state)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+    struct rig *r = rig_new(NP_FRAME_LENGTH, 5, NP_FRAME_LENGTH, WORK_CAP);
+    struct pollfd pfd;
+    char got[sizeof(head)];
+
+    NP_UNUSED(state);
+    r->x.pre = head;
+    r->x.pre_len = sizeof(head) - 1;
+    r->x.idle_ms = 100; /* the body never comes */
+    assert_int_equal(np_body_relay(&r->x), NP_BODY_SRC_TIMEOUT);
+    pfd = (struct pollfd){r->dst_r, POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, 0), 1);
+    assert_int_equal(read(r->dst_r, got, sizeof(got)), sizeof(head) - 1);
+    assert_memory_equal(got, head, sizeof(head) - 1);
+    rig_free(r);
+}
+
 int
 main(void)
 {
@@ -1075,6 +1165,8 @@ main(void)
         cmocka_unit_test(relay_dst_closed),
         cmocka_unit_test(relay_src_error),
         cmocka_unit_test(relay_streams_each_piece),
+        cmocka_unit_test(relay_pre_one_write),
+        cmocka_unit_test(relay_pre_sent_before_first_read),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
