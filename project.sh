@@ -18,7 +18,9 @@ cd "$(dirname "$0")"
 # Debian packages the build, the tests and the demo need.
 PACKAGES=(build-essential cmake pkg-config clang python3 curl wget openssl ca-certificates git
           libmbedtls-dev libhttp-parser-dev libcmocka-dev libcjson-dev libsecret-1-dev
-          gnome-keyring libsecret-tools dbus-daemon libglib2.0-bin tinyproxy iproute2)
+          gnome-keyring libsecret-tools dbus-daemon libglib2.0-bin tinyproxy iproute2
+          python3-dev python3-pytest python3-mypy python3-setuptools python3-wheel python3-venv
+          python3-pip python3-build)
 # Only the benchmarks compare against these.
 BENCH_PACKAGES=(nginx squid)
 # Only the style checks use these (Debian 12: version 14 of both).
