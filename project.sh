@@ -85,8 +85,9 @@ lint_step() {
     fi
 }
 
-# clang-tidy with the repo's .clang-tidy over every lib/*.c and cli/*.c in the compilation
-# database, two at a time, each file's output kept whole; then the findings by check name.
+# clang-tidy with the repo's .clang-tidy over every lib/*.c, cli/*.c and python/src/*.c in the
+# compilation database, two at a time, each file's output kept whole; then the findings by check
+# name.
 lint_clang_tidy() {
     local dir=$1
     python3 - "$dir/compile_commands.json" "$PWD" >"$lint_tmp/tidy-files" <<'PY'
@@ -95,7 +96,7 @@ root, seen = sys.argv[2], set()
 for e in json.load(open(sys.argv[1])):
     path = os.path.normpath(os.path.join(e["directory"], e["file"]))
     rel = os.path.relpath(path, root)
-    if re.fullmatch(r"(lib|cli)/[^/]+\.c", rel) and rel not in seen:
+    if re.fullmatch(r"(lib|cli|python/src)/[^/]+\.c", rel) and rel not in seen:
         seen.add(rel)
         print(rel)
 PY
@@ -120,11 +121,13 @@ PY
     [ ! -s "$lint_tmp/tidy-findings" ]
 }
 
-# clang-format --dry-run -Werror over every *.c and *.h under lib/ cli/ include/ test/; prints
-# each misplaced line (FILE:LINE:COL) and then the files with their number of places.
+# clang-format --dry-run -Werror over every *.c and *.h under lib/ cli/ include/ test/ python/
+# (not python/build/, pip's); prints each misplaced line (FILE:LINE:COL) and then the files with
+# their number of places.
 lint_clang_format() {
     local files
-    mapfile -t files < <(find lib cli include test -type f \( -name '*.c' -o -name '*.h' \) | sort)
+    mapfile -t files < <(find lib cli include test python -type f \( -name '*.c' -o -name '*.h' \) \
+        -not -path 'python/build/*' | sort)
     clang-format --dry-run -Werror "${files[@]}" >"$lint_tmp/fmt.log" 2>&1 || true
     grep -E '^[^ :]+:[0-9]+:[0-9]+: (error|warning): ' "$lint_tmp/fmt.log" | cut -d' ' -f1 |
         sed 's/:$//' >"$lint_tmp/fmt-places" || true

@@ -159,18 +159,18 @@ route_check_fields(struct route_obj *r)
 static PyObject *
 route_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"prefix",           "upstream",     "credential_key",
-                             "inject_mode",      "inject_header", "credential_format",
-                             "path_pattern",     "path_replacement", "query_param_name",
-                             "env_var",          "tls_ca",       NULL};
-    PyObject *f[11] = {NULL, NULL, Py_None, NULL, NULL, Py_None,
+    static char *kwlist[] = {"prefix",       "upstream",         "credential_key",
+                             "inject_mode",  "inject_header",    "credential_format",
+                             "path_pattern", "path_replacement", "query_param_name",
+                             "env_var",      "tls_ca",           NULL};
+    PyObject *f[11] = {NULL,    NULL,    Py_None, NULL,    NULL,   Py_None,
                        Py_None, Py_None, Py_None, Py_None, Py_None};
     struct route_obj *r = NULL;
     PyObject *mode = NULL;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "UU|OOOOOOOO$O:RouteConfig", kwlist, &f[0],
-                                     &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8],
-                                     &f[9], &f[10])) {
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "UU|OOOOOOOO$O:RouteConfig", kwlist, &f[0], &f[1],
+                                     &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9],
+                                     &f[10])) {
         return NULL;
     }
     mode = f[3] == NULL ? PyObject_GetAttrString(inject_mode_type, "HEADER") : to_inject_mode(f[3]);
@@ -201,8 +201,9 @@ route_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 }
 
 static void
-route_dealloc(struct route_obj *r)
+route_dealloc(PyObject *self)
 {
+    struct route_obj *r = (struct route_obj *)self;
     Py_XDECREF(r->prefix);
     Py_XDECREF(r->upstream);
     Py_XDECREF(r->credential_key);
@@ -220,8 +221,9 @@ route_dealloc(struct route_obj *r)
 /* credential_format as the library applies it: the given one, else "Bearer {}" for an
  * Authorization header (any case) and "{}" for any other header. */
 static PyObject *
-route_get_credential_format(struct route_obj *r, void *closure)
+route_get_credential_format(PyObject *self, void *closure)
 {
+    struct route_obj *r = (struct route_obj *)self;
     const char *h;
 
     (void)closure;
@@ -236,9 +238,10 @@ route_get_credential_format(struct route_obj *r, void *closure)
 }
 
 static PyObject *
-route_repr(struct route_obj *r)
+route_repr(PyObject *self)
 {
-    PyObject *fmt = route_get_credential_format(r, NULL);
+    struct route_obj *r = (struct route_obj *)self;
+    PyObject *fmt = route_get_credential_format((PyObject *)r, NULL);
     PyObject *mode = PyObject_GetAttrString(r->inject_mode, "name");
     PyObject *s = NULL;
 
@@ -251,16 +254,18 @@ route_repr(struct route_obj *r)
                              "inject_mode=InjectMode.%S, inject_header=%R, credential_format=%R, "
                              "path_pattern=%R, path_replacement=%R, query_param_name=%R, "
                              "env_var=%R, tls_ca=%R)",
-                             r->prefix, r->upstream, r->credential_key, mode,
-                             r->inject_header, fmt, r->path_pattern, r->path_replacement,
-                             r->query_param_name, r->env_var, r->tls_ca);
+                             r->prefix, r->upstream, r->credential_key, mode, r->inject_header, fmt,
+                             r->path_pattern, r->path_replacement, r->query_param_name, r->env_var,
+                             r->tls_ca);
     Py_DECREF(fmt);
     Py_DECREF(mode);
     return s;
 }
 
 #define ROUTE_MEMBER(name, doc)                                                                    \
-    {#name, T_OBJECT, offsetof(struct route_obj, name), READONLY, doc}
+    {                                                                                              \
+#name, T_OBJECT, offsetof(struct route_obj, name), READONLY, doc                           \
+    }
 
 static PyMemberDef route_members[] = {
     ROUTE_MEMBER(prefix, "Path prefix of the route, e.g. \"/openai\"."),
@@ -280,7 +285,7 @@ static PyMemberDef route_members[] = {
 };
 
 static PyGetSetDef route_getset[] = {
-    {"credential_format", (getter)route_get_credential_format, NULL,
+    {"credential_format", route_get_credential_format, NULL,
      "Format with one {} for the credential (HEADER mode).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -300,8 +305,8 @@ PyDoc_STRVAR(route_doc,
 static PyTypeObject route_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.RouteConfig",
     .tp_basicsize = sizeof(struct route_obj),
-    .tp_dealloc = (destructor)route_dealloc,
-    .tp_repr = (reprfunc)route_repr,
+    .tp_dealloc = route_dealloc,
+    .tp_repr = route_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = route_doc,
     .tp_members = route_members,
@@ -346,8 +351,9 @@ external_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 }
 
 static void
-external_dealloc(struct external_obj *e)
+external_dealloc(PyObject *self)
 {
+    struct external_obj *e = (struct external_obj *)self;
     Py_XDECREF(e->address);
     Py_XDECREF(e->bypass_hosts);
     Py_TYPE(e)->tp_free((PyObject *)e);
@@ -385,8 +391,9 @@ redacted_address(PyObject *address)
 }
 
 static PyObject *
-external_repr(struct external_obj *e)
+external_repr(PyObject *self)
 {
+    struct external_obj *e = (struct external_obj *)self;
     PyObject *addr = redacted_address(e->address);
     PyObject *hosts;
     PyObject *s;
@@ -406,8 +413,9 @@ external_repr(struct external_obj *e)
 }
 
 static PyObject *
-external_get_bypass(struct external_obj *e, void *closure)
+external_get_bypass(PyObject *self, void *closure)
 {
+    struct external_obj *e = (struct external_obj *)self;
     (void)closure;
     return PySequence_List(e->bypass_hosts);
 }
@@ -419,7 +427,7 @@ static PyMemberDef external_members[] = {
 };
 
 static PyGetSetDef external_getset[] = {
-    {"bypass_hosts", (getter)external_get_bypass, NULL,
+    {"bypass_hosts", external_get_bypass, NULL,
      "Hosts reached directly, not through the external proxy (a copy).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -434,8 +442,8 @@ PyDoc_STRVAR(external_doc, "ExternalProxyConfig(address, bypass_hosts=[])\n"
 static PyTypeObject external_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.ExternalProxyConfig",
     .tp_basicsize = sizeof(struct external_obj),
-    .tp_dealloc = (destructor)external_dealloc,
-    .tp_repr = (reprfunc)external_repr,
+    .tp_dealloc = external_dealloc,
+    .tp_repr = external_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = external_doc,
     .tp_members = external_members,
@@ -539,8 +547,8 @@ config_scalars(struct config_obj *c, PyObject **a)
         config_uint(a[CA_MAX_CONN], "max_connections", 0xffffffffUL, &c->max_connections) < 0 ||
         config_uint(a[CA_HEADER_TO], "header_timeout_ms", 0xffffffffUL, &c->header_timeout_ms) <
             0 ||
-        config_uint(a[CA_CONNECT_TO], "connect_timeout_ms", 0xffffffffUL,
-                    &c->connect_timeout_ms) < 0 ||
+        config_uint(a[CA_CONNECT_TO], "connect_timeout_ms", 0xffffffffUL, &c->connect_timeout_ms) <
+            0 ||
         config_uint(a[CA_TLS_TO], "tls_timeout_ms", 0xffffffffUL, &c->tls_timeout_ms) < 0 ||
         config_uint(a[CA_IDLE_TO], "idle_timeout_ms", 0xffffffffUL, &c->idle_timeout_ms) < 0 ||
         config_uint(a[CA_RESPONSE_TO], "response_timeout_ms", 0xffffffffUL,
@@ -584,8 +592,8 @@ config_objects(struct config_obj *c, PyObject **a)
         a[CA_ALLOWED] == NULL ? PyTuple_New(0) : str_tuple(a[CA_ALLOWED], "allowed_hosts");
     c->routes = a[CA_ROUTES] == NULL ? PyTuple_New(0) : route_tuple(a[CA_ROUTES]);
     c->external_proxy = Py_NewRef(a[CA_EXTERNAL] == NULL ? Py_None : a[CA_EXTERNAL]);
-    c->bind_addr = a[CA_BIND_ADDR] == NULL ? PyUnicode_FromString("127.0.0.1")
-                                           : Py_NewRef(a[CA_BIND_ADDR]);
+    c->bind_addr =
+        a[CA_BIND_ADDR] == NULL ? PyUnicode_FromString("127.0.0.1") : Py_NewRef(a[CA_BIND_ADDR]);
     c->ca_file = Py_NewRef(a[CA_CA_FILE] == NULL ? Py_None : a[CA_CA_FILE]);
     c->credential_resolver = Py_NewRef(a[CA_RESOLVER] == NULL ? Py_None : a[CA_RESOLVER]);
     c->audit_callback = Py_NewRef(a[CA_AUDIT_CB] == NULL ? Py_None : a[CA_AUDIT_CB]);
@@ -594,8 +602,9 @@ config_objects(struct config_obj *c, PyObject **a)
         return -1;
     }
     if (c->external_proxy != Py_None && !PyObject_TypeCheck(c->external_proxy, &external_type)) {
-        PyErr_Format(PyExc_TypeError, "external_proxy must be ExternalProxyConfig or None, not "
-                                      "%.100s",
+        PyErr_Format(PyExc_TypeError,
+                     "external_proxy must be ExternalProxyConfig or None, not "
+                     "%.100s",
                      Py_TYPE(c->external_proxy)->tp_name);
         return -1;
     }
@@ -611,20 +620,19 @@ config_objects(struct config_obj *c, PyObject **a)
 static PyObject *
 config_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {
-        "allowed_hosts",     "routes",          "external_proxy",     "bind_addr",
-        "bind_port",         "max_connections", "require_auth",       "ca_file",
-        "header_timeout_ms", "connect_timeout_ms", "tls_timeout_ms",  "idle_timeout_ms",
-        "response_timeout_ms", "audit_capacity", "credential_resolver", "audit_callback",
-        "resolver",          NULL};
+    static char *kwlist[] = {"allowed_hosts",       "routes",         "external_proxy",
+                             "bind_addr",           "bind_port",      "max_connections",
+                             "require_auth",        "ca_file",        "header_timeout_ms",
+                             "connect_timeout_ms",  "tls_timeout_ms", "idle_timeout_ms",
+                             "response_timeout_ms", "audit_capacity", "credential_resolver",
+                             "audit_callback",      "resolver",       NULL};
     PyObject *a[CA_COUNT] = {NULL};
     struct nonoproxy_config defaults;
     struct config_obj *c;
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOOOO$OOOOOOOOOOO:ProxyConfig", kwlist, &a[0],
-                                     &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7], &a[8],
-                                     &a[9], &a[10], &a[11], &a[12], &a[13], &a[14], &a[15],
-                                     &a[16])) {
+                                     &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7], &a[8], &a[9],
+                                     &a[10], &a[11], &a[12], &a[13], &a[14], &a[15], &a[16])) {
         return NULL;
     }
     c = (struct config_obj *)type->tp_alloc(type, 0);
@@ -649,8 +657,9 @@ config_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 }
 
 static void
-config_dealloc(struct config_obj *c)
+config_dealloc(PyObject *self)
 {
+    struct config_obj *c = (struct config_obj *)self;
     Py_XDECREF(c->allowed_hosts);
     Py_XDECREF(c->routes);
     Py_XDECREF(c->external_proxy);
@@ -663,8 +672,9 @@ config_dealloc(struct config_obj *c)
 }
 
 static PyObject *
-config_repr(struct config_obj *c)
+config_repr(PyObject *self)
 {
+    struct config_obj *c = (struct config_obj *)self;
     PyObject *hosts = PySequence_List(c->allowed_hosts);
     PyObject *routes = PySequence_List(c->routes);
     PyObject *s = NULL;
@@ -681,21 +691,25 @@ config_repr(struct config_obj *c)
 }
 
 static PyObject *
-config_get_hosts(struct config_obj *c, void *closure)
+config_get_hosts(PyObject *self, void *closure)
 {
+    struct config_obj *c = (struct config_obj *)self;
     (void)closure;
     return PySequence_List(c->allowed_hosts);
 }
 
 static PyObject *
-config_get_routes(struct config_obj *c, void *closure)
+config_get_routes(PyObject *self, void *closure)
 {
+    struct config_obj *c = (struct config_obj *)self;
     (void)closure;
     return PySequence_List(c->routes);
 }
 
 #define CONFIG_MEMBER(name, type, doc)                                                             \
-    {#name, type, offsetof(struct config_obj, name), READONLY, doc}
+    {                                                                                              \
+#name, type, offsetof(struct config_obj, name), READONLY, doc                              \
+    }
 
 static PyMemberDef config_members[] = {
     CONFIG_MEMBER(external_proxy, T_OBJECT, "ExternalProxyConfig or None."),
@@ -717,8 +731,8 @@ static PyMemberDef config_members[] = {
 };
 
 static PyGetSetDef config_getset[] = {
-    {"allowed_hosts", (getter)config_get_hosts, NULL, "Host allowlist (a copy).", NULL},
-    {"routes", (getter)config_get_routes, NULL, "Reverse-proxy routes (a copy).", NULL},
+    {"allowed_hosts", config_get_hosts, NULL, "Host allowlist (a copy).", NULL},
+    {"routes", config_get_routes, NULL, "Reverse-proxy routes (a copy).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -745,8 +759,8 @@ PyDoc_STRVAR(
 static PyTypeObject config_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.ProxyConfig",
     .tp_basicsize = sizeof(struct config_obj),
-    .tp_dealloc = (destructor)config_dealloc,
-    .tp_repr = (reprfunc)config_repr,
+    .tp_dealloc = config_dealloc,
+    .tp_repr = config_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = config_doc,
     .tp_members = config_members,
@@ -825,8 +839,8 @@ static int
 put_text(PyObject *d, const char *key, const char *field, size_t cap)
 {
     size_t n = strnlen(field, cap);
-    PyObject *v = n == 0 ? Py_NewRef(Py_None)
-                         : PyUnicode_DecodeUTF8(field, (Py_ssize_t)n, "replace");
+    PyObject *v =
+        n == 0 ? Py_NewRef(Py_None) : PyUnicode_DecodeUTF8(field, (Py_ssize_t)n, "replace");
     int rc;
 
     if (v == NULL) {
@@ -861,9 +875,7 @@ put_name(PyObject *d, const char *key, const char *name)
 static int
 put_tristate(PyObject *d, const char *key, enum nonoproxy_tristate t)
 {
-    PyObject *v = t == NONOPROXY_TRI_TRUE    ? Py_True
-                  : t == NONOPROXY_TRI_FALSE ? Py_False
-                                             : Py_None;
+    PyObject *v = t == NONOPROXY_TRI_TRUE ? Py_True : t == NONOPROXY_TRI_FALSE ? Py_False : Py_None;
 
     return PyDict_SetItemString(d, key, v);
 }
@@ -893,8 +905,7 @@ event_dict(const struct nonoproxy_audit_event *ev)
         put_name(d, "auth_outcome", outcome_name(ev->auth_outcome)) < 0 ||
         put_tristate(d, "managed_credential_active", ev->managed_credential_active) < 0 ||
         put_name(d, "injection_mode", injection_name(ev->injection_mode)) < 0 ||
-        put_name(d, "denial_category", nonoproxy_denial_category_name(ev->denial_category)) <
-            0 ||
+        put_name(d, "denial_category", nonoproxy_denial_category_name(ev->denial_category)) < 0 ||
         put_u64(d, "bytes_up", closing, ev->bytes_up) < 0 ||
         put_u64(d, "bytes_down", closing, ev->bytes_down) < 0 ||
         put_u64(d, "duration_ms", closing, ev->duration_ms) < 0) {
@@ -1144,8 +1155,9 @@ handle_shutdown(struct handle_obj *h)
 }
 
 static void
-handle_dealloc(struct handle_obj *h)
+handle_dealloc(PyObject *self)
 {
+    struct handle_obj *h = (struct handle_obj *)self;
     struct nonoproxy_proxy *p = h->proxy;
 
     live_remove(h);
@@ -1163,10 +1175,22 @@ handle_dealloc(struct handle_obj *h)
 }
 
 static PyObject *
-handle_get_port(struct handle_obj *h, void *closure)
+handle_get_port(PyObject *self, void *closure)
 {
+    struct handle_obj *h = (struct handle_obj *)self;
     (void)closure;
     return PyLong_FromLong((long)nonoproxy_port(h->proxy));
+}
+
+/* d[name] = value for one variable. */
+static int
+put_env(PyObject *d, const struct nonoproxy_env_var *var)
+{
+    PyObject *v = PyUnicode_FromString(var->value);
+    int rc = v == NULL ? -1 : PyDict_SetItemString(d, var->name, v);
+
+    Py_XDECREF(v);
+    return rc;
 }
 
 /* A dict of the name/value pairs vars[0..n). */
@@ -1174,22 +1198,22 @@ static PyObject *
 env_dict(const struct nonoproxy_env_var *vars, size_t n)
 {
     PyObject *d = PyDict_New();
-    size_t i;
+    size_t i = 0;
 
-    for (i = 0; d != NULL && i < n; i++) {
-        PyObject *v = PyUnicode_FromString(vars[i].value);
-
-        if (v == NULL || PyDict_SetItemString(d, vars[i].name, v) < 0) {
-            Py_CLEAR(d);
-        }
-        Py_XDECREF(v);
+    while (d != NULL && i < n && put_env(d, &vars[i]) == 0) {
+        i++;
+    }
+    if (d != NULL && i < n) {
+        Py_DECREF(d);
+        return NULL;
     }
     return d;
 }
 
 static PyObject *
-handle_env_vars(struct handle_obj *h, PyObject *unused)
+handle_env_vars(PyObject *self, PyObject *unused)
 {
+    struct handle_obj *h = (struct handle_obj *)self;
     const struct nonoproxy_env_var *vars = NULL;
     size_t n = 0;
 
@@ -1204,8 +1228,9 @@ handle_env_vars(struct handle_obj *h, PyObject *unused)
 }
 
 static PyObject *
-handle_credential_env_vars(struct handle_obj *h, PyObject *unused)
+handle_credential_env_vars(PyObject *self, PyObject *unused)
 {
+    struct handle_obj *h = (struct handle_obj *)self;
     const struct nonoproxy_env_var *vars = NULL;
     size_t n = 0;
 
@@ -1219,9 +1244,22 @@ handle_credential_env_vars(struct handle_obj *h, PyObject *unused)
     return env_dict(vars, n);
 }
 
-static PyObject *
-handle_diagnostics(struct handle_obj *h, PyObject *unused)
+/* Append diagnostic g to list as {"code", "route", "message"}. */
+static int
+append_diagnostic(PyObject *list, const struct nonoproxy_diagnostic *g)
 {
+    PyObject *d =
+        Py_BuildValue("{s:s,s:s,s:s}", "code", g->code, "route", g->route, "message", g->message);
+    int rc = d == NULL ? -1 : PyList_Append(list, d);
+
+    Py_XDECREF(d);
+    return rc;
+}
+
+static PyObject *
+handle_diagnostics(PyObject *self, PyObject *unused)
+{
+    struct handle_obj *h = (struct handle_obj *)self;
     const struct nonoproxy_diagnostic *list = NULL;
     PyObject *out;
     size_t n = 0;
@@ -1235,14 +1273,13 @@ handle_diagnostics(struct handle_obj *h, PyObject *unused)
         return PyErr_NoMemory();
     }
     out = PyList_New(0);
-    for (i = 0; out != NULL && i < n; i++) {
-        PyObject *d = Py_BuildValue("{s:s,s:s,s:s}", "code", list[i].code, "route",
-                                    list[i].route, "message", list[i].message);
-
-        if (d == NULL || PyList_Append(out, d) < 0) {
-            Py_CLEAR(out);
-        }
-        Py_XDECREF(d);
+    i = 0;
+    while (out != NULL && i < n && append_diagnostic(out, &list[i]) == 0) {
+        i++;
+    }
+    if (out != NULL && i < n) {
+        Py_DECREF(out);
+        return NULL;
     }
     return out;
 }
@@ -1266,12 +1303,14 @@ append_events(PyObject *list, const struct nonoproxy_audit_event *evs, size_t n)
 }
 
 static PyObject *
-handle_drain(struct handle_obj *h, PyObject *unused)
+handle_drain(PyObject *self, PyObject *unused)
 {
+    struct handle_obj *h = (struct handle_obj *)self;
     struct nonoproxy_audit_event *evs = NULL;
     PyObject *out = NULL;
     size_t got = DRAIN_BATCH;
     size_t rounds = 0;
+    int rc = 0;
 
     (void)unused;
     if (handle_usable(h) < 0) {
@@ -1285,23 +1324,25 @@ handle_drain(struct handle_obj *h, PyObject *unused)
         return PyErr_NoMemory();
     }
     /* Until the ring is empty; bounded so that a busy proxy cannot keep this call going. */
-    while (got == DRAIN_BATCH && rounds++ < 1024) {
+    while (rc == 0 && got == DRAIN_BATCH && rounds++ < 1024) {
         PyThreadState *ts = PyEval_SaveThread();
 
         got = nonoproxy_drain_audit_events(h->proxy, evs, DRAIN_BATCH, NULL);
         PyEval_RestoreThread(ts);
-        if (append_events(out, evs, got) < 0) {
-            Py_CLEAR(out);
-            break;
-        }
+        rc = append_events(out, evs, got);
     }
     PyMem_RawFree(evs);
+    if (rc < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
     return out;
 }
 
 static PyObject *
-handle_shutdown_method(struct handle_obj *h, PyObject *unused)
+handle_shutdown_method(PyObject *self, PyObject *unused)
 {
+    struct handle_obj *h = (struct handle_obj *)self;
     (void)unused;
     if (handle_usable(h) < 0) {
         return NULL;
@@ -1311,8 +1352,9 @@ handle_shutdown_method(struct handle_obj *h, PyObject *unused)
 }
 
 static PyObject *
-handle_enter(struct handle_obj *h, PyObject *unused)
+handle_enter(PyObject *self, PyObject *unused)
 {
+    struct handle_obj *h = (struct handle_obj *)self;
     (void)unused;
     if (handle_usable(h) < 0) {
         return NULL;
@@ -1321,8 +1363,9 @@ handle_enter(struct handle_obj *h, PyObject *unused)
 }
 
 static PyObject *
-handle_exit(struct handle_obj *h, PyObject *args)
+handle_exit(PyObject *self, PyObject *args)
 {
+    struct handle_obj *h = (struct handle_obj *)self;
     (void)args;
     if (h->pid == getpid()) {
         handle_shutdown(h);
@@ -1331,44 +1374,45 @@ handle_exit(struct handle_obj *h, PyObject *args)
 }
 
 static PyObject *
-handle_repr(struct handle_obj *h)
+handle_repr(PyObject *self)
 {
+    struct handle_obj *h = (struct handle_obj *)self;
     return PyUnicode_FromFormat("<nonoproxy.ProxyHandle port=%d %s>", (int)nonoproxy_port(h->proxy),
                                 h->shut ? "shut down" : "running");
 }
 
 static PyMethodDef handle_methods[] = {
-    {"env_vars", (PyCFunction)handle_env_vars, METH_NOARGS,
+    {"env_vars", handle_env_vars, METH_NOARGS,
      "env_vars() -> dict[str, str]\n--\n\n"
      "Variables that point a child at the proxy: HTTP_PROXY, HTTPS_PROXY, NO_PROXY,\n"
      "NONO_PROXY_TOKEN, NODE_USE_ENV_PROXY and the lowercase variants. They hold the session\n"
      "token: give them only to the child's environment."},
-    {"credential_env_vars", (PyCFunction)handle_credential_env_vars, METH_NOARGS,
+    {"credential_env_vars", handle_credential_env_vars, METH_NOARGS,
      "credential_env_vars() -> dict[str, str]\n--\n\n"
      "Per-route <PREFIX>_BASE_URL for every route and the phantom variable (the session\n"
      "token, never the real secret) for routes whose credential was loaded."},
-    {"drain_audit_events", (PyCFunction)handle_drain, METH_NOARGS,
+    {"drain_audit_events", handle_drain, METH_NOARGS,
      "drain_audit_events() -> list[dict]\n--\n\n"
      "Remove and return the recorded audit events, oldest first. Each dict has every key of\n"
      "the JSON audit event (timestamp_unix_ms, event, mode, decision, target, port, method,\n"
      "path, status, reason, route_id, auth_mechanism, auth_outcome,\n"
      "managed_credential_active, injection_mode, denial_category, bytes_up, bytes_down,\n"
      "duration_ms), None where absent."},
-    {"diagnostics", (PyCFunction)handle_diagnostics, METH_NOARGS,
+    {"diagnostics", handle_diagnostics, METH_NOARGS,
      "diagnostics() -> list[dict]\n--\n\n"
      "Start-time findings that did not stop the proxy (e.g. a credential not found), each\n"
      "{'code', 'route', 'message'}."},
-    {"shutdown", (PyCFunction)handle_shutdown_method, METH_NOARGS,
+    {"shutdown", handle_shutdown_method, METH_NOARGS,
      "shutdown() -> None\n--\n\n"
      "Stop accepting, close the connections and join the proxy's threads. Idempotent; the\n"
      "audit events stay readable."},
-    {"__enter__", (PyCFunction)handle_enter, METH_NOARGS, "Return the handle."},
-    {"__exit__", (PyCFunction)handle_exit, METH_VARARGS, "Shut the proxy down."},
+    {"__enter__", handle_enter, METH_NOARGS, "Return the handle."},
+    {"__exit__", handle_exit, METH_VARARGS, "Shut the proxy down."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef handle_getset[] = {
-    {"port", (getter)handle_get_port, NULL, "The port the proxy listens on.", NULL},
+    {"port", handle_get_port, NULL, "The port the proxy listens on.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1378,8 +1422,8 @@ PyDoc_STRVAR(handle_doc, "A running proxy, returned by start_proxy(); not constr
 static PyTypeObject handle_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.ProxyHandle",
     .tp_basicsize = sizeof(struct handle_obj),
-    .tp_dealloc = (destructor)handle_dealloc,
-    .tp_repr = (reprfunc)handle_repr,
+    .tp_dealloc = handle_dealloc,
+    .tp_repr = handle_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .tp_doc = handle_doc,
     .tp_methods = handle_methods,
@@ -1724,8 +1768,7 @@ PyInit__nonoproxy(void)
         return NULL;
     }
     inject_mode_type = make_inject_mode();
-    if (inject_mode_type == NULL ||
-        PyModule_AddObjectRef(m, "InjectMode", inject_mode_type) < 0 ||
+    if (inject_mode_type == NULL || PyModule_AddObjectRef(m, "InjectMode", inject_mode_type) < 0 ||
         add_type(m, &route_type, "RouteConfig") < 0 ||
         add_type(m, &external_type, "ExternalProxyConfig") < 0 ||
         add_type(m, &config_type, "ProxyConfig") < 0 ||
