@@ -1650,19 +1650,31 @@ out:
 }
 
 /* atexit hook: shut down every proxy this process started, before finalization begins (the
- * proxies' threads may be waiting for the GIL; it is released while they are joined). */
+ * proxies' threads may be waiting for the GIL; it is released while they are joined). The
+ * handles are collected first, each with a reference: while the GIL is released another thread
+ * may drop its own last reference to a handle, which must then not be freed under our feet. */
 static PyObject *
 shutdown_all(PyObject *module, PyObject *unused)
 {
+    PyObject *running = PyList_New(0);
     struct handle_obj *h;
+    Py_ssize_t i;
 
     (void)module;
     (void)unused;
+    if (running == NULL) {
+        return NULL;
+    }
     for (h = live_handles; h != NULL; h = h->next) {
-        if (h->pid == getpid() && !h->shut) {
-            handle_shutdown(h);
+        if (h->pid == getpid() && !h->shut && PyList_Append(running, (PyObject *)h) < 0) {
+            Py_DECREF(running);
+            return NULL;
         }
     }
+    for (i = 0; i < PyList_GET_SIZE(running); i++) {
+        handle_shutdown((struct handle_obj *)PyList_GET_ITEM(running, i));
+    }
+    Py_DECREF(running);
     Py_RETURN_NONE;
 }
 
