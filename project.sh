@@ -20,7 +20,9 @@ cd "$(dirname "$0")"
 # Debian packages the build, the tests and the demo need.
 PACKAGES=(build-essential cmake pkg-config clang python3 curl wget openssl ca-certificates git
           libmbedtls-dev libhttp-parser-dev libcmocka-dev libcjson-dev libsecret-1-dev
-          gnome-keyring libsecret-tools dbus-daemon libglib2.0-bin tinyproxy iproute2)
+          gnome-keyring libsecret-tools dbus-daemon libglib2.0-bin tinyproxy iproute2
+          python3-dev python3-pytest python3-mypy python3-setuptools python3-wheel python3-venv
+          python3-pip python3-build)
 # Only the benchmarks compare against these.
 BENCH_PACKAGES=(nginx squid wrk gnuplot-nox)
 # Only the style checks use these (Debian 12: version 14 of both).
@@ -85,8 +87,9 @@ lint_step() {
     fi
 }
 
-# clang-tidy with the repo's .clang-tidy over every lib/*.c and cli/*.c in the compilation
-# database, two at a time, each file's output kept whole; then the findings by check name.
+# clang-tidy with the repo's .clang-tidy over every lib/*.c, cli/*.c and python/src/*.c in the
+# compilation database, two at a time, each file's output kept whole; then the findings by check
+# name.
 lint_clang_tidy() {
     local dir=$1
     python3 - "$dir/compile_commands.json" "$PWD" >"$lint_tmp/tidy-files" <<'PY'
@@ -95,7 +98,7 @@ root, seen = sys.argv[2], set()
 for e in json.load(open(sys.argv[1])):
     path = os.path.normpath(os.path.join(e["directory"], e["file"]))
     rel = os.path.relpath(path, root)
-    if re.fullmatch(r"(lib|cli)/[^/]+\.c", rel) and rel not in seen:
+    if re.fullmatch(r"(lib|cli|python/src)/[^/]+\.c", rel) and rel not in seen:
         seen.add(rel)
         print(rel)
 PY
@@ -120,11 +123,13 @@ PY
     [ ! -s "$lint_tmp/tidy-findings" ]
 }
 
-# clang-format --dry-run -Werror over every *.c and *.h under lib/ cli/ include/ test/; prints
-# each misplaced line (FILE:LINE:COL) and then the files with their number of places.
+# clang-format --dry-run -Werror over every *.c and *.h under lib/ cli/ include/ test/ python/
+# (not python/build/, pip's); prints each misplaced line (FILE:LINE:COL) and then the files with
+# their number of places.
 lint_clang_format() {
     local files
-    mapfile -t files < <(find lib cli include test -type f \( -name '*.c' -o -name '*.h' \) | sort)
+    mapfile -t files < <(find lib cli include test python -type f \( -name '*.c' -o -name '*.h' \) \
+        -not -path 'python/build/*' | sort)
     clang-format --dry-run -Werror "${files[@]}" >"$lint_tmp/fmt.log" 2>&1 || true
     grep -E '^[^ :]+:[0-9]+:[0-9]+: (error|warning): ' "$lint_tmp/fmt.log" | cut -d' ' -f1 |
         sed 's/:$//' >"$lint_tmp/fmt-places" || true

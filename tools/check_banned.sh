@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fail on any call of a banned C function in lib/ and cli/ (*.c, *.h, every subfolder).
+# Fail on any call of a banned C function in lib/, cli/ and python/src/ (*.c, *.h, every
+# subfolder).
 # STYLE.md §4: no unbounded copies or formats, no unchecked conversions, no alloca, nothing
 # that returns static storage (the thread-safe _r forms are fine: strerror_r, gmtime_r, ...).
 # Comments and string/char literals are blanked first (tools/c_scan.py), so `/* strcpy( */`
@@ -9,7 +10,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=${1:-$(dirname "$here")}
 if [ "${root}" = -h ] || [ "${root}" = --help ]; then
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 cd "$root"
@@ -19,7 +20,7 @@ BANNED=(strcpy strcat sprintf vsprintf gets atoi atol atoll strtok alloca strerr
 # A call: the name as a whole word (so snprintf, strerror_r, np_atoi do not match), then '('.
 pattern="(^|[^A-Za-z0-9_])($(IFS='|'; echo "${BANNED[*]}"))[[:space:]]*\("
 
-mapfile -t files < <(find lib cli -type f \( -name '*.c' -o -name '*.h' \) | sort)
+mapfile -t files < <(find lib cli python/src -type f \( -name '*.c' -o -name '*.h' \) | sort)
 if [ ${#files[@]} -eq 0 ]; then
     echo "check_banned: no *.c or *.h file under lib/ and cli/ in $root" >&2
     exit 2
@@ -43,4 +44,4 @@ if [ "$hits" -gt 0 ]; then
     echo "check_banned: $hits banned call(s) in ${#files[@]} files" >&2
     exit 1
 fi
-echo "check_banned: no banned call in ${#files[@]} files of lib/ and cli/"
+echo "check_banned: no banned call in ${#files[@]} files of lib/, cli/ and python/src/"

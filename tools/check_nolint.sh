@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fail on any NOLINT comment in lib/ and cli/ (*.c, *.h) that silences the size limits of
+# Fail on any NOLINT comment in lib/, cli/, python/src/ (*.c, *.h) that silences the size limits of
 # STYLE.md §4: readability-function-size or readability-function-cognitive-complexity. A long
 # function is split, a long parameter list becomes a struct; the limits are never waived.
 # Caught: NOLINT, NOLINTNEXTLINE and NOLINTBEGIN that name either check, or a glob that covers
@@ -19,7 +19,7 @@ kind='NOLINT(NEXTLINE|BEGIN)?'
 # One of the two checks, or a glob covering them, inside the (...) list.
 named='\([^)]*(readability-function-(size|cognitive-complexity)|readability-(function-)?\*|(?<![\w-])\*)'
 bare='(?![\w(])' # NOLINT with no list: every check
-mapfile -t files < <(find lib cli -type f \( -name '*.c' -o -name '*.h' \) | sort)
+mapfile -t files < <(find lib cli python/src -type f \( -name '*.c' -o -name '*.h' \) | sort)
 if [ ${#files[@]} -eq 0 ]; then
     echo "check_nolint: no *.c or *.h file under lib/ and cli/ in $root" >&2
     exit 2

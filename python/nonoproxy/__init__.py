@@ -1,0 +1,26 @@
+"""nonoproxy: a domain-filtering, credential-injecting proxy for sandboxed child processes.
+
+The seed's Python API (ProxyConfig, RouteConfig, InjectMode, ExternalProxyConfig, start_proxy,
+ProxyHandle) over libnonoproxy, which the C extension nonoproxy._nonoproxy links statically.
+See docs/PYTHON.md in the source tree.
+"""
+
+from nonoproxy._nonoproxy import (
+    LIBRARY_VERSION,
+    ExternalProxyConfig,
+    InjectMode,
+    ProxyConfig,
+    ProxyHandle,
+    RouteConfig,
+    start_proxy,
+)
+
+__all__ = [
+    "ExternalProxyConfig",
+    "InjectMode",
+    "LIBRARY_VERSION",
+    "ProxyConfig",
+    "ProxyHandle",
+    "RouteConfig",
+    "start_proxy",
+]
