@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,8 +18,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "common.h"
 
 #define NP_SPLICE_LEN      ((size_t)1024 * 1024) /* asked per splice into a pipe; the pipe bounds it */
 #define NP_PUMP_BURST      8                     /* read/write rounds per direction between polls */
@@ -289,18 +288,6 @@ dir_step(struct dir *d, short from_rev, short to_rev)
     return prog;
 }
 
-static int
-poll_ms(uint64_t deadline)
-{
-    uint64_t now;
-
-    if (deadline == 0) {
-        return -1;
-    }
-    now = np_now_ms();
-    return now >= deadline ? 0 : (int)(deadline - now);
-}
-
 /* Fill the poll set for one turn: a side with nothing wanted is left out (fd -1), since its
  * POLLHUP would spin the loop. Returns the set's size. */
 static nfds_t
@@ -321,33 +308,30 @@ static enum np_pump_end
 pump_loop(struct np_pump *p, struct dir *ab, struct dir *ba)
 {
     struct pollfd pf[3];
-    uint64_t deadline = np_deadline(p->idle_ms);
+    /* The idle timer restarts at every wake-up: a poll that sees nothing for idle_ms is the
+     * idle timeout, and no clock is read per turn. */
+    int idle = p->idle_ms == 0 ? -1 : p->idle_ms > INT_MAX ? INT_MAX : (int)p->idle_ms;
     nfds_t n;
     int r;
-    int r2;
 
     while (!(ab->done && ba->done)) {
         n = pump_poll_set(p, ab, ba, pf);
-        r = poll(pf, n, poll_ms(deadline));
+        r = poll(pf, n, idle);
         if (r < 0 && errno != EINTR) {
             return NP_PUMP_ERROR;
         }
         if (n == 3 && pf[2].revents != 0) {
             return NP_PUMP_STOPPED;
         }
-        if (r == 0 && deadline != 0 && np_now_ms() >= deadline) {
+        if (r == 0) {
             return NP_PUMP_IDLE;
         }
-        if (r <= 0) {
+        if (r < 0) {
             continue;
         }
-        r = dir_step(ab, pf[0].revents, pf[1].revents);
-        r2 = r < 0 ? -1 : dir_step(ba, pf[1].revents, pf[0].revents);
-        if (r2 < 0) {
+        if (dir_step(ab, pf[0].revents, pf[1].revents) < 0 ||
+            dir_step(ba, pf[1].revents, pf[0].revents) < 0) {
             return NP_PUMP_ERROR;
-        }
-        if ((r | r2) != 0 && deadline != 0) {
-            deadline = np_deadline(p->idle_ms);
         }
     }
     return NP_PUMP_DONE;
@@ -364,7 +348,9 @@ prepare_splice(const struct np_pump *p)
     int one = 1;
 
     (void)ioctl(p->a, FIONBIO, &one);
-    (void)ioctl(p->b, FIONBIO, &one);
+    if (!p->b_nonblocking) {
+        (void)ioctl(p->b, FIONBIO, &one);
+    }
     if (!masked) {
         sigemptyset(&set);
         sigaddset(&set, SIGPIPE);

@@ -11,7 +11,7 @@
 
 enum np_pump_end {
     NP_PUMP_DONE = 0, /* both directions reached end of stream and were flushed */
-    NP_PUMP_IDLE,     /* no byte either way for idle_ms */
+    NP_PUMP_IDLE,     /* nothing happened either way for idle_ms */
     NP_PUMP_STOPPED,  /* proxy shutdown */
     NP_PUMP_ERROR,    /* a socket error on either side, or no buffer for the fallback */
 };
@@ -41,6 +41,7 @@ struct np_pump {
     int a;                  /* client side */
     int b;                  /* upstream side */
     int stop_fd;            /* -1 = none */
+    bool b_nonblocking;     /* b is O_NONBLOCK already (np_net_connect_any's sockets are) */
     uint32_t idle_ms;       /* 0 = no idle timeout */
     struct np_pipes *pipes; /* NULL, or open: splice through them */
     char *buf_ab;           /* a → b buffer, or NULL until the buffer relay needs one */
