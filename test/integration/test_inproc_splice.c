@@ -292,7 +292,9 @@ tunnel(const struct nonoproxy_proxy *p, uint16_t port, const void *early, size_t
                        "Proxy-Authorization: Bearer %s\r\n\r\n",
                        (unsigned)port, (unsigned)port, proxy_token(p));
         assert_true(len > 0 && (size_t)len + early_n <= sizeof(req));
-        memcpy(req + len, early, early_n);
+        if (early_n > 0) {
+            memcpy(req + len, early, early_n);
+        }
         assert_int_equal(send_all(fd, req, (size_t)len + early_n), 0);
         while (n < sizeof(head) - 1 && recv(fd, head + n, 1, 0) == 1) {
             n++;
