@@ -31,11 +31,18 @@
 #define NP_PIPE_DEFAULT    (64 * 1024)
 
 static atomic_bool splice_off; /* test hook: np_pump_splice_disable */
+static atomic_bool pipe_fail;  /* test hook: np_pump_pipe_fail */
 
 void
 np_pump_splice_disable(bool off)
 {
     atomic_store_explicit(&splice_off, off, memory_order_relaxed);
+}
+
+void
+np_pump_pipe_fail(bool fail)
+{
+    atomic_store_explicit(&pipe_fail, fail, memory_order_relaxed);
 }
 
 bool
@@ -47,6 +54,10 @@ np_pipes_ready(struct np_pipes *p)
     }
     if (p->open) {
         return true;
+    }
+    if (atomic_load_explicit(&pipe_fail, memory_order_relaxed)) {
+        errno = EMFILE;
+        return false;
     }
     if (pipe2(p->ab, O_CLOEXEC | O_NONBLOCK) != 0) {
         return false;

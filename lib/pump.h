@@ -37,6 +37,10 @@ void np_pipes_close(struct np_pipes *p);
 /* test hook */
 void np_pump_splice_disable(bool off);
 
+/* Make every pipe creation fail with EMFILE, as at the descriptor limit (true), or not. */
+/* test hook */
+void np_pump_pipe_fail(bool fail);
+
 struct np_pump {
     int a;                  /* client side */
     int b;                  /* upstream side */

@@ -583,13 +583,52 @@ stuck_pipes_never_leak(void **state)
     nonoproxy_free(p);
 }
 
+/* No pipe can be made (the descriptor limit, simulated by the test hook np_pump_pipe_fail:
+ * a real limit would race with the origin's accept): the tunnel falls back to the buffer
+ * relay instead of failing, exact both ways; once pipes can be made the next tunnel splices. */
+static void
+no_pipe_falls_back(void **state)
+{
+    struct nonoproxy_proxy *p = start_proxy(0, 1);
+    struct nonoproxy_audit_event ev;
+    unsigned long ino;
+    struct origin o;
+    struct sender s;
+    uint64_t down;
+    int pipes0 = count_pipes(&ino);
+    int fd;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.send_n = 3u << 20;
+    origin_start(&o, origin_bulk);
+    np_pump_pipe_fail(true);
+    fd = tunnel(p, o.port, NULL, 0);
+    s = (struct sender){fd, 1, 0, 5u << 20, true, 0};
+    send_main(&s);
+    down = recv_check(fd, 2);
+    origin_join(&o);
+    close(fd);
+    ev = close_event(p);
+    np_pump_pipe_fail(false);
+    assert_int_equal(count_pipes(&ino) - pipes0, 0);
+    assert_int_equal(o.got, 5u << 20);
+    assert_int_equal(down, 3u << 20);
+    assert_int_equal(ev.bytes_up, 5u << 20);
+    assert_int_equal(ev.bytes_down, 3u << 20);
+    assert_string_equal(ev.reason, "");
+    clean_exchange(p, "spliced again", "yes");
+    assert_int_equal(count_pipes(&ino) - pipes0, 4);
+    nonoproxy_free(p);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bulk_spliced),           cmocka_unit_test(bulk_fallback),
         cmocka_unit_test(half_close_each_way),    cmocka_unit_test(idle_timeout),
-        cmocka_unit_test(stuck_pipes_never_leak),
+        cmocka_unit_test(stuck_pipes_never_leak), cmocka_unit_test(no_pipe_falls_back),
     };
 
     pattern_init();
