@@ -146,6 +146,21 @@ absolute_form_authorized(struct np_session *se)
     return np_session_require_proxy_auth(se, &ev);
 }
 
+/* The forward and route paths build heads and relay bodies in the relay buffers, allocated
+ * on the worker's first such request. Answers 503 when there is no memory for them. */
+static bool
+relay_bufs_or_refuse(struct np_session *se, bool route)
+{
+    if (np_session_relay_bufs(se)) {
+        return true;
+    }
+    np_session_deny(se,
+                    &(struct np_refusal){route ? NONOPROXY_MODE_REVERSE : NONOPROXY_MODE_FORWARD,
+                                         503, NONOPROXY_DENIAL_CONNECTION_LIMIT,
+                                         "out of memory for the request buffers", route});
+    return false;
+}
+
 /* Hand a parsed request to the feature that serves it. Returns true when the connection may
  * carry another request (se->in then starts with the bytes after this one). */
 static bool
@@ -164,9 +179,9 @@ dispatch(struct np_session *se)
                                 "absolute-form https:// is not forwarded; use CONNECT for https",
                                 false});
     } else if (target_has_scheme(r, "http://")) {
-        return np_forward_serve(se);
+        return relay_bufs_or_refuse(se, false) && np_forward_serve(se);
     } else if (r->target_len > 0 && r->target[0] == '/') {
-        return np_reverse_serve(se);
+        return relay_bufs_or_refuse(se, true) && np_reverse_serve(se);
     } else {
         np_session_deny(se, &(struct np_refusal){NONOPROXY_MODE_FORWARD, 400,
                                                  NONOPROXY_DENIAL_MALFORMED_REQUEST,
@@ -185,12 +200,14 @@ static void
 linger_close(struct np_session *se)
 {
     struct np_until until = {se->ctx->stop_fd, np_deadline(NP_LINGER_MS)};
+    char small[2048]; /* when the worker has no relay buffer (it served only tunnels) */
+    char *sink = se->relay_a != NULL ? se->relay_a : small;
+    size_t cap = se->relay_a != NULL ? NP_RELAY_CAP : sizeof(small);
     size_t total = 0;
     size_t got;
 
     (void)shutdown(se->fd, SHUT_WR);
-    while (total < NP_LINGER_BYTES &&
-           np_net_recv(se->fd, se->relay_a, NP_RELAY_CAP, &got, until) == NP_IO_OK) {
+    while (total < NP_LINGER_BYTES && np_net_recv(se->fd, sink, cap, &got, until) == NP_IO_OK) {
         total += got;
     }
 }

@@ -81,9 +81,7 @@ static void
 worker_free(struct worker *w)
 {
     if (w != NULL) {
-        np_free(w->se.in);
-        np_free(w->se.relay_a);
-        np_free(w->se.relay_b);
+        np_session_release(&w->se);
         pthread_cond_destroy(&w->cv);
         np_free(w);
     }
@@ -103,14 +101,9 @@ worker_spawn(struct np_listener *l, int fd)
     w->l = l;
     w->fd = fd;
     w->se.fd = -1;
-    w->se.in = np_malloc(NP_IN_CAP);
-    w->se.relay_a = np_malloc(NP_RELAY_CAP);
-    w->se.relay_b = np_malloc(NP_RELAY_CAP);
-    if (w->se.in == NULL || w->se.relay_a == NULL || w->se.relay_b == NULL ||
-        pthread_cond_init(&w->cv, NULL) != 0) {
+    w->se.in = np_malloc(NP_IN_CAP); /* the relay buffers come when first needed */
+    if (w->se.in == NULL || pthread_cond_init(&w->cv, NULL) != 0) {
         np_free(w->se.in);
-        np_free(w->se.relay_a);
-        np_free(w->se.relay_b);
         np_free(w);
         return -1;
     }

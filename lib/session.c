@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "http_answer.h"
 
@@ -180,4 +181,28 @@ np_session_verdict_status(enum np_host_verdict v, enum nonoproxy_denial_category
         *cat = NONOPROXY_DENIAL_HOST_DENIED;
         return 403;
     }
+}
+
+bool
+np_session_relay_bufs(struct np_session *se)
+{
+    if (se->relay_a == NULL) {
+        se->relay_a = np_malloc(NP_RELAY_CAP);
+    }
+    if (se->relay_b == NULL) {
+        se->relay_b = np_malloc(NP_RELAY_CAP);
+    }
+    return se->relay_a != NULL && se->relay_b != NULL;
+}
+
+void
+np_session_release(struct np_session *se)
+{
+    np_free(se->in);
+    np_free(se->relay_a);
+    np_free(se->relay_b);
+    se->in = NULL;
+    se->relay_a = NULL;
+    se->relay_b = NULL;
+    np_pipes_close(&se->pipes);
 }

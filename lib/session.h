@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "http_request.h"
 #include "net.h"
+#include "pump.h"
 #include "settings.h"
 #include "token.h"
 
@@ -33,7 +34,9 @@ struct np_ctx {
 #define NP_IN_CAP    ((size_t)NP_MAX_REQUEST_LINE + NP_MAX_HEADER_BLOCK + 4096)
 #define NP_RELAY_CAP ((size_t)256 * 1024) /* large reads halve the wake-ups of bulk tunnels */
 
-/* One client connection. Buffers belong to the worker and are reused between connections. */
+/* One client connection. Buffers and pipes belong to the worker and are reused between
+ * connections; the relay buffers are allocated when first needed (np_session_relay_bufs) and
+ * a tunnel spliced through the pipes needs none. */
 struct np_session {
     const struct np_ctx *ctx;
     int fd;            /* client socket */
@@ -41,14 +44,21 @@ struct np_session {
     char *in;          /* NP_IN_CAP bytes: head, then early body/tunnel bytes */
     size_t in_len;     /* bytes received into in */
     size_t head_len;   /* length of the current head in in */
-    char *relay_a;     /* NP_RELAY_CAP each */
+    char *relay_a;     /* NP_RELAY_CAP each, NULL until np_session_relay_bufs */
     char *relay_b;
+    struct np_pipes pipes;          /* the spliced tunnel relay's, opened by the first tunnel */
     struct np_http_req req;         /* the current head, pointing into in */
     bool linger;                    /* an error was answered: drain before closing */
     struct np_uconn *fwd_conn;      /* forward proxy: the kept-alive upstream connection of
                                        this client connection (closed when it ends), or NULL */
     char fwd_key[NP_HOST_BUF + 16]; /* "host:port" (and "!" when through the external proxy) */
 };
+
+/* Allocate relay_a and relay_b unless they are. False when out of memory. */
+bool np_session_relay_bufs(struct np_session *se);
+
+/* Free what the worker's session holds (buffers, pipes); the struct may be zeroed. */
+void np_session_release(struct np_session *se);
 
 /* Record ev: into the ring and to the embedder's audit callback. */
 void np_emit(const struct np_ctx *ctx, const struct nonoproxy_audit_event *ev);

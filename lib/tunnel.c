@@ -5,10 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "external.h"
 #include "hostfilter.h"
 #include "pump.h"
 #include "route_runtime.h"
+
+/* np_external_connect reads at most 16 KiB in all (external.h), so this always suffices. */
+#define EXT_EARLY_CAP ((size_t)16 * 1024)
 
 static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 
@@ -52,6 +56,20 @@ record_close(struct np_session *se, struct nonoproxy_audit_event *ev, uint64_t u
     np_emit(se->ctx, ev);
 }
 
+/* The buffer relay's buffers, when the tunnel is not spliced (np_pump.want_bufs). */
+static bool
+tunnel_bufs(struct np_pump *p)
+{
+    struct np_session *se = p->arg;
+
+    if (!np_session_relay_bufs(se)) {
+        return false;
+    }
+    p->buf_ab = se->relay_a;
+    p->buf_ba = se->relay_b;
+    return true;
+}
+
 /* Relay between the client and up after the 200, then record the close event. */
 static void
 relay(struct np_session *se, struct nonoproxy_audit_event *ev, int up)
@@ -64,10 +82,14 @@ relay(struct np_session *se, struct nonoproxy_audit_event *ev, int up)
     p.a = se->fd;
     p.b = up;
     p.stop_fd = se->ctx->stop_fd;
+    p.b_nonblocking = true; /* np_net_connect_any's socket, directly or to the external proxy */
     p.idle_ms = se->ctx->s->idle_timeout_ms;
+    p.pipes = np_pipes_ready(&se->pipes) ? &se->pipes : NULL; /* else the buffer relay */
     p.buf_ab = se->relay_a;
     p.buf_ba = se->relay_b;
     p.buf_cap = NP_RELAY_CAP;
+    p.want_bufs = tunnel_bufs;
+    p.arg = se;
     if (early > 0) {
         /* Bytes the client sent right after the head belong to the tunnel. */
         if (np_net_send_all(up, se->in + se->head_len, early, se->ctx->stop_fd,
@@ -131,8 +153,14 @@ external_tunnel(struct np_session *se, struct nonoproxy_audit_event *ev,
     ev->mode = NONOPROXY_MODE_EXTERNAL;
     memset(&t, 0, sizeof(t));
     t.fd = -1;
-    t.early = se->relay_b; /* free until the relay starts, and large enough for any early bytes */
-    t.early_cap = NP_RELAY_CAP;
+    /* The leftovers go after what se->in holds (it has room unless the head was huge). */
+    if (NP_IN_CAP - se->in_len >= EXT_EARLY_CAP) {
+        t.early = se->in + se->in_len;
+        t.early_cap = EXT_EARLY_CAP;
+    } else if (np_session_relay_bufs(se)) {
+        t.early = se->relay_b; /* free until the relay starts */
+        t.early_cap = NP_RELAY_CAP;
+    }
     r = np_external_connect(&(struct np_ext_request){ctx->s->ext, &ctx->s->resolver, q->norm,
                                                      q->port, ctx->s->connect_timeout_ms,
                                                      ctx->s->response_timeout_ms, ctx->stop_fd},
@@ -153,6 +181,9 @@ external_tunnel(struct np_session *se, struct nonoproxy_audit_event *ev,
                                             np_deadline(5000)) != NP_IO_OK)) {
         record_close(se, ev, 0, 0, "client gone before the tunnel opened");
     } else {
+        if (t.early_len > 0) {
+            np_secure_zero(t.early, t.early_len); /* the copy in se->in is not wiped later */
+        }
         relay(se, ev, t.fd);
     }
     np_net_close(t.fd);

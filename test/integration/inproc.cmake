@@ -20,3 +20,5 @@ foreach(src IN LISTS NP_INPROC_TESTS)
 endforeach()
 # The allocation-failure test drives lib/alloc.h's test hook, like the unit tests do.
 target_include_directories(test_inproc_alloc PRIVATE ${PROJECT_SOURCE_DIR}/lib)
+# The splice test forces the buffer relay through lib/pump.h's test hook np_pump_splice_disable().
+target_include_directories(test_inproc_splice PRIVATE ${PROJECT_SOURCE_DIR}/lib)
