@@ -1305,6 +1305,42 @@ conf_new_loads_or_names_the_file(void **state)
     }
 }
 
+/* Confs trusting one bundle share its parse: it is parsed by the first, counted by the
+ * others (also those adding their own roots, which still verify), freed with the last. */
+static void
+confs_share_one_parsed_bundle(void **state)
+{
+    struct fixture *f = *state;
+    struct np_tls_conf *a = NULL;
+    struct np_tls_conf *b = NULL;
+    struct np_tls_conf *c = NULL;
+    struct conn k;
+    char why[WHY_CAP];
+
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 0);
+    assert_int_equal(
+        np_tls_conf_new(&(struct np_tls_roots){pki.other, NULL, NULL}, &a, why, sizeof(why)), 0);
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 1);
+    assert_int_equal(
+        np_tls_conf_new(&(struct np_tls_roots){pki.other, pki.ca, NULL}, &b, why, sizeof(why)), 0);
+    assert_int_equal(
+        np_tls_conf_new(&(struct np_tls_roots){pki.other, NULL, pki.ca}, &c, why, sizeof(why)), 0);
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 3);
+    assert_int_equal(conn_open(&k, a, f->srv.port, "localhost", -1), NP_IO_ERR);
+    conn_close(&k);
+    assert_int_equal(conn_open(&k, b, f->srv.port, "localhost", -1), NP_IO_OK);
+    conn_close(&k);
+    np_tls_conf_free(b);
+    assert_int_equal(conn_open(&k, c, f->srv.port, "localhost", -1), NP_IO_OK);
+    conn_close(&k);
+    assert_int_equal(conn_open(&k, a, f->srv.port, "localhost", -1), NP_IO_ERR);
+    conn_close(&k);
+    np_tls_conf_free(a);
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 1);
+    np_tls_conf_free(c);
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 0);
+}
+
 static void
 free_functions_accept_null(void **state)
 {
@@ -1406,6 +1442,7 @@ main(void)
         T(silent_peer_times_out_at_deadline, &opts_both),
         T(stop_fd_interrupts_handshake, &opts_both),
         T(conf_new_loads_or_names_the_file, &opts_both),
+        T(confs_share_one_parsed_bundle, &opts_both),
         T(free_functions_accept_null, &opts_both),
         T(threads_share_one_conf, &opts_both),
 #undef T
