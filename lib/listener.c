@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@ static atomic_uint linger_ms_hook;
 struct worker {
     struct np_listener *l;
     pthread_t thread;
+    void *stack;          /* guard page + NP_THREAD_STACK, mmap'd here; MAP_FAILED = none */
     struct worker *next;  /* on l->workers or l->zombies, under l->mu */
     struct np_session se; /* buffers reused between connections */
 };
@@ -72,17 +74,51 @@ session_release(struct np_session *se)
     se->relay_b = NULL;
 }
 
+/* The guard below each worker stack: one page. */
+static size_t
+stack_guard(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+
+    return page > 0 ? (size_t)page : 4096;
+}
+
+/* Free a worker that never ran or has been joined: its buffers and its stack. NULL-safe. */
 static void
 worker_free(struct worker *w)
 {
     if (w != NULL) {
         session_release(&w->se);
+        if (w->stack != MAP_FAILED) {
+            (void)munmap(w->stack, stack_guard() + NP_THREAD_STACK);
+        }
         np_free(w);
     }
 }
 
-/* Create a worker, waiting in accept4() with an explicit small stack (the pthread default
- * guard page below it). Called under l->mu. Returns 0 or -1 with errno. */
+/* Map w's stack: NP_THREAD_STACK bytes above one inaccessible guard page. The stack is ours,
+ * not glibc's: glibc would keep up to 40 MiB of exited threads' stacks cached, each with its
+ * top pages resident (16 KiB each), so RSS would not come back after a burst; ours is
+ * unmapped as soon as the worker is joined. Sets attr. Returns 0 or -1 with errno. */
+static int
+stack_map(struct worker *w, pthread_attr_t *attr)
+{
+    size_t guard = stack_guard();
+
+    w->stack = mmap(NULL, guard + NP_THREAD_STACK, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (w->stack == MAP_FAILED) {
+        return -1;
+    }
+    if (mprotect(w->stack, guard, PROT_NONE) != 0) {
+        return -1; /* no guard, no thread */
+    }
+    errno = pthread_attr_setstack(attr, (char *)w->stack + guard, NP_THREAD_STACK);
+    return errno == 0 ? 0 : -1;
+}
+
+/* Create a worker, waiting in accept4() on its own small stack (stack_map). Called under
+ * l->mu. Returns 0 or -1 with errno. */
 static int
 worker_spawn(struct np_listener *l)
 {
@@ -94,6 +130,7 @@ worker_spawn(struct np_listener *l)
         return -1;
     }
     w->l = l;
+    w->stack = MAP_FAILED;
     w->se.fd = -1;
     w->se.in = np_malloc(NP_IN_CAP);
     w->se.relay_a = np_malloc(NP_RELAY_CAP);
@@ -104,8 +141,7 @@ worker_spawn(struct np_listener *l)
         return -1;
     }
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, NP_THREAD_STACK);
-    rc = pthread_create(&w->thread, &attr, worker_main, w);
+    rc = stack_map(w, &attr) == 0 ? pthread_create(&w->thread, &attr, worker_main, w) : errno;
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         worker_free(w);

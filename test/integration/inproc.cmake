@@ -20,3 +20,5 @@ foreach(src IN LISTS NP_INPROC_TESTS)
 endforeach()
 # The allocation-failure test drives lib/alloc.h's test hook, like the unit tests do.
 target_include_directories(test_inproc_alloc PRIVATE ${PROJECT_SOURCE_DIR}/lib)
+# The pool test shortens the workers' linger through lib/listener.h's test hook.
+target_include_directories(test_inproc_pool PRIVATE ${PROJECT_SOURCE_DIR}/lib)
