@@ -15,8 +15,22 @@
 #define NP_MAX_HEADER_BLOCK 65536 /* over ⇒ 431 */
 #define NP_MAX_HEADERS      100   /* header lines; over ⇒ 431 */
 #define NP_MAX_ADDRS        16    /* resolved addresses tried per destination */
-#define NP_THREAD_STACK     ((size_t)256 * 1024)
 #define NP_REASON_MAX       (NP_HOST_BUF + 160) /* a reason naming a host:port and a cause */
+
+/* Stack of the library's threads. Sanitizer builds need more: TSan places its own
+ * thread-local state (~900 KiB) on a stack the caller provides, and ASan's frames are larger. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NP_SANITIZED_STACK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NP_SANITIZED_STACK 1
+#endif
+#endif
+#ifdef NP_SANITIZED_STACK
+#define NP_THREAD_STACK ((size_t)2048 * 1024)
+#else
+#define NP_THREAD_STACK ((size_t)256 * 1024)
+#endif
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t np_now_ms(void);
