@@ -682,6 +682,27 @@ keyring_mode(void)
     return m == NULL ? "" : m;
 }
 
+/* libsecret is dlopen()ed at the first keyring lookup: when the library is not installed the
+ * lookup is UNAVAILABLE with a reason naming it, and a later lookup tries again (here with
+ * the real name, which then loads it, in keyring mode). Runs first: the test hook changes
+ * the name only while libsecret is not loaded yet. */
+static void
+keyring_library_missing_is_named(void **state)
+{
+    struct load_result r;
+
+    (void)state;
+    assert_true(np_cred_set_keyring_soname("libsecret-np-missing.so.0"));
+    load(&r, "keyring://np-service/np-account", NULL, NULL);
+    assert_int_equal(r.st, NP_CRED_UNAVAILABLE);
+#ifdef NONOPROXY_HAVE_LIBSECRET
+    assert_non_null(strstr(r.detail, "keyring unavailable: libsecret-np-missing.so.0 not found"));
+#else
+    assert_non_null(strstr(r.detail, "built without keyring support"));
+#endif
+    assert_true(np_cred_set_keyring_soname(NULL));
+}
+
 /* Without a reachable D-Bus session the keyring is UNAVAILABLE with the D-Bus error (or the
  * build's lack of support) in the detail. Runs outside keyring_session.sh only. */
 static void
@@ -802,6 +823,7 @@ main(void)
         cmocka_unit_test(load_callback_rows),
         cmocka_unit_test(load_refuses_bad_reference),
         cmocka_unit_test(load_callback_serves_keyring_names),
+        cmocka_unit_test(keyring_library_missing_is_named),
         cmocka_unit_test(keyring_without_session_unavailable),
         cmocka_unit_test(keyring_lookup_rows),
         cmocka_unit_test(keyring_locked_unavailable),
