@@ -27,10 +27,18 @@
 /* The linger of listeners started from now on (test hook; 0 = NP_LINGER_MS). */
 static atomic_uint linger_ms_hook;
 
+/* Stack measurement (test hook): new worker stacks are painted with STACK_PAINT before the
+ * thread starts; when a worker is freed, the lowest byte that is no longer paint gives its
+ * deepest use, and the largest seen is kept. */
+#define STACK_PAINT 0xA5
+static atomic_bool paint_hook;
+static atomic_size_t stack_high_water;
+
 struct worker {
     struct np_listener *l;
     pthread_t thread;
     void *stack;          /* guard page + NP_THREAD_STACK, mmap'd here; MAP_FAILED = none */
+    bool painted;         /* the stack was painted (paint_hook) */
     struct worker *next;  /* on l->workers or l->zombies, under l->mu */
     struct np_session se; /* buffers reused between connections */
 };
@@ -83,12 +91,32 @@ stack_guard(void)
     return page > 0 ? (size_t)page : 4096;
 }
 
+/* Record the deepest use of w's painted stack (the thread has been joined). */
+static void
+stack_measure(const struct worker *w)
+{
+    const unsigned char *low = (const unsigned char *)w->stack + stack_guard();
+    size_t i = 0;
+    size_t used;
+    size_t seen = atomic_load(&stack_high_water);
+
+    while (i < NP_THREAD_STACK && low[i] == STACK_PAINT) {
+        i++;
+    }
+    used = NP_THREAD_STACK - i;
+    while (used > seen && !atomic_compare_exchange_weak(&stack_high_water, &seen, used)) {
+    }
+}
+
 /* Free a worker that never ran or has been joined: its buffers and its stack. NULL-safe. */
 static void
 worker_free(struct worker *w)
 {
     if (w != NULL) {
         session_release(&w->se);
+        if (w->painted) {
+            stack_measure(w);
+        }
         if (w->stack != MAP_FAILED) {
             (void)munmap(w->stack, stack_guard() + NP_THREAD_STACK);
         }
@@ -112,6 +140,10 @@ stack_map(struct worker *w, pthread_attr_t *attr)
     }
     if (mprotect(w->stack, guard, PROT_NONE) != 0) {
         return -1; /* no guard, no thread */
+    }
+    if (atomic_load(&paint_hook)) {
+        memset((char *)w->stack + guard, STACK_PAINT, NP_THREAD_STACK);
+        w->painted = true;
     }
     errno = pthread_attr_setstack(attr, (char *)w->stack + guard, NP_THREAD_STACK);
     return errno == 0 ? 0 : -1;
@@ -324,6 +356,19 @@ worker_main(void *arg)
         }
     }
     return NULL;
+}
+
+void
+np_listener_paint_stacks(bool on)
+{
+    atomic_store(&paint_hook, on);
+    atomic_store(&stack_high_water, 0);
+}
+
+size_t
+np_listener_stack_high_water(void)
+{
+    return atomic_load(&stack_high_water);
 }
 
 void

@@ -24,4 +24,14 @@ void np_listener_stop(struct np_listener *l);
 /* test hook */
 void np_listener_set_linger_ms(unsigned ms);
 
+/* Paint the stacks of the workers spawned from now on (or stop), and reset the high-water
+ * mark. Process-wide. */
+/* test hook */
+void np_listener_paint_stacks(bool on);
+
+/* The deepest stack use, in bytes, of a painted worker freed since (its own frames, the TLS
+ * and thread control block glibc puts at the top of the stack). */
+/* test hook */
+size_t np_listener_stack_high_water(void);
+
 #endif /* NP_LISTENER_H */
