@@ -11,10 +11,10 @@
 
 #define NP_MAX_HOST         253 /* longest DNS name */
 #define NP_HOST_BUF         (NP_MAX_HOST + 3)
-#define NP_MAX_REQUEST_LINE 8192  /* over ⇒ 414 (SPEC §1.2) */
-#define NP_MAX_HEADER_BLOCK 65536 /* over ⇒ 431 */
-#define NP_MAX_HEADERS      100   /* header lines; over ⇒ 431 */
-#define NP_MAX_ADDRS        16    /* resolved addresses tried per destination */
+#define NP_MAX_REQUEST_LINE 8192                /* over ⇒ 414 (SPEC §1.2) */
+#define NP_MAX_HEADER_BLOCK 65536               /* over ⇒ 431 */
+#define NP_MAX_HEADERS      100                 /* header lines; over ⇒ 431 */
+#define NP_MAX_ADDRS        16                  /* resolved addresses tried per destination */
 #define NP_REASON_MAX       (NP_HOST_BUF + 160) /* a reason naming a host:port and a cause */
 
 /* Stack of the library's threads. The deepest worker path measured (test_tls

@@ -247,7 +247,8 @@ out:
 
 /* The functions, as dlsym found them; written once under kr_lock, read-only afterwards. */
 struct kr_api {
-#define KR_MEMBER(ret, name, args) ret(*p_##name) args;
+#define KR_MEMBER(ret, name, args)                                                                 \
+    ret(*p_##name) args; // NOLINT(bugprone-macro-parentheses): a type
     KR_FUNCS(KR_MEMBER)
 #undef KR_MEMBER
 };
@@ -272,20 +273,30 @@ np_cred_set_keyring_soname(const char *soname)
     return !loaded;
 }
 
+/* Where each function goes in struct kr_api, by name. */
+static const struct {
+    const char *name;
+    size_t offset;
+} KR_SYMS[] = {
+#define KR_SYM(ret, name, args) {#name, offsetof(struct kr_api, p_##name)},
+    KR_FUNCS(KR_SYM)
+#undef KR_SYM
+};
+
 /* Look every function up in h into api. Returns NULL, or the name of the one missing. */
 static const char *
 kr_resolve(void *h, struct kr_api *api)
 {
-    void *sym;
+    size_t i;
 
-#define KR_RESOLVE(ret, name, args)                                                                \
-    sym = dlsym(h, #name);                                                                         \
-    if (sym == NULL) {                                                                             \
-        return #name;                                                                              \
-    }                                                                                              \
-    memcpy(&api->p_##name, &sym, sizeof(sym));
-    KR_FUNCS(KR_RESOLVE)
-#undef KR_RESOLVE
+    for (i = 0; i < NP_ARRAY_LEN(KR_SYMS); i++) {
+        void *sym = dlsym(h, KR_SYMS[i].name);
+
+        if (sym == NULL) {
+            return KR_SYMS[i].name;
+        }
+        memcpy((char *)api + KR_SYMS[i].offset, &sym, sizeof(sym)); /* a function pointer */
+    }
     return NULL;
 }
 

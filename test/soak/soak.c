@@ -29,8 +29,9 @@
 #define BAD_EACH     1000 /* of each bad kind: 407 none, 407 wrong, 403, 400, abort, reset */
 #define WARMUP_EACH  300  /* per kind in the warm-up */
 #define RSS_LIMIT_KB 1024
-#define SETTLE_MS    30000 /* bound on waiting for the proxy to finish its connections and
-                              for its idle workers to exit (a 5 s linger) */
+#define SETTLE_MS                                                                                  \
+    30000 /* bound on waiting for the proxy to finish its connections and                          \
+             for its idle workers to exit (a 5 s linger) */
 #define RUN_LIMIT_MS 110000
 
 /* ASan keeps freed memory in quarantine (256 MiB by default), so RSS says nothing there. */
