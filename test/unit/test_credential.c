@@ -9,10 +9,12 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -755,6 +757,67 @@ static const struct keyring_row KEYRING_ROWS[] = {
     {"service_must_match", "keyring://nono/np-account", NP_CRED_NOT_FOUND, "no keyring entry"},
 };
 
+/* A keyring load run on its own thread (no cmocka assert there). */
+struct kr_job {
+    enum np_cred_status st;
+    char *secret;
+    size_t len;
+    char detail[256];
+};
+
+static void *
+kr_job_main(void *arg)
+{
+    struct kr_job *j = arg;
+    const struct np_cred_request q = {"keyring://np-service/np-account", NULL, NULL};
+
+    j->st = np_cred_load(&q, &j->secret, &j->len, j->detail, sizeof(j->detail));
+    return NULL;
+}
+
+/* The first keyring lookup of the process (dlopen of libsecret, GLib's type setup, the D-Bus
+ * session, the search) on a thread of exactly NP_THREAD_STACK, painted: it runs on the thread
+ * calling nonoproxy_start, not on a worker, but it fits a worker's stack with half of it to
+ * spare. Runs before keyring_lookup_rows, so this is the first load. */
+static void
+keyring_lookup_fits_thread_stack(void **state)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    struct kr_job j = {NP_CRED_UNAVAILABLE, NULL, 0, ""};
+    pthread_attr_t attr;
+    pthread_t t;
+    unsigned char *stack;
+    size_t i = 0;
+
+    (void)state;
+    if (strcmp(keyring_mode(), "1") != 0) {
+        skip();
+    }
+#ifdef NP_SANITIZED_STACK
+    skip(); /* sanitizer frames and stacks are not the release ones */
+#endif
+    stack = mmap(NULL, page + NP_THREAD_STACK, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    assert_true(stack != MAP_FAILED);
+    assert_int_equal(mprotect(stack, page, PROT_NONE), 0);
+    memset(stack + page, 0xA5, NP_THREAD_STACK);
+    assert_int_equal(pthread_attr_init(&attr), 0);
+    assert_int_equal(pthread_attr_setstack(&attr, stack + page, NP_THREAD_STACK), 0);
+    assert_int_equal(pthread_create(&t, &attr, kr_job_main, &j), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    pthread_attr_destroy(&attr);
+    while (i < NP_THREAD_STACK && stack[page + i] == 0xA5) {
+        i++;
+    }
+    assert_int_equal(munmap(stack, page + NP_THREAD_STACK), 0);
+    print_message("  keyring lookup: deepest stack use %zu of %zu bytes\n", NP_THREAD_STACK - i,
+                  NP_THREAD_STACK);
+    assert_int_equal(j.st, NP_CRED_LOADED);
+    assert_string_equal(j.secret, KEYRING_SERVICE_SECRET);
+    np_free_secret(j.secret);
+    assert_true(NP_THREAD_STACK - i <= NP_THREAD_STACK / 2);
+}
+
 /* Against the entries keyring_session.sh stored in an unlocked collection. */
 static void
 keyring_lookup_rows(void **state)
@@ -825,6 +888,7 @@ main(void)
         cmocka_unit_test(load_callback_serves_keyring_names),
         cmocka_unit_test(keyring_library_missing_is_named),
         cmocka_unit_test(keyring_without_session_unavailable),
+        cmocka_unit_test(keyring_lookup_fits_thread_stack),
         cmocka_unit_test(keyring_lookup_rows),
         cmocka_unit_test(keyring_locked_unavailable),
     };
