@@ -11,12 +11,31 @@
 
 #define NP_MAX_HOST         253 /* longest DNS name */
 #define NP_HOST_BUF         (NP_MAX_HOST + 3)
-#define NP_MAX_REQUEST_LINE 8192  /* over ⇒ 414 (SPEC §1.2) */
-#define NP_MAX_HEADER_BLOCK 65536 /* over ⇒ 431 */
-#define NP_MAX_HEADERS      100   /* header lines; over ⇒ 431 */
-#define NP_MAX_ADDRS        16    /* resolved addresses tried per destination */
-#define NP_THREAD_STACK     ((size_t)256 * 1024)
+#define NP_MAX_REQUEST_LINE 8192                /* over ⇒ 414 (SPEC §1.2) */
+#define NP_MAX_HEADER_BLOCK 65536               /* over ⇒ 431 */
+#define NP_MAX_HEADERS      100                 /* header lines; over ⇒ 431 */
+#define NP_MAX_ADDRS        16                  /* resolved addresses tried per destination */
 #define NP_REASON_MAX       (NP_HOST_BUF + 160) /* a reason naming a host:port and a cause */
+
+/* Stack of the library's threads. The deepest worker path measured (test_tls
+ * worker_stack_fits_deepest_path: a route's TLS handshake with chain verification, a CONNECT
+ * through getaddrinfo) uses 19.8 KiB, glibc's TLS and thread block at the top included; 128 KiB
+ * leaves 6x that for what the test cannot reach (DNS through nss_dns or other NSS modules,
+ * longer certificate chains). Frames are capped at 8 KiB (-Wframe-larger-than). Sanitizer
+ * builds need more: TSan places its own thread-local state (~900 KiB) on a stack the caller
+ * provides, and ASan's frames are larger. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NP_SANITIZED_STACK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NP_SANITIZED_STACK 1
+#endif
+#endif
+#ifdef NP_SANITIZED_STACK
+#define NP_THREAD_STACK ((size_t)2048 * 1024)
+#else
+#define NP_THREAD_STACK ((size_t)128 * 1024)
+#endif
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t np_now_ms(void);

@@ -5,6 +5,12 @@
  * freed on every path; the caller receives an exact-size np_malloc'd copy. Diagnostics name
  * the reference (never secret) and the reason, never a byte of the value.
  *
+ * libsecret (and with it GLib, GObject, GIO) is not linked: it is dlopen'ed the first time a
+ * keyring lookup runs, and every function used is looked up with dlsym; its headers are used
+ * for the types only. A process without a keyring credential never maps it. Once loaded it
+ * stays loaded for the life of the process (GLib keeps threads and state that cannot be
+ * unloaded); a load that failed is tried again at the next lookup.
+ *
  * The keyring lookup runs libsecret's asynchronous calls on a private GMainContext that is
  * iterated here, with a GCancellable cancelled by a timer on that context: the whole lookup
  * (D-Bus connection, session, search, unlock prompt, secret transfer) is bounded by
@@ -14,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +28,7 @@
 #include <unistd.h>
 
 #ifdef NONOPROXY_HAVE_LIBSECRET
+#include <dlfcn.h>
 #include <libsecret/secret.h>
 #endif
 
@@ -203,6 +211,135 @@ out:
 
 #ifdef NONOPROXY_HAVE_LIBSECRET
 
+/* The library looked up, and every function of it (or of the GLib it brings) used here. */
+#define KR_SONAME "libsecret-1.so.0"
+#define KR_FUNCS(X)                                                                                \
+    X(gpointer, g_object_ref, (gpointer))                                                          \
+    X(void, g_object_unref, (gpointer))                                                            \
+    X(GCancellable *, g_cancellable_new, (void))                                                   \
+    X(void, g_cancellable_cancel, (GCancellable *))                                                \
+    X(GMainContext *, g_main_context_new, (void))                                                  \
+    X(gboolean, g_main_context_iteration, (GMainContext *, gboolean))                              \
+    X(void, g_main_context_push_thread_default, (GMainContext *))                                  \
+    X(void, g_main_context_pop_thread_default, (GMainContext *))                                   \
+    X(void, g_main_context_unref, (GMainContext *))                                                \
+    X(GSource *, g_timeout_source_new, (guint))                                                    \
+    X(void, g_source_set_callback, (GSource *, GSourceFunc, gpointer, GDestroyNotify))             \
+    X(guint, g_source_attach, (GSource *, GMainContext *))                                         \
+    X(void, g_source_destroy, (GSource *))                                                         \
+    X(void, g_source_unref, (GSource *))                                                           \
+    X(void, g_error_free, (GError *))                                                              \
+    X(void, g_list_free_full, (GList *, GDestroyNotify))                                           \
+    X(void, g_hash_table_unref, (GHashTable *))                                                    \
+    X(GType, secret_service_get_type, (void))                                                      \
+    X(void, secret_service_open,                                                                   \
+      (GType, const gchar *, SecretServiceFlags, GCancellable *, GAsyncReadyCallback, gpointer))   \
+    X(SecretService *, secret_service_open_finish, (GAsyncResult *, GError **))                    \
+    X(GHashTable *, secret_attributes_build, (const SecretSchema *, ...))                          \
+    X(void, secret_service_search,                                                                 \
+      (SecretService *, const SecretSchema *, GHashTable *, SecretSearchFlags, GCancellable *,     \
+       GAsyncReadyCallback, gpointer))                                                             \
+    X(GList *, secret_service_search_finish, (SecretService *, GAsyncResult *, GError **))         \
+    X(gboolean, secret_item_get_locked, (SecretItem *))                                            \
+    X(SecretValue *, secret_item_get_secret, (SecretItem *))                                       \
+    X(const gchar *, secret_value_get, (SecretValue *, gsize *))                                   \
+    X(void, secret_value_unref, (gpointer))
+
+/* The functions, as dlsym found them; written once under kr_lock, read-only afterwards. */
+struct kr_api {
+#define KR_MEMBER(ret, name, args)                                                                 \
+    ret(*p_##name) args; // NOLINT(bugprone-macro-parentheses): a type
+    KR_FUNCS(KR_MEMBER)
+#undef KR_MEMBER
+};
+
+/* Call libsecret/GLib function f through the table (never a direct, linked call). */
+#define KR(f) (kr_api.p_##f)
+
+static pthread_mutex_t kr_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool kr_loaded;               /* under kr_lock */
+static const char *kr_soname = NULL; /* under kr_lock; NULL = KR_SONAME (test hook) */
+static struct kr_api kr_api;         /* filled under kr_lock before kr_loaded is set */
+
+bool
+np_cred_set_keyring_soname(const char *soname)
+{
+    bool loaded;
+
+    (void)pthread_mutex_lock(&kr_lock);
+    loaded = kr_loaded;
+    kr_soname = soname;
+    (void)pthread_mutex_unlock(&kr_lock);
+    return !loaded;
+}
+
+/* Where each function goes in struct kr_api, by name. */
+static const struct {
+    const char *name;
+    size_t offset;
+} KR_SYMS[] = {
+#define KR_SYM(ret, name, args) {#name, offsetof(struct kr_api, p_##name)},
+    KR_FUNCS(KR_SYM)
+#undef KR_SYM
+};
+
+/* Look every function up in h into api. Returns NULL, or the name of the one missing. */
+static const char *
+kr_resolve(void *h, struct kr_api *api)
+{
+    size_t i;
+
+    for (i = 0; i < NP_ARRAY_LEN(KR_SYMS); i++) {
+        void *sym = dlsym(h, KR_SYMS[i].name);
+
+        if (sym == NULL) {
+            return KR_SYMS[i].name;
+        }
+        memcpy((char *)api + KR_SYMS[i].offset, &sym, sizeof(sym)); /* a function pointer */
+    }
+    return NULL;
+}
+
+/* Load libsecret on first use (a failed load is tried again next time). Returns 0, or -1
+ * with the reason ("keyring unavailable: libsecret-1.so.0 not found ...") in l's detail. */
+static int
+kr_load(struct cred_load *l)
+{
+    char reason[REASON_MAX];
+    const char *soname;
+    const char *missing = NULL;
+    struct kr_api api;
+    void *h;
+    int rc = 0;
+
+    (void)pthread_mutex_lock(&kr_lock);
+    if (!kr_loaded) {
+        soname = kr_soname != NULL ? kr_soname : KR_SONAME;
+        h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+        if (h != NULL) {
+            missing = kr_resolve(h, &api);
+        }
+        if (h == NULL) {
+            (void)snprintf(reason, sizeof(reason),
+                           "keyring unavailable: %s not found (install libsecret-1-0)", soname);
+            rc = -1;
+        } else if (missing != NULL) {
+            (void)snprintf(reason, sizeof(reason), "keyring unavailable: %s has no %s", soname,
+                           missing);
+            (void)dlclose(h);
+            rc = -1;
+        } else {
+            kr_api = api; /* h stays open for the life of the process */
+            kr_loaded = true;
+        }
+    }
+    (void)pthread_mutex_unlock(&kr_lock);
+    if (rc != 0) {
+        fail(l, reason);
+    }
+    return rc;
+}
+
 /* The schema nono tools and `secret-tool store service S username U` agree on; the schema
  * name is not matched, so entries written under any schema with these attributes are found. */
 static const SecretSchema KEYRING_SCHEMA = {
@@ -231,7 +368,26 @@ kr_on_done(GObject *source, GAsyncResult *res, gpointer data)
     struct kr_wait *w = data;
 
     NP_UNUSED(source);
-    w->result = g_object_ref(res);
+    w->result = KR(g_object_ref)(res);
+}
+
+/* g_clear_object and g_clear_error, through the table: unref *p when set, then NULL it. */
+static void
+kr_clear_object(gpointer *p)
+{
+    if (*p != NULL) {
+        KR(g_object_unref)(*p);
+        *p = NULL;
+    }
+}
+
+static void
+kr_clear_error(GError **e)
+{
+    if (*e != NULL) {
+        KR(g_error_free)(*e);
+        *e = NULL;
+    }
 }
 
 /* Cancel whatever call is pending once the lookup's time is up. */
@@ -241,7 +397,7 @@ kr_on_timeout(gpointer data)
     struct kr_wait *w = data;
 
     w->timed_out = true;
-    g_cancellable_cancel(w->cancel);
+    KR(g_cancellable_cancel)(w->cancel);
     return G_SOURCE_REMOVE;
 }
 
@@ -251,7 +407,7 @@ static void
 kr_wait_result(struct kr_wait *w)
 {
     while (w->result == NULL) {
-        (void)g_main_context_iteration(w->ctx, TRUE);
+        (void)KR(g_main_context_iteration)(w->ctx, TRUE);
     }
 }
 
@@ -291,16 +447,16 @@ kr_take_secret(struct cred_load *l, GList *items, const char *service, const cha
         st = NP_CRED_NOT_FOUND;
         goto out;
     }
-    if (secret_item_get_locked(items->data)) {
+    if (KR(secret_item_get_locked)(items->data)) {
         fail(l, "the keyring entry is locked");
         goto out;
     }
-    value = secret_item_get_secret(items->data);
+    value = KR(secret_item_get_secret)(items->data);
     if (value == NULL) {
         fail(l, "the keyring entry's secret could not be read");
         goto out;
     }
-    bytes = secret_value_get(value, &n);
+    bytes = KR(secret_value_get)(value, &n);
     if (n == 0) {
         fail(l, "the keyring entry is empty");
         st = NP_CRED_NOT_FOUND;
@@ -313,7 +469,7 @@ kr_take_secret(struct cred_load *l, GList *items, const char *service, const cha
     }
 out:
     if (value != NULL) {
-        secret_value_unref(value); /* libsecret keeps secrets in memory it wipes on free */
+        KR(secret_value_unref)(value); /* libsecret keeps secrets in memory it wipes on free */
     }
     return st;
 }
@@ -326,15 +482,15 @@ kr_open(struct cred_load *l, struct kr_wait *w)
     SecretService *svc;
     GError *error = NULL;
 
-    secret_service_open(SECRET_TYPE_SERVICE, NULL, SECRET_SERVICE_OPEN_SESSION, w->cancel,
-                        kr_on_done, w);
+    KR(secret_service_open)
+    (KR(secret_service_get_type)(), NULL, SECRET_SERVICE_OPEN_SESSION, w->cancel, kr_on_done, w);
     kr_wait_result(w);
-    svc = secret_service_open_finish(w->result, &error);
-    g_clear_object(&w->result);
+    svc = KR(secret_service_open_finish)(w->result, &error);
+    kr_clear_object((gpointer *)&w->result);
     if (svc == NULL) {
         kr_fail(l, w, error);
     }
-    g_clear_error(&error);
+    kr_clear_error(&error);
     return svc;
 }
 
@@ -353,17 +509,18 @@ kr_search(struct cred_load *l, struct kr_wait *w, const char *service, const cha
     if (svc == NULL) {
         goto out;
     }
-    attrs = secret_attributes_build(&KEYRING_SCHEMA, "service", service, "username", account, NULL);
+    attrs =
+        KR(secret_attributes_build)(&KEYRING_SCHEMA, "service", service, "username", account, NULL);
     if (attrs == NULL) {
         fail(l, "keyring attributes could not be built");
         goto out;
     }
-    secret_service_search(svc, &KEYRING_SCHEMA, attrs,
-                          SECRET_SEARCH_UNLOCK | SECRET_SEARCH_LOAD_SECRETS, w->cancel, kr_on_done,
-                          w);
+    KR(secret_service_search)
+    (svc, &KEYRING_SCHEMA, attrs, SECRET_SEARCH_UNLOCK | SECRET_SEARCH_LOAD_SECRETS, w->cancel,
+     kr_on_done, w);
     kr_wait_result(w);
-    items = secret_service_search_finish(svc, w->result, &error);
-    g_clear_object(&w->result);
+    items = KR(secret_service_search_finish)(svc, w->result, &error);
+    kr_clear_object((gpointer *)&w->result);
     if (error != NULL) {
         kr_fail(l, w, error);
         goto out;
@@ -373,12 +530,14 @@ kr_search(struct cred_load *l, struct kr_wait *w, const char *service, const cha
         kr_fail(l, w, NULL); /* the search itself ignores a cancelled unlock or load */
     }
 out:
-    g_list_free_full(items, g_object_unref);
-    if (attrs != NULL) {
-        g_hash_table_unref(attrs);
+    if (items != NULL) {
+        KR(g_list_free_full)(items, KR(g_object_unref));
     }
-    g_clear_object(&svc);
-    g_clear_error(&error);
+    if (attrs != NULL) {
+        KR(g_hash_table_unref)(attrs);
+    }
+    kr_clear_object((gpointer *)&svc);
+    kr_clear_error(&error);
     return st;
 }
 
@@ -393,27 +552,37 @@ keyring_lookup(struct cred_load *l, const char *service, const char *account)
     GSource *timer;
     int spins;
 
-    w.ctx = g_main_context_new();
-    g_main_context_push_thread_default(w.ctx);
-    w.cancel = g_cancellable_new();
-    timer = g_timeout_source_new(NP_CRED_KEYRING_TIMEOUT_MS);
-    g_source_set_callback(timer, kr_on_timeout, &w, NULL);
-    (void)g_source_attach(timer, w.ctx);
+    if (kr_load(l) != 0) {
+        return NP_CRED_UNAVAILABLE;
+    }
+    w.ctx = KR(g_main_context_new)();
+    KR(g_main_context_push_thread_default)(w.ctx);
+    w.cancel = KR(g_cancellable_new)();
+    timer = KR(g_timeout_source_new)(NP_CRED_KEYRING_TIMEOUT_MS);
+    KR(g_source_set_callback)(timer, kr_on_timeout, &w, NULL);
+    (void)KR(g_source_attach)(timer, w.ctx);
 
     st = kr_search(l, &w, service, account);
 
-    g_source_destroy(timer);
-    g_source_unref(timer);
-    g_object_unref(w.cancel);
-    for (spins = 0; spins < 100 && g_main_context_iteration(w.ctx, FALSE); spins++) {
+    KR(g_source_destroy)(timer);
+    KR(g_source_unref)(timer);
+    KR(g_object_unref)(w.cancel);
+    for (spins = 0; spins < 100 && KR(g_main_context_iteration)(w.ctx, FALSE); spins++) {
         /* dispatch the idle notifications queued by the proxies' finalisers */
     }
-    g_main_context_pop_thread_default(w.ctx);
-    g_main_context_unref(w.ctx);
+    KR(g_main_context_pop_thread_default)(w.ctx);
+    KR(g_main_context_unref)(w.ctx);
     return st;
 }
 
 #else /* !NONOPROXY_HAVE_LIBSECRET */
+
+bool
+np_cred_set_keyring_soname(const char *soname)
+{
+    NP_UNUSED(soname);
+    return true;
+}
 
 static enum np_cred_status
 keyring_lookup(struct cred_load *l, const char *service, const char *account)

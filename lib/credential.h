@@ -38,4 +38,9 @@ struct np_cred_request {
 enum np_cred_status np_cred_load(const struct np_cred_request *q, char **secret, size_t *len,
                                  char *detail, size_t detail_cap);
 
+/* Make the next keyring lookups dlopen soname instead of "libsecret-1.so.0" (NULL = that);
+ * returns false when libsecret is already loaded, so the change has no effect. */
+/* test hook */
+bool np_cred_set_keyring_soname(const char *soname);
+
 #endif /* NP_CREDENTIAL_H */

@@ -2,6 +2,7 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -9,7 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -18,14 +21,25 @@
 
 #define NP_REJECT_SLOTS 64   /* refused connections being drained at once */
 #define NP_REJECT_MS    2000 /* how long a refused connection may take to go away */
+#define NP_WORKER_FLOOR 4    /* idle workers kept however long they idle */
+#define NP_LINGER_MS    5000 /* an idle worker above the floor exits after this long */
+
+/* The linger of listeners started from now on (test hook; 0 = NP_LINGER_MS). */
+static atomic_uint linger_ms_hook;
+
+/* Stack measurement (test hook): new worker stacks are painted with STACK_PAINT before the
+ * thread starts; when a worker is freed, the lowest byte that is no longer paint gives its
+ * deepest use, and the largest seen is kept. */
+#define STACK_PAINT 0xA5
+static atomic_bool paint_hook;
+static atomic_size_t stack_high_water;
 
 struct worker {
     struct np_listener *l;
     pthread_t thread;
-    pthread_cond_t cv;
-    int fd;              /* connection handed over, -1 = none */
-    struct worker *next; /* all workers */
-    struct worker *next_idle;
+    void *stack;          /* guard page + NP_THREAD_STACK, mmap'd here; MAP_FAILED = none */
+    bool painted;         /* the stack was painted (paint_hook) */
+    struct worker *next;  /* on l->workers or l->zombies, under l->mu */
     struct np_session se; /* buffers reused between connections */
 };
 
@@ -34,62 +48,99 @@ struct reject_slot {
     uint64_t deadline;
 };
 
+/* Every worker blocks in accept4() on the shared listening socket itself: the kernel wakes
+ * exactly one of them per connection, which serves it on the same thread (one wake-up from
+ * SYN to the first read; no hand-off). The counters below keep max_connections: the worker
+ * that takes the last idle slot spawns a successor first, so one thread always waits in
+ * accept4(); at the limit that thread (the max_connections + 1st) refuses with 503. */
 struct np_listener {
     const struct np_ctx *ctx;
     int listen_fd;
-    pthread_t accept_thread;
     pthread_t reject_thread;
     pthread_mutex_t mu;
     bool stopping;                          /* under mu */
-    struct worker *workers;                 /* under mu */
-    struct worker *idle;                    /* under mu */
+    struct worker *workers;                 /* live workers, under mu */
+    struct worker *zombies;                 /* exited, not joined yet, under mu */
+    unsigned n_workers;                     /* live workers, under mu */
     unsigned busy;                          /* connections being served, under mu */
+    unsigned exiting;                       /* exited workers still freeing memory, under mu */
     int reject_wake;                        /* eventfd: a refused connection was queued */
     struct reject_slot rq[NP_REJECT_SLOTS]; /* under mu */
 };
 
-/* Serve connections handed to w until the listener stops. */
-static void *
-worker_main(void *arg)
-{
-    struct worker *w = arg;
-    struct np_listener *l = w->l;
-    int fd;
+static void *worker_main(void *arg);
 
-    pthread_mutex_lock(&l->mu);
-    for (;;) {
-        while (w->fd < 0 && !l->stopping) {
-            pthread_cond_wait(&w->cv, &l->mu);
-        }
-        if (w->fd < 0) {
-            break; /* stopping and nothing handed over */
-        }
-        fd = w->fd;
-        w->fd = -1;
-        pthread_mutex_unlock(&l->mu);
-        np_conn_serve(&w->se, l->ctx, fd);
-        pthread_mutex_lock(&l->mu);
-        l->busy--;
-        w->next_idle = l->idle;
-        l->idle = w;
-    }
-    pthread_mutex_unlock(&l->mu);
-    return NULL;
+/* The guard below each worker stack: one page. */
+static size_t
+stack_guard(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+
+    return page > 0 ? (size_t)page : 4096;
 }
 
+/* Record the deepest use of w's painted stack (the thread has been joined). */
+static void
+stack_measure(const struct worker *w)
+{
+    const unsigned char *low = (const unsigned char *)w->stack + stack_guard();
+    size_t i = 0;
+    size_t used;
+    size_t seen = atomic_load(&stack_high_water);
+
+    while (i < NP_THREAD_STACK && low[i] == STACK_PAINT) {
+        i++;
+    }
+    used = NP_THREAD_STACK - i;
+    while (used > seen && !atomic_compare_exchange_weak(&stack_high_water, &seen, used)) {
+    }
+}
+
+/* Free a worker that never ran or has been joined: its buffers and its stack. NULL-safe. */
 static void
 worker_free(struct worker *w)
 {
     if (w != NULL) {
         np_session_release(&w->se);
-        pthread_cond_destroy(&w->cv);
+        if (w->painted) {
+            stack_measure(w);
+        }
+        if (w->stack != MAP_FAILED) {
+            (void)munmap(w->stack, stack_guard() + NP_THREAD_STACK);
+        }
         np_free(w);
     }
 }
 
-/* Create a worker already holding fd, with an explicit small stack. Called under l->mu. */
+/* Map w's stack: NP_THREAD_STACK bytes above one inaccessible guard page. The stack is ours,
+ * not glibc's: glibc would keep up to 40 MiB of exited threads' stacks cached, each with its
+ * top pages resident (16 KiB each), so RSS would not come back after a burst; ours is
+ * unmapped as soon as the worker is joined. Sets attr. Returns 0 or -1 with errno. */
 static int
-worker_spawn(struct np_listener *l, int fd)
+stack_map(struct worker *w, pthread_attr_t *attr)
+{
+    size_t guard = stack_guard();
+
+    w->stack = mmap(NULL, guard + NP_THREAD_STACK, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (w->stack == MAP_FAILED) {
+        return -1;
+    }
+    if (mprotect(w->stack, guard, PROT_NONE) != 0) {
+        return -1; /* no guard, no thread */
+    }
+    if (atomic_load(&paint_hook)) {
+        memset((char *)w->stack + guard, STACK_PAINT, NP_THREAD_STACK);
+        w->painted = true;
+    }
+    errno = pthread_attr_setstack(attr, (char *)w->stack + guard, NP_THREAD_STACK);
+    return errno == 0 ? 0 : -1;
+}
+
+/* Create a worker, waiting in accept4() on its own small stack (stack_map). Called under
+ * l->mu. Returns 0 or -1 with errno. */
+static int
+worker_spawn(struct np_listener *l)
 {
     struct worker *w = np_calloc(1, sizeof(*w));
     pthread_attr_t attr;
@@ -99,24 +150,25 @@ worker_spawn(struct np_listener *l, int fd)
         return -1;
     }
     w->l = l;
-    w->fd = fd;
+    w->stack = MAP_FAILED;
     w->se.fd = -1;
     w->se.in = np_malloc(NP_IN_CAP); /* the relay buffers come when first needed */
-    if (w->se.in == NULL || pthread_cond_init(&w->cv, NULL) != 0) {
-        np_free(w->se.in);
-        np_free(w);
+    if (w->se.in == NULL) {
+        worker_free(w);
+        errno = ENOMEM;
         return -1;
     }
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, NP_THREAD_STACK);
-    rc = pthread_create(&w->thread, &attr, worker_main, w);
+    rc = stack_map(w, &attr) == 0 ? pthread_create(&w->thread, &attr, worker_main, w) : errno;
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         worker_free(w);
+        errno = rc;
         return -1;
     }
     w->next = l->workers;
     l->workers = w;
+    l->n_workers++;
     return 0;
 }
 
@@ -154,38 +206,43 @@ refuse(struct np_listener *l, int fd, const char *why)
     np_net_close(fd);
 }
 
-/* Give fd to an idle worker, a new worker, or refuse it. */
+/* Serve fd, just accepted by w: count it, refuse it at the limit, and when w took the last
+ * idle slot spawn the worker that waits in accept4() meanwhile. */
 static void
-dispatch(struct np_listener *l, int fd)
+serve(struct worker *w, int fd)
 {
+    struct np_listener *l = w->l;
     unsigned max = l->ctx->s->max_connections;
     char why[96];
-    struct worker *w;
+    int e = 0;
 
     pthread_mutex_lock(&l->mu);
+    if (l->stopping) {
+        pthread_mutex_unlock(&l->mu);
+        np_net_close(fd);
+        return;
+    }
     if (max > 0 && l->busy >= max) {
         pthread_mutex_unlock(&l->mu);
         (void)snprintf(why, sizeof(why), "connection limit reached (%u)", max);
         refuse(l, fd, why);
         return;
     }
-    w = l->idle;
-    if (w != NULL) {
-        l->idle = w->next_idle;
-        w->fd = fd;
-        l->busy++;
-        pthread_cond_signal(&w->cv);
-        pthread_mutex_unlock(&l->mu);
-        return;
-    }
-    if (worker_spawn(l, fd) == 0) {
-        l->busy++;
-        pthread_mutex_unlock(&l->mu);
-        return;
+    l->busy++;
+    if (l->busy == l->n_workers && worker_spawn(l) != 0) {
+        e = errno;
+        l->busy--; /* w stays the one waiting in accept4() */
     }
     pthread_mutex_unlock(&l->mu);
-    np_log(l->ctx->s, NONOPROXY_LOG_ERROR, "cannot start a worker thread: %s", NP_ERRSTR(errno));
-    refuse(l, fd, "no worker available");
+    if (e != 0) {
+        np_log(l->ctx->s, NONOPROXY_LOG_ERROR, "cannot start a worker thread: %s", NP_ERRSTR(e));
+        refuse(l, fd, "no worker available");
+        return;
+    }
+    np_conn_serve(&w->se, l->ctx, fd);
+    pthread_mutex_lock(&l->mu);
+    l->busy--;
+    pthread_mutex_unlock(&l->mu);
 }
 
 /* Whether shutdown has begun (the stop descriptor is readable). */
@@ -196,29 +253,114 @@ stop_requested(const struct np_listener *l)
     return poll(&p, 1, 0) > 0;
 }
 
-/* Accept until np_listener_stop() shuts the listening socket down, which makes the blocking
- * accept4() return. Accepted sockets inherit TCP_NODELAY from the listener. */
-static void *
-accept_main(void *arg)
+/* Unlink w from l->workers (under l->mu). */
+static void
+unlink_worker(struct np_listener *l, const struct worker *w)
 {
-    struct np_listener *l = arg;
+    struct worker **pp;
+
+    for (pp = &l->workers; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            return;
+        }
+    }
+}
+
+/* After a linger without a connection: exit when above the floor and another worker still
+ * waits in accept4(). An exiting worker moves itself to the zombies, frees its buffers, joins
+ * the zombies before it, and the last one of a shrink returns the freed memory to the system
+ * (malloc_trim). w is not touched once it is on the zombie list but by the thread joining it
+ * after it returned. Returns whether w exits. */
+static bool
+retire(struct worker *w)
+{
+    struct np_listener *l = w->l;
+    struct worker *old;
+    struct worker *next;
+    bool trim;
+
+    pthread_mutex_lock(&l->mu);
+    if (l->stopping || l->n_workers <= NP_WORKER_FLOOR || l->n_workers - l->busy < 2) {
+        pthread_mutex_unlock(&l->mu);
+        return false;
+    }
+    unlink_worker(l, w);
+    l->n_workers--;
+    l->exiting++;
+    old = l->zombies;
+    w->next = NULL;
+    l->zombies = w;
+    pthread_mutex_unlock(&l->mu);
+    np_session_release(&w->se); /* w itself is freed by whoever joins it */
+    for (; old != NULL; old = next) {
+        next = old->next;
+        pthread_join(old->thread, NULL);
+        worker_free(old);
+    }
+    pthread_mutex_lock(&l->mu);
+    trim = --l->exiting == 0;
+    pthread_mutex_unlock(&l->mu);
+#ifdef __GLIBC__
+    if (trim) {
+        (void)malloc_trim(0);
+    }
+#else
+    NP_UNUSED(trim);
+#endif
+    return true;
+}
+
+/* Accept and serve until np_listener_stop() shuts the listening socket down (which makes every
+ * blocked accept4() return) or, above the floor, until a linger passes without a connection
+ * (SO_RCVTIMEO of the listening socket bounds accept4()). Accepted sockets inherit TCP_NODELAY
+ * and that SO_RCVTIMEO from the listener; the latter is harmless, as every read of the library
+ * on a client socket is non-blocking (MSG_DONTWAIT, after poll). */
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct np_listener *l = w->l;
     int fd;
 
     for (;;) {
         fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0) {
-            dispatch(l, fd);
+            serve(w, fd);
             continue;
         }
         if (stop_requested(l)) {
             break; /* accept4 failed because the listener was shut down */
         }
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (retire(w)) {
+                break;
+            }
+        } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             np_log(l->ctx->s, NONOPROXY_LOG_WARN, "accept: %s", NP_ERRSTR(errno));
             (void)np_net_wait(l->ctx->stop_fd, POLLIN, -1, np_deadline(100));
         }
     }
     return NULL;
+}
+
+void
+np_listener_paint_stacks(bool on)
+{
+    atomic_store(&paint_hook, on);
+    atomic_store(&stack_high_water, 0);
+}
+
+size_t
+np_listener_stack_high_water(void)
+{
+    return atomic_load(&stack_high_water);
+}
+
+void
+np_listener_set_linger_ms(unsigned ms)
+{
+    atomic_store(&linger_ms_hook, ms);
 }
 
 /* The poll set of the reject thread: the stop descriptor, the wake descriptor, then each
@@ -313,12 +455,76 @@ reject_main(void *arg)
     return NULL;
 }
 
+/* Bound accept4() on fd by the linger (SO_RCVTIMEO). Returns 0 or -1 with errno. */
+static int
+set_linger(int fd)
+{
+    unsigned ms = atomic_load(&linger_ms_hook);
+    struct timeval tv;
+
+    if (ms == 0) {
+        ms = NP_LINGER_MS;
+    }
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+/* Join and free every worker (live or exited); none is spawned once l->stopping is set. */
+static void
+join_workers(struct np_listener *l)
+{
+    struct worker *w;
+
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        w = l->workers != NULL ? l->workers : l->zombies;
+        if (w == l->workers && w != NULL) {
+            l->workers = w->next;
+        } else if (w != NULL) {
+            l->zombies = w->next;
+        }
+        pthread_mutex_unlock(&l->mu);
+        if (w == NULL) {
+            return;
+        }
+        pthread_join(w->thread, NULL);
+        worker_free(w);
+    }
+}
+
+/* Start the rejecter thread and the first worker; 0 or an errno value. */
+static int
+start_threads(struct np_listener *l)
+{
+    pthread_attr_t attr;
+    uint64_t one = 1;
+    int e;
+
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, NP_THREAD_STACK);
+    e = pthread_create(&l->reject_thread, &attr, reject_main, l);
+    pthread_attr_destroy(&attr);
+    if (e != 0) {
+        return e;
+    }
+    pthread_mutex_lock(&l->mu);
+    if (worker_spawn(l) != 0) {
+        e = errno;
+        l->stopping = true;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (e != 0) {
+        (void)write(l->reject_wake, &one, sizeof(one));
+        pthread_join(l->reject_thread, NULL);
+    }
+    return e;
+}
+
 int
 np_listener_start(const struct np_ctx *ctx, int listen_fd, struct np_listener **out)
 {
     struct np_listener *l = np_calloc(1, sizeof(*l));
-    pthread_attr_t attr;
-    uint64_t one = 1;
     size_t i;
     int e;
 
@@ -331,27 +537,14 @@ np_listener_start(const struct np_ctx *ctx, int listen_fd, struct np_listener **
         l->rq[i].fd = -1;
     }
     l->reject_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (l->reject_wake < 0 || pthread_mutex_init(&l->mu, NULL) != 0) {
+    if (l->reject_wake < 0 || set_linger(listen_fd) != 0 || pthread_mutex_init(&l->mu, NULL) != 0) {
         e = errno;
         np_net_close(l->reject_wake);
         np_free(l);
         errno = e;
         return -1;
     }
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, NP_THREAD_STACK);
-    e = pthread_create(&l->reject_thread, &attr, reject_main, l);
-    if (e == 0) {
-        e = pthread_create(&l->accept_thread, &attr, accept_main, l);
-        if (e != 0) {
-            pthread_mutex_lock(&l->mu);
-            l->stopping = true;
-            pthread_mutex_unlock(&l->mu);
-            (void)write(l->reject_wake, &one, sizeof(one));
-            pthread_join(l->reject_thread, NULL);
-        }
-    }
-    pthread_attr_destroy(&attr);
+    e = start_threads(l);
     if (e != 0) {
         np_net_close(l->reject_wake);
         pthread_mutex_destroy(&l->mu);
@@ -366,28 +559,18 @@ np_listener_start(const struct np_ctx *ctx, int listen_fd, struct np_listener **
 void
 np_listener_stop(struct np_listener *l)
 {
-    struct worker *w;
-    struct worker *next;
     size_t i;
 
     if (l == NULL) {
         return;
     }
-    (void)shutdown(l->listen_fd, SHUT_RDWR); /* wakes the blocked accept4() */
-    pthread_join(l->accept_thread, NULL);
+    pthread_mutex_lock(&l->mu);
+    l->stopping = true; /* no worker spawns or retires from here on */
+    pthread_mutex_unlock(&l->mu);
+    (void)shutdown(l->listen_fd, SHUT_RDWR); /* wakes every blocked accept4() */
+    join_workers(l);
     pthread_join(l->reject_thread, NULL);
     np_net_close(l->listen_fd);
-    pthread_mutex_lock(&l->mu);
-    l->stopping = true;
-    for (w = l->workers; w != NULL; w = w->next) {
-        pthread_cond_signal(&w->cv);
-    }
-    pthread_mutex_unlock(&l->mu);
-    for (w = l->workers; w != NULL; w = next) {
-        next = w->next;
-        pthread_join(w->thread, NULL);
-        worker_free(w);
-    }
     for (i = 0; i < NP_REJECT_SLOTS; i++) {
         np_net_close(l->rq[i].fd);
     }

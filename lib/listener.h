@@ -1,7 +1,10 @@
-/* Accept loop and bounded worker pool (SPEC §10), L4. One accept thread hands each connection
- * to an idle worker or starts a new one, up to max_connections busy workers; beyond that the
- * connection gets 503 + Retry-After from a small rejecter thread (which drains the request so
- * the client reads the answer) and the accept loop never waits for a worker. */
+/* Accept loop and bounded worker pool (SPEC §10), L4. The idle workers themselves block in
+ * accept4() on the listening socket (the kernel wakes one per connection, which serves it):
+ * at most max_connections serve at once, and one more waits in accept4(), so that beyond the
+ * limit a connection gets 503 + Retry-After at once (a small rejecter thread then drains the
+ * request so the client reads the answer); accepting never waits for a busy worker. Idle
+ * workers above a floor of 4 exit after a linger of 5 s, and the last one of a shrink returns
+ * the freed memory to the system. */
 #ifndef NP_LISTENER_H
 #define NP_LISTENER_H
 
@@ -16,5 +19,19 @@ int np_listener_start(const struct np_ctx *ctx, int listen_fd, struct np_listene
 /* Stop accepting, interrupt every connection (ctx->stop_fd must already be signalled), join
  * every thread, close every descriptor, free. NULL-safe. */
 void np_listener_stop(struct np_listener *l);
+
+/* Set the linger of the listeners started from now on (0 = the default 5 s). Process-wide. */
+/* test hook */
+void np_listener_set_linger_ms(unsigned ms);
+
+/* Paint the stacks of the workers spawned from now on (or stop), and reset the high-water
+ * mark. Process-wide. */
+/* test hook */
+void np_listener_paint_stacks(bool on);
+
+/* The deepest stack use, in bytes, of a painted worker freed since (its own frames, the TLS
+ * and thread control block glibc puts at the top of the stack). */
+/* test hook */
+size_t np_listener_stack_high_water(void);
 
 #endif /* NP_LISTENER_H */

@@ -136,7 +136,7 @@ nonoproxy_start(const struct nonoproxy_config *cfg, struct nonoproxy_proxy **out
     }
     if (rc == NONOPROXY_OK && np_listener_start(&p->ctx, fd, &p->listener) != 0) {
         rc = errno == ENOMEM ? NONOPROXY_ERR_NOMEM : NONOPROXY_ERR_IO;
-        np_diag_set(diag, rc, errno, "cannot start the accept thread: %s", NP_ERRSTR(errno));
+        np_diag_set(diag, rc, errno, "cannot start the listener threads: %s", NP_ERRSTR(errno));
     }
     if (rc != NONOPROXY_OK) {
         np_net_close(fd);

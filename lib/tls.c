@@ -6,7 +6,14 @@
  * c->lock. A struct np_tls belongs to one thread at a time.
  *
  * Resumption skips certificate verification, so a saved session is only offered again for the
- * same host it was verified for (the slot remembers the host). */
+ * same host it was verified for (the slot remembers the host).
+ *
+ * The system bundle (about 140 roots, ~0.5 MiB parsed) is parsed once per process and shared
+ * by every conf that trusts it: a refcounted entry per bundle path in a process-wide list under
+ * a static mutex (the one piece of process-wide state of this module, see docs/THREADING.md).
+ * A conf's own roots (ca_file, tls_ca) are parsed into its own chain, whose last certificate
+ * is linked to the shared chain for verification and unlinked again before it is freed. The
+ * last conf released frees the shared chain, so nothing outlives the last proxy. */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -53,9 +60,23 @@
 #define SAN_IP_TAG (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7)
 #define PATH_SHOWN 160 /* bytes of a file name quoted in a reason */
 
+/* One parsed system bundle, shared by every conf of the process that trusts it. */
+struct shared_roots {
+    struct shared_roots *next; /* under shared_lock */
+    unsigned refs;             /* under shared_lock */
+    char *path;
+    mbedtls_x509_crt crt; /* read-only once listed */
+};
+
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_roots *shared_list; /* under shared_lock */
+
 struct np_tls_conf {
     mbedtls_ssl_config ssl;
-    mbedtls_x509_crt ca;
+    mbedtls_x509_crt ca;           /* ca_file + tls_ca; linked to sys->crt while in use */
+    mbedtls_x509_crt *ca_tail;     /* the last certificate of ca while linked, else NULL */
+    struct shared_roots *sys;      /* the system bundle, or NULL */
+    const mbedtls_x509_crt *chain; /* what verification trusts: ca (+ sys), or sys alone */
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     pthread_mutex_t lock;      /* guards last and last_host */
@@ -137,9 +158,9 @@ struct root_src {
     bool lenient;     /* certificates mbedTLS cannot parse are skipped (the system bundle) */
 };
 
-/* Load the PEM file of src into c->ca. Returns 0, or -1 with a reason naming the file. */
+/* Load the PEM file of src into chain. Returns 0, or -1 with a reason naming the file. */
 static int
-load_roots(struct np_tls_conf *c, const struct root_src *src, char *why, size_t cap)
+load_roots(mbedtls_x509_crt *chain, const struct root_src *src, char *why, size_t cap)
 {
     char shown[PATH_SHOWN];
     char err[128];
@@ -150,7 +171,7 @@ load_roots(struct np_tls_conf *c, const struct root_src *src, char *why, size_t 
         return 0;
     }
     errno = 0;
-    r = mbedtls_x509_crt_parse_file(&c->ca, src->path);
+    r = mbedtls_x509_crt_parse_file(chain, src->path);
     e = errno;
     if (r == 0 || (r > 0 && src->lenient)) {
         return 0;
@@ -168,18 +189,131 @@ load_roots(struct np_tls_conf *c, const struct root_src *src, char *why, size_t 
     return -1;
 }
 
-/* Load every configured source of srcs[0..n) into c->ca. Returns 0, or -1 with why. */
+/* Drop one reference to a shared bundle; the last one frees it. NULL-safe. */
+static void
+shared_put(struct shared_roots *sr)
+{
+    struct shared_roots **pp;
+    bool last = false;
+
+    if (sr == NULL) {
+        return;
+    }
+    (void)pthread_mutex_lock(&shared_lock);
+    if (--sr->refs == 0) {
+        for (pp = &shared_list; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == sr) {
+                *pp = sr->next;
+                break;
+            }
+        }
+        last = true;
+    }
+    (void)pthread_mutex_unlock(&shared_lock);
+    if (last) {
+        mbedtls_x509_crt_free(&sr->crt);
+        np_free(sr->path);
+        np_free(sr);
+    }
+}
+
+/* Parse the bundle of src into a new shared entry (called under shared_lock). *out is NULL
+ * when the file holds no usable certificate or is optional and missing. 0, or -1 with why. */
+static int
+shared_parse(const struct root_src *src, struct shared_roots **out, char *why, size_t cap)
+{
+    struct shared_roots *sr = np_calloc(1, sizeof(*sr));
+    int rc;
+
+    *out = NULL;
+    if (sr == NULL || (sr->path = np_strdup(src->path)) == NULL) {
+        np_free(sr);
+        set_why(why, cap, "out of memory");
+        return -1;
+    }
+    mbedtls_x509_crt_init(&sr->crt);
+    rc = load_roots(&sr->crt, src, why, cap);
+    if (rc != 0 || sr->crt.version == 0) { /* an error, or no root: missing and optional */
+        mbedtls_x509_crt_free(&sr->crt);
+        np_free(sr->path);
+        np_free(sr);
+        return rc;
+    }
+    sr->refs = 1;
+    sr->next = shared_list;
+    shared_list = sr;
+    *out = sr;
+    return 0;
+}
+
+/* Take a reference to the parsed bundle of src, parsing it on first use. *out is NULL when
+ * the bundle gives no root (missing and optional). 0, or -1 with why. */
+static int
+shared_get(const struct root_src *src, struct shared_roots **out, char *why, size_t cap)
+{
+    struct shared_roots *sr;
+    int rc = 0;
+
+    *out = NULL;
+    (void)pthread_mutex_lock(&shared_lock);
+    for (sr = shared_list; sr != NULL; sr = sr->next) {
+        if (strcmp(sr->path, src->path) == 0) {
+            sr->refs++;
+            *out = sr;
+            break;
+        }
+    }
+    if (sr == NULL) {
+        rc = shared_parse(src, out, why, cap);
+    }
+    (void)pthread_mutex_unlock(&shared_lock);
+    return rc;
+}
+
+unsigned
+np_tls_shared_bundle_refs(const char *path)
+{
+    const struct shared_roots *sr;
+    unsigned refs = 0;
+
+    (void)pthread_mutex_lock(&shared_lock);
+    for (sr = shared_list; sr != NULL; sr = sr->next) {
+        if (strcmp(sr->path, path) == 0) {
+            refs = sr->refs;
+        }
+    }
+    (void)pthread_mutex_unlock(&shared_lock);
+    return refs;
+}
+
+/* Load the system bundle (shared) and the conf's own sources srcs[1..n) into c, and link them
+ * into the one chain verification trusts. Returns 0, or -1 with why. */
 static int
 load_all_roots(struct np_tls_conf *c, const struct root_src *srcs, size_t n, char *why, size_t cap)
 {
+    mbedtls_x509_crt *tail;
     size_t i;
 
-    for (i = 0; i < n; i++) {
-        if (srcs[i].path != NULL && load_roots(c, &srcs[i], why, cap) != 0) {
+    if (shared_get(&srcs[0], &c->sys, why, cap) != 0) {
+        return -1;
+    }
+    for (i = 1; i < n; i++) {
+        if (srcs[i].path != NULL && load_roots(&c->ca, &srcs[i], why, cap) != 0) {
             return -1;
         }
     }
     if (c->ca.version == 0) {
+        c->chain = c->sys != NULL ? &c->sys->crt : NULL;
+    } else {
+        for (tail = &c->ca; tail->next != NULL; tail = tail->next) {
+        }
+        if (c->sys != NULL) {
+            tail->next = &c->sys->crt; /* read-only from here; unlinked in np_tls_conf_free */
+            c->ca_tail = tail;
+        }
+        c->chain = &c->ca;
+    }
+    if (c->chain == NULL) {
         set_why(why, cap, "no trust roots loaded");
         return -1;
     }
@@ -209,7 +343,8 @@ setup_ssl(struct np_tls_conf *c, char *why, size_t cap)
         return -1;
     }
     mbedtls_ssl_conf_authmode(&c->ssl, MBEDTLS_SSL_VERIFY_REQUIRED);
-    mbedtls_ssl_conf_ca_chain(&c->ssl, &c->ca, NULL);
+    /* mbedTLS only reads the chain; the cast drops a const its 2.28 API lacks. */
+    mbedtls_ssl_conf_ca_chain(&c->ssl, (mbedtls_x509_crt *)(uintptr_t)c->chain, NULL);
     mbedtls_ssl_conf_rng(&c->ssl, mbedtls_ctr_drbg_random, &c->drbg);
     mbedtls_ssl_conf_min_version(&c->ssl, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_curves(&c->ssl, tls_curves);
@@ -283,7 +418,11 @@ np_tls_conf_free(struct np_tls_conf *c)
     }
     session_destroy(c->last);
     mbedtls_ssl_config_free(&c->ssl);
+    if (c->ca_tail != NULL) {
+        c->ca_tail->next = NULL; /* the shared chain is not this conf's to free */
+    }
     mbedtls_x509_crt_free(&c->ca);
+    shared_put(c->sys);
     mbedtls_ctr_drbg_free(&c->drbg);
     mbedtls_entropy_free(&c->entropy);
     (void)pthread_mutex_destroy(&c->lock);

@@ -57,6 +57,10 @@ enum np_io np_tls_connect(struct np_tls_conf *c, const struct np_tls_dial *d, st
 /* test hook */
 bool np_tls_resumed(const struct np_tls *t);
 
+/* References held on the shared parse of the bundle file path (0: not parsed now). */
+/* test hook */
+unsigned np_tls_shared_bundle_refs(const char *path);
+
 /* A stream over t (ops recv/send_all/pending use mbedTLS; a close_notify reads as EOF). */
 void np_tls_stream(struct np_tls *t, struct np_stream *s);
 

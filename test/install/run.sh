@@ -195,12 +195,21 @@ run_for() {
         fail "pkg-config --modversion differs from NONOPROXY_VERSION_STRING"
     # Word splitting of the pkg-config output is intended.
     cflags=$(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs --static nonoproxy)
+    # libsecret (and GLib) are dlopen()ed when a keyring credential is first used: an embedder
+    # links none of them.
+    case $cflags in
+    *glib* | *secret* | *gio* | *gobject*)
+        fail "pkg-config --static --libs nonoproxy names libsecret/GLib: $cflags" ;;
+    esac
     # shellcheck disable=SC2086
     "$cc" $strict "$SRC/docs/examples/embed.c" $cflags -o "$TMP/embed.pc"
     timeout 60 "$TMP/embed.pc" >"$TMP/embed.pc.out" ||
         { cat "$TMP/embed.pc.out" >&2; fail "embed (pkg-config) failed"; }
     check_embed_output "$TMP/embed.pc.out"
     cat "$TMP/embed.pc.out"
+    if ldd "$TMP/embed.pc" | grep -E 'libsecret|libglib|libgio|libgobject'; then
+        fail "embed (pkg-config) maps libsecret/GLib at start"
+    fi
 
     step "embed.c next to a host's own np_malloc, http_parser_*, mbedtls_*"
     # shellcheck disable=SC2086

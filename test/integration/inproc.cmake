@@ -22,3 +22,5 @@ endforeach()
 target_include_directories(test_inproc_alloc PRIVATE ${PROJECT_SOURCE_DIR}/lib)
 # The splice test forces the buffer relay through lib/pump.h's test hook np_pump_splice_disable().
 target_include_directories(test_inproc_splice PRIVATE ${PROJECT_SOURCE_DIR}/lib)
+# The pool test shortens the workers' linger through lib/listener.h's test hook.
+target_include_directories(test_inproc_pool PRIVATE ${PROJECT_SOURCE_DIR}/lib)

@@ -553,7 +553,7 @@ accept_emfile_waits_without_spinning(void **state)
     close(p2c[0]);
     assert_true(wait_readable(c2p[0], WAIT_MS));
     assert_int_equal(read(c2p[0], &port, sizeof(port)), (ssize_t)sizeof(port));
-    /* Linux reserves the new descriptor when accept4() starts waiting, so an accept thread
+    /* Linux reserves the new descriptor when accept4() starts waiting, so a worker thread
      * that was already blocked before the child ran out can still take one connection. The
      * primer, first in the (FIFO) backlog, takes that slot and keeps it: it sends only part
      * of a head, so it is not answered before the default 30 s head timeout. */

@@ -9,10 +9,12 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -682,6 +684,27 @@ keyring_mode(void)
     return m == NULL ? "" : m;
 }
 
+/* libsecret is dlopen()ed at the first keyring lookup: when the library is not installed the
+ * lookup is UNAVAILABLE with a reason naming it, and a later lookup tries again (here with
+ * the real name, which then loads it, in keyring mode). Runs first: the test hook changes
+ * the name only while libsecret is not loaded yet. */
+static void
+keyring_library_missing_is_named(void **state)
+{
+    struct load_result r;
+
+    (void)state;
+    assert_true(np_cred_set_keyring_soname("libsecret-np-missing.so.0"));
+    load(&r, "keyring://np-service/np-account", NULL, NULL);
+    assert_int_equal(r.st, NP_CRED_UNAVAILABLE);
+#ifdef NONOPROXY_HAVE_LIBSECRET
+    assert_non_null(strstr(r.detail, "keyring unavailable: libsecret-np-missing.so.0 not found"));
+#else
+    assert_non_null(strstr(r.detail, "built without keyring support"));
+#endif
+    assert_true(np_cred_set_keyring_soname(NULL));
+}
+
 /* Without a reachable D-Bus session the keyring is UNAVAILABLE with the D-Bus error (or the
  * build's lack of support) in the detail. Runs outside keyring_session.sh only. */
 static void
@@ -733,6 +756,67 @@ static const struct keyring_row KEYRING_ROWS[] = {
     {"bare_name_is_not_other_service", "np-account", NP_CRED_NOT_FOUND, "service 'nono'"},
     {"service_must_match", "keyring://nono/np-account", NP_CRED_NOT_FOUND, "no keyring entry"},
 };
+
+/* A keyring load run on its own thread (no cmocka assert there). */
+struct kr_job {
+    enum np_cred_status st;
+    char *secret;
+    size_t len;
+    char detail[256];
+};
+
+static void *
+kr_job_main(void *arg)
+{
+    struct kr_job *j = arg;
+    const struct np_cred_request q = {"keyring://np-service/np-account", NULL, NULL};
+
+    j->st = np_cred_load(&q, &j->secret, &j->len, j->detail, sizeof(j->detail));
+    return NULL;
+}
+
+/* The first keyring lookup of the process (dlopen of libsecret, GLib's type setup, the D-Bus
+ * session, the search) on a thread of exactly NP_THREAD_STACK, painted: it runs on the thread
+ * calling nonoproxy_start, not on a worker, but it fits a worker's stack with half of it to
+ * spare. Runs before keyring_lookup_rows, so this is the first load. */
+static void
+keyring_lookup_fits_thread_stack(void **state)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    struct kr_job j = {NP_CRED_UNAVAILABLE, NULL, 0, ""};
+    pthread_attr_t attr;
+    pthread_t t;
+    unsigned char *stack;
+    size_t i = 0;
+
+    (void)state;
+    if (strcmp(keyring_mode(), "1") != 0) {
+        skip();
+    }
+#ifdef NP_SANITIZED_STACK
+    skip(); /* sanitizer frames and stacks are not the release ones */
+#endif
+    stack = mmap(NULL, page + NP_THREAD_STACK, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    assert_true(stack != MAP_FAILED);
+    assert_int_equal(mprotect(stack, page, PROT_NONE), 0);
+    memset(stack + page, 0xA5, NP_THREAD_STACK);
+    assert_int_equal(pthread_attr_init(&attr), 0);
+    assert_int_equal(pthread_attr_setstack(&attr, stack + page, NP_THREAD_STACK), 0);
+    assert_int_equal(pthread_create(&t, &attr, kr_job_main, &j), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    pthread_attr_destroy(&attr);
+    while (i < NP_THREAD_STACK && stack[page + i] == 0xA5) {
+        i++;
+    }
+    assert_int_equal(munmap(stack, page + NP_THREAD_STACK), 0);
+    print_message("  keyring lookup: deepest stack use %zu of %zu bytes\n", NP_THREAD_STACK - i,
+                  NP_THREAD_STACK);
+    assert_int_equal(j.st, NP_CRED_LOADED);
+    assert_string_equal(j.secret, KEYRING_SERVICE_SECRET);
+    np_free_secret(j.secret);
+    assert_true(NP_THREAD_STACK - i <= NP_THREAD_STACK / 2);
+}
 
 /* Against the entries keyring_session.sh stored in an unlocked collection. */
 static void
@@ -802,7 +886,9 @@ main(void)
         cmocka_unit_test(load_callback_rows),
         cmocka_unit_test(load_refuses_bad_reference),
         cmocka_unit_test(load_callback_serves_keyring_names),
+        cmocka_unit_test(keyring_library_missing_is_named),
         cmocka_unit_test(keyring_without_session_unavailable),
+        cmocka_unit_test(keyring_lookup_fits_thread_stack),
         cmocka_unit_test(keyring_lookup_rows),
         cmocka_unit_test(keyring_locked_unavailable),
     };

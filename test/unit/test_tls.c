@@ -39,7 +39,10 @@
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
+#include <nonoproxy/nonoproxy.h>
+
 #include "common.h"
+#include "listener.h"
 #include "net.h"
 #include "stream.h"
 #include "tls.h"
@@ -1305,6 +1308,173 @@ conf_new_loads_or_names_the_file(void **state)
     }
 }
 
+/* Confs trusting one bundle share its parse: it is parsed by the first, counted by the
+ * others (also those adding their own roots, which still verify), freed with the last. */
+static void
+confs_share_one_parsed_bundle(void **state)
+{
+    struct fixture *f = *state;
+    struct np_tls_conf *a = NULL;
+    struct np_tls_conf *b = NULL;
+    struct np_tls_conf *c = NULL;
+    struct conn k;
+    char why[WHY_CAP];
+
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 0);
+    assert_int_equal(
+        np_tls_conf_new(&(struct np_tls_roots){pki.other, NULL, NULL}, &a, why, sizeof(why)), 0);
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 1);
+    assert_int_equal(
+        np_tls_conf_new(&(struct np_tls_roots){pki.other, pki.ca, NULL}, &b, why, sizeof(why)), 0);
+    assert_int_equal(
+        np_tls_conf_new(&(struct np_tls_roots){pki.other, NULL, pki.ca}, &c, why, sizeof(why)), 0);
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 3);
+    assert_int_equal(conn_open(&k, a, f->srv.port, "localhost", -1), NP_IO_ERR);
+    conn_close(&k);
+    assert_int_equal(conn_open(&k, b, f->srv.port, "localhost", -1), NP_IO_OK);
+    conn_close(&k);
+    np_tls_conf_free(b);
+    assert_int_equal(conn_open(&k, c, f->srv.port, "localhost", -1), NP_IO_OK);
+    conn_close(&k);
+    assert_int_equal(conn_open(&k, a, f->srv.port, "localhost", -1), NP_IO_ERR);
+    conn_close(&k);
+    np_tls_conf_free(a);
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 1);
+    np_tls_conf_free(c);
+    assert_int_equal(np_tls_shared_bundle_refs(pki.other), 0);
+}
+
+/* Send req to the proxy on port (blocking socket, 30 s receive timeout) and read the answer
+ * until the proxy closes or has answered a CONNECT; returns the status, or -1. */
+static int
+proxy_exchange(uint16_t port, const char *req)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct timeval tv = {IO_MS / 1000, 0};
+    char buf[4096] = "";
+    size_t got = 0;
+    int status = -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ssize_t r = 1;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+        send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+        goto out;
+    }
+    while (got < sizeof(buf) - 1 && r > 0 && strstr(buf, "\r\n\r\n") == NULL) {
+        r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        got += r > 0 ? (size_t)r : 0;
+        buf[got] = '\0';
+    }
+    if (got > 12 && strncmp(buf, "HTTP/1.1 ", 9) == 0) {
+        status = atoi(buf + 9); // NOLINT(cert-err34-c): a test, three digits checked below
+    }
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return status >= 100 && status <= 599 ? status : -1;
+}
+
+/* Count the worker stacks in /proc/self/maps: an NP_THREAD_STACK read-write mapping right
+ * above a one-page inaccessible one (the guard). */
+static int
+guarded_stacks(void)
+{
+    char line[512];
+    unsigned long lo;
+    unsigned long hi;
+    unsigned long guard_end = 0;
+    char perm[8];
+    int n = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perm) != 3) {
+            continue;
+        }
+        if (lo == guard_end && hi - lo == NP_THREAD_STACK && strcmp(perm, "rw-p") == 0) {
+            n++;
+        }
+        guard_end =
+            hi - lo == (unsigned long)sysconf(_SC_PAGESIZE) && strcmp(perm, "---p") == 0 ? hi : 0;
+    }
+    fclose(f);
+    return n;
+}
+
+/* The deepest paths of a worker run on exactly NP_THREAD_STACK (with the guard page below
+ * it): a route request to a TLS upstream (full handshake, chain and hostname verification;
+ * the echo server then answers the request with itself, which the route refuses with 502),
+ * and a CONNECT to "localhost" through the resolver (getaddrinfo). The workers' stacks are
+ * painted; the deepest use must leave at least three quarters of the stack unused (the margin
+ * lib/common.h gives the paths this test cannot reach). */
+static void
+worker_stack_fits_deepest_path(void **state)
+{
+    struct fixture *f = *state;
+    struct nonoproxy_config cfg;
+    struct nonoproxy_route_config r;
+    struct nonoproxy_proxy *p = NULL;
+    struct nonoproxy_diag diag;
+    const struct nonoproxy_env_var *env;
+    const char *tok = NULL;
+    char upstream[64];
+    char req[512];
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sin);
+    int lfd;
+    size_t n;
+    size_t i;
+    size_t hw;
+
+#ifdef NP_SANITIZED_STACK
+    skip(); /* sanitizer frames and stacks are not the release ones */
+#endif
+    /* The CONNECT's target: a listener that never accepts (the backlog completes it). */
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+    np_listener_paint_stacks(true);
+    nonoproxy_config_init(&cfg);
+    (void)snprintf(upstream, sizeof(upstream), "https://localhost:%u", f->srv.port);
+    nonoproxy_route_config_init(&r, "tls", upstream);
+    r.tls_ca = pki.ca;
+    assert_int_equal(nonoproxy_config_add_route(&cfg, &r), NONOPROXY_OK);
+    assert_int_equal(nonoproxy_start(&cfg, &p, &diag), NONOPROXY_OK);
+    nonoproxy_config_free(&cfg);
+    nonoproxy_env_vars(p, &env, &n);
+    for (i = 0; i < n; i++) {
+        if (strcmp(env[i].name, "NONO_PROXY_TOKEN") == 0) {
+            tok = env[i].value;
+        }
+    }
+    assert_non_null(tok);
+    (void)snprintf(req, sizeof(req),
+                   "GET /tls/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n",
+                   tok);
+    assert_int_equal(proxy_exchange(nonoproxy_port(p), req), 502);
+    (void)snprintf(req, sizeof(req),
+                   "CONNECT localhost:%u HTTP/1.1\r\nHost: localhost\r\n"
+                   "Proxy-Authorization: Bearer %s\r\n\r\n",
+                   ntohs(sin.sin_port), tok);
+    assert_int_equal(proxy_exchange(nonoproxy_port(p), req), 200);
+    assert_true(guarded_stacks() >= 1); /* the worker waiting in accept4(), at least */
+    nonoproxy_free(p);                  /* joins and frees the workers: their stacks are measured */
+    close(lfd);
+    hw = np_listener_stack_high_water();
+    np_listener_paint_stacks(false);
+    print_message("worker stack: deepest use %zu of %zu bytes\n", hw, NP_THREAD_STACK);
+    assert_true(hw > 0);
+    assert_true(hw <= NP_THREAD_STACK / 4);
+}
+
 static void
 free_functions_accept_null(void **state)
 {
@@ -1406,6 +1576,8 @@ main(void)
         T(silent_peer_times_out_at_deadline, &opts_both),
         T(stop_fd_interrupts_handshake, &opts_both),
         T(conf_new_loads_or_names_the_file, &opts_both),
+        T(confs_share_one_parsed_bundle, &opts_both),
+        T(worker_stack_fits_deepest_path, &opts_both),
         T(free_functions_accept_null, &opts_both),
         T(threads_share_one_conf, &opts_both),
 #undef T
