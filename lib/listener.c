@@ -313,9 +313,10 @@ retire(struct worker *w)
 
 /* Accept and serve until np_listener_stop() shuts the listening socket down (which makes every
  * blocked accept4() return) or, above the floor, until a linger passes without a connection
- * (SO_RCVTIMEO of the listening socket bounds accept4()). Accepted sockets inherit TCP_NODELAY
- * and that SO_RCVTIMEO from the listener; the latter is harmless, as every read of the library
- * on a client socket is non-blocking (MSG_DONTWAIT, after poll). */
+ * (SO_RCVTIMEO of the listening socket bounds accept4()). Accepted sockets are O_NONBLOCK
+ * (every read and write of the library on them is MSG_DONTWAIT after poll, and splice needs
+ * it) and inherit TCP_NODELAY and that SO_RCVTIMEO from the listener (harmless: nothing
+ * blocks on them). */
 static void *
 worker_main(void *arg)
 {
@@ -324,7 +325,7 @@ worker_main(void *arg)
     int fd;
 
     for (;;) {
-        fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
             serve(w, fd);
             continue;

@@ -358,8 +358,8 @@ prepare_splice(const struct np_pump *p)
     sigset_t set;
     int one = 1;
 
-    (void)ioctl(p->a, FIONBIO, &one);
-    if (!p->b_nonblocking) {
+    if (!p->nonblocking) {
+        (void)ioctl(p->a, FIONBIO, &one);
         (void)ioctl(p->b, FIONBIO, &one);
     }
     if (!masked) {

@@ -45,7 +45,8 @@ struct np_pump {
     int a;                  /* client side */
     int b;                  /* upstream side */
     int stop_fd;            /* -1 = none */
-    bool b_nonblocking;     /* b is O_NONBLOCK already (np_net_connect_any's sockets are) */
+    bool nonblocking;       /* a and b are O_NONBLOCK already (the listener accepts with
+                               SOCK_NONBLOCK; np_net_connect_any's sockets are) */
     uint32_t idle_ms;       /* 0 = no idle timeout */
     struct np_pipes *pipes; /* NULL, or open: splice through them */
     char *buf_ab;           /* a → b buffer, or NULL until the buffer relay needs one */

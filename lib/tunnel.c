@@ -82,7 +82,7 @@ relay(struct np_session *se, struct nonoproxy_audit_event *ev, int up)
     p.a = se->fd;
     p.b = up;
     p.stop_fd = se->ctx->stop_fd;
-    p.b_nonblocking = true; /* np_net_connect_any's socket, directly or to the external proxy */
+    p.nonblocking = true; /* the listener's accepted socket, np_net_connect_any's upstream */
     p.idle_ms = se->ctx->s->idle_timeout_ms;
     p.pipes = np_pipes_ready(&se->pipes) ? &se->pipes : NULL; /* else the buffer relay */
     p.buf_ab = se->relay_a;
