@@ -64,6 +64,8 @@ struct np_listener {
     unsigned n_workers;                     /* live workers, under mu */
     unsigned busy;                          /* connections being served, under mu */
     unsigned exiting;                       /* exited workers still freeing memory, under mu */
+    unsigned up;                            /* threads that reached their loop, under mu */
+    pthread_cond_t up_cv;                   /* signalled as each does */
     int reject_wake;                        /* eventfd: a refused connection was queued */
     struct reject_slot rq[NP_REJECT_SLOTS]; /* under mu */
 };
@@ -311,6 +313,17 @@ retire(struct worker *w)
     return true;
 }
 
+/* Tell np_listener_start that one more thread runs its loop (its start-up, the sanitizers'
+ * thread set-up included, is over). */
+static void
+thread_up(struct np_listener *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->up++;
+    pthread_cond_broadcast(&l->up_cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
 /* Accept and serve until np_listener_stop() shuts the listening socket down (which makes every
  * blocked accept4() return) or, above the floor, until a linger passes without a connection
  * (SO_RCVTIMEO of the listening socket bounds accept4()). Accepted sockets are O_NONBLOCK
@@ -324,6 +337,7 @@ worker_main(void *arg)
     struct np_listener *l = w->l;
     int fd;
 
+    thread_up(l);
     for (;;) {
         fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
@@ -443,6 +457,7 @@ reject_main(void *arg)
     int wait_ms;
     nfds_t n;
 
+    thread_up(l);
     for (;;) {
         n = reject_poll_set(l, pf, idx, &wait_ms);
         if (poll(pf, n, wait_ms) < 0) {
@@ -518,8 +533,16 @@ start_threads(struct np_listener *l)
     if (e != 0) {
         (void)write(l->reject_wake, &one, sizeof(one));
         pthread_join(l->reject_thread, NULL);
+        return e;
     }
-    return e;
+    /* Return once both threads run: no thread of the proxy is then in its start-up (where it
+     * may hold allocator locks) when the embedder goes on, e.g. to fork(). */
+    pthread_mutex_lock(&l->mu);
+    while (l->up < 2) {
+        pthread_cond_wait(&l->up_cv, &l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return 0;
 }
 
 int
@@ -545,7 +568,13 @@ np_listener_start(const struct np_ctx *ctx, int listen_fd, struct np_listener **
         errno = e;
         return -1;
     }
-    e = start_threads(l);
+    e = pthread_cond_init(&l->up_cv, NULL);
+    if (e == 0) {
+        e = start_threads(l);
+        if (e != 0) {
+            pthread_cond_destroy(&l->up_cv);
+        }
+    }
     if (e != 0) {
         np_net_close(l->reject_wake);
         pthread_mutex_destroy(&l->mu);
@@ -576,6 +605,7 @@ np_listener_stop(struct np_listener *l)
         np_net_close(l->rq[i].fd);
     }
     np_net_close(l->reject_wake);
+    pthread_cond_destroy(&l->up_cv);
     pthread_mutex_destroy(&l->mu);
     np_free(l);
 }
