@@ -377,7 +377,9 @@ xchg_relay_body(struct np_xchg *q, struct xchg_resp *r, struct np_body_xfer *x, 
     x->send_ms = XCHG_SEND_MS;
     x->pre = se->relay_b;
     x->pre_len = head;
+    np_net_watch_peer(se->fd); /* a client that leaves ends a held stream at once */
     br = np_body_relay(x);
+    np_net_watch_peer(-1);
     q->ev.bytes_down = x->body_bytes;
     r->up_reusable =
         br == NP_BODY_DONE && x->in != NP_FRAME_CLOSE && r->h.keep_alive && x->leftover_len == 0;

@@ -114,23 +114,34 @@ poll_timeout(uint64_t deadline)
     return (int)(deadline - now);
 }
 
+/* The client socket a worker relays an answer to (np_net_watch_peer), or -1. */
+static _Thread_local int watched_peer = -1;
+
+void
+np_net_watch_peer(int fd)
+{
+    watched_peer = fd;
+}
+
 enum np_io
 np_net_wait(int fd, short events, int stop_fd, uint64_t deadline)
 {
-    struct pollfd p[2];
+    struct pollfd p[3];
     nfds_t n = 1;
+    nfds_t stop_at = 0; /* index of stop_fd in p, 0 = not polled */
+    nfds_t peer_at = 0; /* index of the watched peer in p, 0 = not polled */
     int r;
 
-    p[0].fd = fd;
-    p[0].events = events;
-    p[1].fd = stop_fd;
-    p[1].events = POLLIN;
+    p[0] = (struct pollfd){fd, events, 0};
     if (stop_fd >= 0) {
-        n = 2;
+        stop_at = n;
+        p[n++] = (struct pollfd){stop_fd, POLLIN, 0};
+    }
+    if (watched_peer >= 0 && watched_peer != fd && (events & POLLIN) != 0) {
+        peer_at = n;
+        p[n++] = (struct pollfd){watched_peer, POLLRDHUP, 0};
     }
     for (;;) {
-        p[0].revents = 0;
-        p[1].revents = 0;
         r = poll(p, n, poll_timeout(deadline));
         if (r < 0) {
             if (errno == EINTR) {
@@ -138,11 +149,15 @@ np_net_wait(int fd, short events, int stop_fd, uint64_t deadline)
             }
             return NP_IO_ERR;
         }
-        if (n == 2 && p[1].revents != 0) {
+        if (stop_at != 0 && p[stop_at].revents != 0) {
             return NP_IO_STOPPED;
         }
         if (p[0].revents != 0) {
             return NP_IO_OK;
+        }
+        if (peer_at != 0 && (p[peer_at].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+            errno = ECONNABORTED; /* the client left while we waited for bytes for it */
+            return NP_IO_ERR;
         }
         if (deadline != 0 && np_now_ms() >= deadline) {
             return NP_IO_TIMEOUT;

@@ -36,6 +36,12 @@ int np_net_listen(struct sockaddr_storage *ss, int backlog, int *fd);
  * passes or stop_fd (-1 = none) becomes readable. POLLHUP/POLLERR count as ready. */
 enum np_io np_net_wait(int fd, short events, int stop_fd, uint64_t deadline);
 
+/* While fd >= 0, every np_net_wait for input on another descriptor on this thread also ends,
+ * with NP_IO_ERR and errno ECONNABORTED, when fd's peer has closed or reset it (POLLRDHUP,
+ * POLLHUP, POLLERR): a worker relaying a streamed answer to a client that left stops waiting
+ * for the upstream's next bytes. -1 ends the watch. Per thread. */
+void np_net_watch_peer(int fd);
+
 /* Where a wait ends: at the deadline (np_now_ms based; 0 = never), or when stop_fd (-1 =
  * none) becomes readable. */
 struct np_until {

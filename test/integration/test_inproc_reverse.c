@@ -50,6 +50,8 @@ struct upstream {
     pthread_mutex_t mu;
     unsigned accepted;
     unsigned requests;
+    unsigned ended; /* connections whose peer (the proxy) went away */
+    pthread_cond_t ended_cv;
     char log[65536]; /* every request head received, concatenated */
     size_t log_len;
     int conns[64];
@@ -173,6 +175,10 @@ up_conn_main(void *arg)
     }
 out:
     shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_lock(&u->mu);
+    u->ended++;
+    pthread_cond_broadcast(&u->ended_cv);
+    pthread_mutex_unlock(&u->mu);
     free(c);
     return NULL;
 }
@@ -215,6 +221,7 @@ up_start(enum up_mode mode)
 
     assert_non_null(u);
     pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->ended_cv, NULL);
     u->mode = mode;
     u->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     memset(&sin, 0, sizeof(sin));
@@ -253,6 +260,7 @@ up_stop(struct upstream *u)
         pthread_join(u->threads[i], NULL);
         close(u->conns[i]);
     }
+    pthread_cond_destroy(&u->ended_cv);
     pthread_mutex_destroy(&u->mu);
     free(u);
 }
@@ -678,6 +686,48 @@ shutdown_while_streaming(void **state)
     assert_int_equal(count_fds(), fds0);
 }
 
+/* Whether n upstream connections ended within ms milliseconds. */
+static bool
+up_wait_ended(struct upstream *u, unsigned n, unsigned ms)
+{
+    struct timespec until;
+    bool ok;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    pthread_mutex_lock(&u->mu);
+    while (u->ended < n) {
+        if (pthread_cond_timedwait(&u->ended_cv, &u->mu, &until) != 0) {
+            break;
+        }
+    }
+    ok = u->ended >= n;
+    pthread_mutex_unlock(&u->mu);
+    return ok;
+}
+
+/* A client that leaves while the upstream holds a stream (server-sent events, long poll)
+ * frees the worker and the upstream connection at once, not at the upstream's next byte: the
+ * upstream sees its connection end while it sends nothing more. */
+static void
+client_leaving_a_held_stream_frees_the_upstream(void **state)
+{
+    struct upstream *u = up_start(UP_STREAM);
+    struct nonoproxy_proxy *p = start_route_proxy(u->port, "test-key", 0);
+    char head[4096];
+    char body[64];
+    int fd;
+
+    (void)state;
+    fd = tcp_connect(nonoproxy_port(p));
+    assert_int_equal(get(fd, p, "/svc/stream", head, sizeof(head)), 200);
+    assert_int_equal(read_n(fd, body, 11), 0); /* "6\r\nevent1\r\n" */
+    close(fd);
+    assert_true(up_wait_ended(u, 1, 10000)); /* the response timeout is 60 s */
+    nonoproxy_free(p);
+    up_stop(u);
+}
+
 /* A token the client also put in the query is dropped before the request goes upstream;
  * one in the path is refused (dropping a segment would change the request). */
 static void
@@ -969,6 +1019,7 @@ main(void)
         cmocka_unit_test(pipelined_requests),
         cmocka_unit_test(chunked_to_http10_client),
         cmocka_unit_test(shutdown_while_streaming),
+        cmocka_unit_test(client_leaving_a_held_stream_frees_the_upstream),
         cmocka_unit_test(token_outside_its_slot_removed),
         cmocka_unit_test(custom_scheme_through_callback),
         cmocka_unit_test(start_rejects_colliding_variable_names),
