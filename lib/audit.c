@@ -495,6 +495,10 @@ nonoproxy_denial_category_name(enum nonoproxy_denial_category cat)
         return "route_not_found";
     case NONOPROXY_DENIAL_UPSTREAM_TIMEOUT:
         return "upstream_timeout";
+    case NONOPROXY_DENIAL_ENDPOINT_POLICY:
+        return "endpoint_policy";
+    case NONOPROXY_DENIAL_RATE_LIMITED:
+        return "rate_limited";
     }
     return "";
 }

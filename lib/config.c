@@ -32,12 +32,13 @@ nonoproxy_config_init(struct nonoproxy_config *cfg)
     cfg->idle_timeout_ms = 600000;
     cfg->response_timeout_ms = 300000;
     cfg->log_level = NONOPROXY_LOG_INFO;
+    cfg->decide_timeout_ms = 30000;
 }
 
 const struct nonoproxy_config_lists *
 np_config_lists(const struct nonoproxy_config *cfg)
 {
-    static const struct nonoproxy_config_lists none = {NULL, 0, NULL, 0, NULL, NULL, 0};
+    static const struct nonoproxy_config_lists none = {NULL, 0, NULL, 0, NULL, NULL, 0, NULL, 0};
 
     return cfg != NULL && cfg->lists != NULL ? cfg->lists : &none;
 }
@@ -94,7 +95,8 @@ add_entry(struct nonoproxy_config *cfg, const char *field, const char *host,
     char shown[96];
     struct nonoproxy_config_lists *l;
     enum nonoproxy_err rc;
-    bool bypass = strcmp(field, "bypass_hosts") == 0;
+    char ***list;
+    size_t *len;
 
     if (cfg == NULL || host == NULL) {
         np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "%s: NULL entry", field);
@@ -107,9 +109,21 @@ add_entry(struct nonoproxy_config *cfg, const char *field, const char *host,
         return NONOPROXY_ERR_INVALID_ARG;
     }
     l = lists_of(cfg);
-    rc = l == NULL ? NONOPROXY_ERR_NOMEM
-         : bypass  ? strlist_append(&l->bypass_hosts, &l->n_bypass, norm)
-                   : strlist_append(&l->allowed_hosts, &l->n_allowed, norm);
+    if (l == NULL) {
+        np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "%s: out of memory", field);
+        return NONOPROXY_ERR_NOMEM;
+    }
+    if (strcmp(field, "bypass_hosts") == 0) {
+        list = &l->bypass_hosts;
+        len = &l->n_bypass;
+    } else if (strcmp(field, "denied_hosts") == 0) {
+        list = &l->denied_hosts;
+        len = &l->n_denied;
+    } else {
+        list = &l->allowed_hosts;
+        len = &l->n_allowed;
+    }
+    rc = strlist_append(list, len, norm);
     if (rc != NONOPROXY_OK) {
         np_diag_set(diag, rc, ENOMEM, "%s: out of memory", field);
     }
@@ -128,6 +142,23 @@ nonoproxy_config_add_bypass_host(struct nonoproxy_config *cfg, const char *host,
                                  struct nonoproxy_diag *diag)
 {
     return add_entry(cfg, "bypass_hosts", host, diag);
+}
+
+enum nonoproxy_err
+nonoproxy_config_deny_host(struct nonoproxy_config *cfg, const char *host,
+                           struct nonoproxy_diag *diag)
+{
+    return add_entry(cfg, "denied_hosts", host, diag);
+}
+
+void
+nonoproxy_config_set_decide(struct nonoproxy_config *cfg, nonoproxy_decide_fn *fn, void *userdata)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    cfg->decide_cb = fn;
+    cfg->decide_userdata = fn != NULL ? userdata : NULL;
 }
 
 enum nonoproxy_err
@@ -181,19 +212,55 @@ route_field(struct nonoproxy_route_config *r, size_t i)
         &r->prefix,           &r->upstream,          &r->credential_key,
         &r->inject_header,    &r->credential_format, &r->path_pattern,
         &r->path_replacement, &r->query_param_name,  &r->env_var,
-        &r->tls_ca,
+        &r->tls_ca,           &r->tls_client_cert,   &r->tls_client_key,
     };
 
     return i < NP_ARRAY_LEN(fields) ? fields[i] : NULL;
 }
 
-/* Free the strings of an owned route copy. */
+/* Free the endpoint rules of an owned route copy: n rules, each with its two strings. */
+static void
+rules_free(struct nonoproxy_endpoint_rule *rules, size_t n)
+{
+    size_t i;
+
+    for (i = 0; rules != NULL && i < n; i++) {
+        np_free((void *)(uintptr_t)rules[i].method);
+        np_free((void *)(uintptr_t)rules[i].path);
+    }
+    np_free(rules);
+}
+
+/* Deep-copy n rules; NULL when out of memory (or n is 0). A NULL method or path stays NULL
+ * and is refused by nonoproxy_start(), which names the rule. */
+static struct nonoproxy_endpoint_rule *
+rules_copy(const struct nonoproxy_endpoint_rule *rules, size_t n)
+{
+    struct nonoproxy_endpoint_rule *copy = np_calloc(n, sizeof(*copy));
+    size_t i;
+
+    for (i = 0; copy != NULL && i < n; i++) {
+        copy[i].method = rules[i].method != NULL ? np_strdup(rules[i].method) : NULL;
+        copy[i].path = rules[i].path != NULL ? np_strdup(rules[i].path) : NULL;
+        if ((rules[i].method != NULL && copy[i].method == NULL) ||
+            (rules[i].path != NULL && copy[i].path == NULL)) {
+            rules_free(copy, i + 1);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
+/* Free the strings and rules of an owned route copy. */
 static void
 route_copy_free(struct nonoproxy_route_config *r)
 {
     const char **f;
     size_t i;
 
+    rules_free((struct nonoproxy_endpoint_rule *)(uintptr_t)r->endpoint_rules, r->n_endpoint_rules);
+    r->endpoint_rules = NULL;
+    r->n_endpoint_rules = 0;
     for (i = 0; (f = route_field(r, i)) != NULL; i++) {
         np_free((void *)(uintptr_t)*f);
         *f = NULL;
@@ -209,10 +276,13 @@ nonoproxy_config_add_route(struct nonoproxy_config *cfg, const struct nonoproxy_
     const char **f;
     size_t i;
 
-    if (cfg == NULL || r == NULL || r->prefix == NULL || r->upstream == NULL) {
+    if (cfg == NULL || r == NULL || r->prefix == NULL || r->upstream == NULL ||
+        (r->n_endpoint_rules > 0 && r->endpoint_rules == NULL)) {
         return NONOPROXY_ERR_INVALID_ARG;
     }
     copy = *r;
+    copy.endpoint_rules = NULL;
+    copy.n_endpoint_rules = 0;
     for (i = 0; (f = route_field(&copy, i)) != NULL; i++) {
         if (*f != NULL) {
             *f = np_strdup(*f);
@@ -220,6 +290,14 @@ nonoproxy_config_add_route(struct nonoproxy_config *cfg, const struct nonoproxy_
                 goto nomem;
             }
         }
+    }
+    if (r->n_endpoint_rules > 0) {
+        copy.endpoint_rules = rules_copy(r->endpoint_rules, r->n_endpoint_rules);
+        if (copy.endpoint_rules == NULL) {
+            route_copy_free(&copy);
+            return NONOPROXY_ERR_NOMEM;
+        }
+        copy.n_endpoint_rules = r->n_endpoint_rules;
     }
     l = lists_of(cfg);
     grown = l != NULL ? np_realloc(l->routes, (l->n_routes + 1) * sizeof(*grown)) : NULL;
@@ -253,6 +331,7 @@ nonoproxy_config_free(struct nonoproxy_config *cfg)
     if (l != NULL) {
         strlist_free(l->allowed_hosts, l->n_allowed);
         strlist_free(l->bypass_hosts, l->n_bypass);
+        strlist_free(l->denied_hosts, l->n_denied);
         for (i = 0; i < l->n_routes; i++) {
             route_copy_free(&l->routes[i]);
         }

@@ -20,6 +20,8 @@ struct nonoproxy_config_lists {
     char *external_proxy; /* may hold a password */
     char **bypass_hosts;
     size_t n_bypass;
+    char **denied_hosts; /* normalised like the allowlist (SPEC §13) */
+    size_t n_denied;
 };
 
 /* The lists of cfg; an empty set (every count 0) when nothing was ever added. */

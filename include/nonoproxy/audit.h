@@ -83,6 +83,8 @@ enum nonoproxy_denial_category {
     NONOPROXY_DENIAL_UNSUPPORTED_REQUEST = 11, /**< e.g. GET https://… or a path with no route */
     NONOPROXY_DENIAL_ROUTE_NOT_FOUND = 12,
     NONOPROXY_DENIAL_UPSTREAM_TIMEOUT = 13,
+    NONOPROXY_DENIAL_ENDPOINT_POLICY = 14, /**< 403: no endpoint rule of the route matches */
+    NONOPROXY_DENIAL_RATE_LIMITED = 15,    /**< 429: the route's rate limit */
 };
 
 /* Capacities of the fixed string fields, including the terminating NUL. Longer values are

@@ -40,6 +40,18 @@ typedef int nonoproxy_resolve_fn(void *userdata, const char *host, uint16_t port
                                  struct nonoproxy_addrs *out);
 
 /**
+ * One endpoint rule of a route (SPEC §13): a request is let through when its method equals
+ * method (exactly, case-sensitive) or method is "*", and its path after the route prefix,
+ * normalised as the route normalises it, matches path: a glob where `*` matches within one
+ * segment and `**` (a whole segment) any number of segments. Both strings are borrowed and
+ * copied by nonoproxy_config_add_route(); validated by nonoproxy_start().
+ */
+struct nonoproxy_endpoint_rule {
+    const char *method; /**< "GET", "POST", ... or "*" */
+    const char *path;   /**< "/v1/models", or a glob; starts with a slash */
+};
+
+/**
  * One reverse-proxy credential route (SPEC §1, §6): requests to
  * http://127.0.0.1:<port>/<prefix>/<rest> go to <upstream>/<rest> with the real credential.
  * Caller-owned; every string is borrowed and copied by nonoproxy_config_add_route(). NULL
@@ -58,6 +70,19 @@ struct nonoproxy_route_config {
     const char *query_param_name; /**< QUERY_PARAM: parameter name */
     const char *env_var;          /**< phantom variable name; NULL = derived (SPEC §7) */
     const char *tls_ca;           /**< extra PEM roots for this upstream only; NULL */
+
+    /* Policy (SPEC §13), all off by default. */
+    const struct nonoproxy_endpoint_rule *endpoint_rules; /**< borrowed array of
+                                     n_endpoint_rules, deep-copied by add_route; once a route
+                                     has rules, a request matching none gets 403 */
+    size_t n_endpoint_rules;
+    uint32_t rate_limit_per_minute;   /**< token refill per minute; 0 = no rate limit */
+    uint32_t rate_limit_burst;        /**< bucket capacity; 0 = 5 (the reference's default) */
+    uint32_t rate_limit_max_delay_ms; /**< how long a request may wait for a token before
+                                           429; 0 (default) = answer 429 at once */
+    const char *tls_client_cert;      /**< PEM client certificate (chain) for mutual TLS; NULL */
+    const char *tls_client_key;       /**< PEM private key for tls_client_cert; both or neither.
+                                           The key is wiped from memory at free, never logged. */
 };
 
 /** What a credential resolver callback found. */
@@ -79,6 +104,35 @@ typedef enum nonoproxy_credential_result nonoproxy_credential_fn(void *userdata,
                                                                  const char *credential_key,
                                                                  char *buf, size_t cap,
                                                                  size_t *len);
+
+/** The answer of a decide callback. */
+enum nonoproxy_decide_answer {
+    NONOPROXY_DECIDE_DENY = 0,          /**< 403 host_denied */
+    NONOPROXY_DECIDE_ALLOW_ONCE = 1,    /**< this request or tunnel only */
+    NONOPROXY_DECIDE_ALLOW_SESSION = 2, /**< remembered until nonoproxy_free(): the host:port
+                                             is not asked again (a diagnostic "host_granted"
+                                             and the audit reason record the grant) */
+};
+
+/** What a decide callback is asked about. Every pointer is valid during the call only. */
+struct nonoproxy_decide_query {
+    const char *host;               /**< normalised host (IPv6 without brackets) */
+    uint16_t port;                  /**< destination port */
+    enum nonoproxy_audit_mode mode; /**< CONNECT, FORWARD or EXTERNAL */
+    const char *method;             /**< "CONNECT", or the forward request's method */
+    uint32_t timeout_ms;            /**< time left to answer; a later answer counts as deny */
+};
+
+/**
+ * Asked about a destination that is neither denied (hard deny list, denied_hosts) nor allowed
+ * by an allowlist entry (SPEC §13), on the connection's thread, before any DNS query. Asks for
+ * the same host:port that arrive while one is pending wait for its answer instead of asking
+ * again. Runs on connection threads: asks for different destinations may run concurrently, so
+ * it must be thread-safe. It should answer within q->timeout_ms (decide_timeout_ms); an answer
+ * that comes later is taken as deny. It must not call back into the same proxy.
+ */
+typedef enum nonoproxy_decide_answer nonoproxy_decide_fn(void *userdata,
+                                                         const struct nonoproxy_decide_query *q);
 
 /** Opaque: the lists a struct nonoproxy_config owns. */
 struct nonoproxy_config_lists;
@@ -123,6 +177,12 @@ struct nonoproxy_config {
     nonoproxy_credential_fn *credential_cb; /**< NULL = built-in sources only (SPEC §7) */
     void *credential_userdata;
 
+    /* Policy beyond the host (SPEC §13). */
+    bool strict_allowlist;          /**< an empty allowlist denies every host; false */
+    uint32_t decide_timeout_ms;     /**< how long a decide callback may take; 30000; 0 = no limit */
+    nonoproxy_decide_fn *decide_cb; /**< set with nonoproxy_config_set_decide(); NULL */
+    void *decide_userdata;
+
     /** Private: the allowlist, the routes, the external proxy (whose address may hold a
      * password) and its bypass list, filled only by the nonoproxy_config_* functions and
      * freed by nonoproxy_config_free(). Opaque; NULL until the first entry is added. */
@@ -135,15 +195,38 @@ NONOPROXY_API void nonoproxy_config_init(struct nonoproxy_config *cfg);
 
 /**
  * Append one allowlist entry: `host`, `*.domain`, `host:port`, `*.domain:port`, an IPv4 or IPv6
- * literal, `[v6]:port`. The entry is validated and copied; on error the config is unchanged
- * and diag (may be NULL) names the value.
- * \return NONOPROXY_OK, NONOPROXY_ERR_INVALID_ARG (malformed: empty, bare `*`, `*foo` without
- *         the dot, control characters, spaces, `@`, `/`, `\`, bad port) or NONOPROXY_ERR_NOMEM.
- * Thread-safety: [one thread per object]
+ * literal, `[v6]:port`, or an address range `10.0.0.0/8`, `fd00::/8` (a destination is allowed
+ * by a range only when every address it resolved to is in it; a range overlapping the hard
+ * deny list is refused by nonoproxy_start()). The entry is validated and copied; on error the
+ * config is unchanged and diag (may be NULL) names the value. \return NONOPROXY_OK,
+ * NONOPROXY_ERR_INVALID_ARG (malformed: empty, bare `*`, `*foo` without the dot, control
+ * characters, spaces, `@`, `/`, `\`, bad port) or NONOPROXY_ERR_NOMEM. Thread-safety: [one thread
+ * per object]
  */
 NONOPROXY_API enum nonoproxy_err nonoproxy_config_allow_host(struct nonoproxy_config *cfg,
                                                              const char *host,
                                                              struct nonoproxy_diag *diag);
+
+/**
+ * Append one denied_hosts entry (SPEC §13), checked after the hard deny list and before the
+ * allowlist on every path: `host`, `*.domain`, `host:port`, an IPv4 or IPv6 literal, or an
+ * address range `10.9.0.0/16`, `fd00::/8` (a host is denied when any address it resolves to
+ * falls in a range; names on the list never reach the resolver). Validated and copied.
+ * \return NONOPROXY_OK, NONOPROXY_ERR_INVALID_ARG (diag names the value) or NONOPROXY_ERR_NOMEM.
+ * Thread-safety: [one thread per object]
+ */
+NONOPROXY_API enum nonoproxy_err nonoproxy_config_deny_host(struct nonoproxy_config *cfg,
+                                                            const char *host,
+                                                            struct nonoproxy_diag *diag);
+
+/**
+ * Set the decide callback (NULL clears it) asked about destinations that no list decides
+ * (SPEC §13): with one set, an empty allowlist no longer allows every host; each unknown
+ * host:port is asked about instead. userdata is passed back unchanged and must outlive the
+ * proxy. [one thread per object]
+ */
+NONOPROXY_API void nonoproxy_config_set_decide(struct nonoproxy_config *cfg,
+                                               nonoproxy_decide_fn *fn, void *userdata);
 
 /**
  * Fill r with the defaults of SPEC §1 for a route from prefix to upstream (both borrowed).
