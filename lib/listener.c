@@ -81,6 +81,15 @@ stack_guard(void)
     return page > 0 ? (size_t)page : 4096;
 }
 
+/* The worker's request buffer (NP_IN_CAP, whole pages), mapped right above its stack. */
+static size_t
+in_map_size(void)
+{
+    size_t page = stack_guard();
+
+    return (NP_IN_CAP + page - 1) / page * page;
+}
+
 /* Record the deepest use of w's painted stack (the thread has been joined). */
 static void
 stack_measure(const struct worker *w)
@@ -98,7 +107,8 @@ stack_measure(const struct worker *w)
     }
 }
 
-/* Free a worker that never ran or has been joined: its buffers and its stack. NULL-safe. */
+/* Free a worker that never ran or has been joined: its buffers, its stack and its request
+ * buffer (wiped first: it may still hold the last request's head). NULL-safe. */
 static void
 worker_free(struct worker *w)
 {
@@ -108,22 +118,25 @@ worker_free(struct worker *w)
             stack_measure(w);
         }
         if (w->stack != MAP_FAILED) {
-            (void)munmap(w->stack, stack_guard() + NP_THREAD_STACK);
+            np_secure_zero(w->se.in, w->se.in_len);
+            (void)munmap(w->stack, stack_guard() + NP_THREAD_STACK + in_map_size());
         }
         np_free(w);
     }
 }
 
-/* Map w's stack: NP_THREAD_STACK bytes above one inaccessible guard page. The stack is ours,
- * not glibc's: glibc would keep up to 40 MiB of exited threads' stacks cached, each with its
- * top pages resident (16 KiB each), so RSS would not come back after a burst; ours is
- * unmapped as soon as the worker is joined. Sets attr. Returns 0 or -1 with errno. */
+/* Map w's stack: NP_THREAD_STACK bytes above one inaccessible guard page, and the request
+ * buffer se.in above it, in whole pages of its own so that an idle tunnel can give them back
+ * (np_session_trim). The stack is ours, not glibc's: glibc would keep up to 40 MiB of exited
+ * threads' stacks cached, each with its top pages resident (16 KiB each), so RSS would not
+ * come back after a burst; ours is unmapped as soon as the worker is joined. Sets attr.
+ * Returns 0 or -1 with errno. */
 static int
 stack_map(struct worker *w, pthread_attr_t *attr)
 {
     size_t guard = stack_guard();
 
-    w->stack = mmap(NULL, guard + NP_THREAD_STACK, PROT_READ | PROT_WRITE,
+    w->stack = mmap(NULL, guard + NP_THREAD_STACK + in_map_size(), PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
     if (w->stack == MAP_FAILED) {
         return -1;
@@ -131,9 +144,13 @@ stack_map(struct worker *w, pthread_attr_t *attr)
     if (mprotect(w->stack, guard, PROT_NONE) != 0) {
         return -1; /* no guard, no thread */
     }
+    w->se.in = (char *)w->stack + guard + NP_THREAD_STACK;
+    w->se.in_map = in_map_size();
     if (atomic_load(&paint_hook)) {
         memset((char *)w->stack + guard, STACK_PAINT, NP_THREAD_STACK);
         w->painted = true;
+    } else {
+        w->se.stack_lo = (char *)w->stack + guard; /* painted stacks are not trimmed */
     }
     errno = pthread_attr_setstack(attr, (char *)w->stack + guard, NP_THREAD_STACK);
     return errno == 0 ? 0 : -1;
@@ -153,13 +170,7 @@ worker_spawn(struct np_listener *l)
     }
     w->l = l;
     w->stack = MAP_FAILED;
-    w->se.fd = -1;
-    w->se.in = np_malloc(NP_IN_CAP); /* the relay buffers come when first needed */
-    if (w->se.in == NULL) {
-        worker_free(w);
-        errno = ENOMEM;
-        return -1;
-    }
+    w->se.fd = -1; /* se.in comes with the stack; the relay buffers when first needed */
     pthread_attr_init(&attr);
     rc = stack_map(w, &attr) == 0 ? pthread_create(&w->thread, &attr, worker_main, w) : errno;
     pthread_attr_destroy(&attr);
@@ -294,7 +305,7 @@ retire(struct worker *w)
     w->next = NULL;
     l->zombies = w;
     pthread_mutex_unlock(&l->mu);
-    np_session_release(&w->se); /* w itself is freed by whoever joins it */
+    np_session_release(&w->se); /* w itself (and se.in) are freed by whoever joins it */
     for (; old != NULL; old = next) {
         next = old->next;
         pthread_join(old->thread, NULL);

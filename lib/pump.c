@@ -315,27 +315,48 @@ pump_poll_set(const struct np_pump *p, const struct dir *ab, const struct dir *b
     return p->stop_fd >= 0 ? 3 : 2;
 }
 
+/* The poll timeout of the next turn: quiet_ms while on_quiet is still due, else what is
+ * left of the idle timeout (idle_ms, minus quiet_ms right after on_quiet ran). */
+static int
+pump_timeout(const struct np_pump *p, bool quiet_due, bool after_quiet)
+{
+    int idle = p->idle_ms == 0 ? -1 : p->idle_ms > INT_MAX ? INT_MAX : (int)p->idle_ms;
+
+    if (quiet_due) {
+        return (int)p->quiet_ms;
+    }
+    return after_quiet && idle > 0 ? idle - (int)p->quiet_ms : idle;
+}
+
 static enum np_pump_end
 pump_loop(struct np_pump *p, struct dir *ab, struct dir *ba)
 {
     struct pollfd pf[3];
     /* The idle timer restarts at every wake-up: a poll that sees nothing for idle_ms is the
      * idle timeout, and no clock is read per turn. */
-    int idle = p->idle_ms == 0 ? -1 : p->idle_ms > INT_MAX ? INT_MAX : (int)p->idle_ms;
+    bool quiet_due = p->on_quiet != NULL && p->quiet_ms > 0 && p->quiet_ms < INT_MAX &&
+                     (p->idle_ms == 0 || p->quiet_ms < p->idle_ms);
+    int timeout = pump_timeout(p, quiet_due, false);
     nfds_t n;
     int r;
 
     while (!(ab->done && ba->done)) {
         n = pump_poll_set(p, ab, ba, pf);
-        r = poll(pf, n, idle);
+        r = poll(pf, n, timeout);
         if (r < 0 && errno != EINTR) {
             return NP_PUMP_ERROR;
         }
         if (n == 3 && pf[2].revents != 0) {
             return NP_PUMP_STOPPED;
         }
-        if (r == 0) {
+        if (r == 0 && !quiet_due) {
             return NP_PUMP_IDLE;
+        }
+        if (r == 0) {
+            quiet_due = false;
+            p->on_quiet(p);
+            timeout = pump_timeout(p, false, true);
+            continue;
         }
         if (r < 0) {
             continue;
@@ -344,6 +365,7 @@ pump_loop(struct np_pump *p, struct dir *ab, struct dir *ba)
             dir_step(ba, pf[1].revents, pf[0].revents) < 0) {
             return NP_PUMP_ERROR;
         }
+        timeout = pump_timeout(p, quiet_due, false);
     }
     return NP_PUMP_DONE;
 }

@@ -55,7 +55,11 @@ struct np_pump {
     /* Called when a direction needs its buffer (no pipes, or splice refused) and buf_ab or
      * buf_ba is NULL: fills both or returns false (the relay then ends with an error). */
     bool (*want_bufs)(struct np_pump *p);
-    void *arg;         /* for want_bufs */
+    void *arg; /* for want_bufs and on_quiet */
+    /* Called once, on the pump's thread, when no byte has moved either way for quiet_ms (and
+     * the idle timeout has not run out): an idle tunnel gives back memory. NULL = never. */
+    void (*on_quiet)(struct np_pump *p);
+    uint32_t quiet_ms;
     uint64_t bytes_ab; /* out: bytes written to b */
     uint64_t bytes_ba; /* out: bytes written to a */
 };

@@ -1,8 +1,12 @@
 /* Answers and audit helpers shared by the features (L2). */
 #include "session.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -198,11 +202,45 @@ np_session_relay_bufs(struct np_session *se)
 void
 np_session_release(struct np_session *se)
 {
-    np_free(se->in);
     np_free(se->relay_a);
     np_free(se->relay_b);
-    se->in = NULL;
     se->relay_a = NULL;
     se->relay_b = NULL;
     np_pipes_close(&se->pipes);
+}
+
+static atomic_ulong trims; /* np_session_trims (test hook) */
+
+unsigned long
+np_session_trims(void)
+{
+    return atomic_load(&trims);
+}
+
+/* Bytes below this frame's mark that np_session_trim keeps mapped: its own locals and
+ * madvise's call fit many times over. */
+#define NP_TRIM_MARGIN 512
+
+void
+np_session_trim(struct np_session *se)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t page = pg > 0 ? (uintptr_t)pg : 4096;
+    volatile char mark = 0; /* this frame's lowest local: the stack in use ends near it */
+    uintptr_t here = (uintptr_t)&mark;
+    uintptr_t lo = (uintptr_t)se->stack_lo;
+    /* The page that holds madvise's return address must stay: it is this frame's bottom
+     * (a few words below mark) or, near a page start, the page below. */
+    uintptr_t hi = (here - NP_TRIM_MARGIN) & ~(page - 1);
+
+    if (se->in_map > 0) {
+        np_secure_zero(se->in, se->in_len);
+        se->in_len = 0;
+        se->head_len = 0;
+        (void)madvise(se->in, se->in_map, MADV_DONTNEED);
+    }
+    if (lo != 0 && here > lo + 2 * page && hi > lo) {
+        (void)madvise(se->stack_lo, hi - lo, MADV_DONTNEED);
+    }
+    atomic_fetch_add(&trims, 1);
 }

@@ -41,7 +41,10 @@ struct np_session {
     const struct np_ctx *ctx;
     int fd;            /* client socket */
     uint64_t start_ms; /* monotonic */
-    char *in;          /* NP_IN_CAP bytes: head, then early body/tunnel bytes */
+    char *in;          /* NP_IN_CAP bytes: head, then early body/tunnel bytes; owned by the
+                          listener, which maps it in whole pages (in_map bytes) */
+    size_t in_map;     /* bytes of whole pages at in; 0 = not page-mapped (never trimmed) */
+    char *stack_lo;    /* lowest byte of this worker's stack, or NULL (not trimmed) */
     size_t in_len;     /* bytes received into in */
     size_t head_len;   /* length of the current head in in */
     char *relay_a;     /* NP_RELAY_CAP each, NULL until np_session_relay_bufs */
@@ -57,8 +60,19 @@ struct np_session {
 /* Allocate relay_a and relay_b unless they are. False when out of memory. */
 bool np_session_relay_bufs(struct np_session *se);
 
-/* Free what the worker's session holds (buffers, pipes); the struct may be zeroed. */
+/* Free what the worker's session holds (relay buffers, pipes; not in, which the listener
+ * owns); the struct may be zeroed. */
 void np_session_release(struct np_session *se);
+
+/* Give back to the system the memory an idle tunnel does not need: the request buffer (wiped
+ * first: it held the head, with Proxy-Authorization) and the pages of this thread's stack
+ * below the current frame, which earlier, deeper calls left resident. Called on the worker's
+ * own thread, from the tunnel's relay once it has been quiet for a while. */
+void np_session_trim(struct np_session *se);
+
+/* How many times np_session_trim gave memory back, in every proxy of the process. */
+/* test hook */
+unsigned long np_session_trims(void);
 
 /* Record ev: into the ring and to the embedder's audit callback. */
 void np_emit(const struct np_ctx *ctx, const struct nonoproxy_audit_event *ev);

@@ -70,6 +70,17 @@ tunnel_bufs(struct np_pump *p)
     return true;
 }
 
+/* An idle tunnel gives back the memory its worker no longer needs (np_pump.on_quiet). */
+static void
+tunnel_quiet(struct np_pump *p)
+{
+    np_session_trim(p->arg);
+}
+
+/* How long a tunnel must see no byte before its worker gives memory back: long enough that a
+ * busy tunnel never pays for it, short enough that a held-open idle one soon costs little. */
+#define NP_TUNNEL_QUIET_MS 200
+
 /* Relay between the client and up after the 200, then record the close event. */
 static void
 relay(struct np_session *se, struct nonoproxy_audit_event *ev, int up)
@@ -90,6 +101,8 @@ relay(struct np_session *se, struct nonoproxy_audit_event *ev, int up)
     p.buf_cap = NP_RELAY_CAP;
     p.want_bufs = tunnel_bufs;
     p.arg = se;
+    p.on_quiet = tunnel_quiet;
+    p.quiet_ms = NP_TUNNEL_QUIET_MS;
     if (early > 0) {
         /* Bytes the client sent right after the head belong to the tunnel. */
         if (np_net_send_all(up, se->in + se->head_len, early, se->ctx->stop_fd,

@@ -33,6 +33,7 @@
 
 #include "harness.h"
 #include "pump.h"
+#include "session.h"
 
 #define PERIOD   251u
 #define CHUNK    ((size_t)64 * 1024)
@@ -483,6 +484,52 @@ idle_timeout(void **state)
     nonoproxy_free(p);
 }
 
+/* A tunnel that has been quiet gives its worker's request buffer and idle stack pages back
+ * (issue 12, item 4); the tunnel, and the worker's next connections, must not notice: bytes
+ * still flow both ways, the counts stay exact, and a new tunnel on the same worker (whose
+ * request buffer was given back) parses its head. */
+static void
+quiet_tunnel_gives_memory_back(void **state)
+{
+    struct nonoproxy_proxy *p = start_proxy(0, 1);
+    unsigned long trims0 = np_session_trims();
+    uint64_t until = now_ms() + EVENT_MS;
+    struct nonoproxy_audit_event ev;
+    struct origin o;
+    struct sender s;
+    pthread_t t;
+    uint64_t down;
+    int round;
+    int fd;
+
+    (void)state;
+    for (round = 0; round < 2; round++) {
+        memset(&o, 0, sizeof(o));
+        o.send_n = 4u << 20;
+        origin_start(&o, origin_bulk);
+        fd = tunnel(p, o.port, pattern_at(1, 0), NEARLY);
+        while (np_session_trims() == trims0 + (unsigned long)round && now_ms() < until) {
+            struct pollfd pf = {fd, POLLIN, 0};
+
+            (void)poll(&pf, 1, 20); /* wait for the proxy's quiet timer, bounded */
+        }
+        assert_int_equal(np_session_trims(), trims0 + (unsigned long)round + 1);
+        s = (struct sender){fd, 1, NEARLY, (3u << 20) - NEARLY, true, 0};
+        assert_int_equal(pthread_create(&t, NULL, send_main, &s), 0);
+        down = recv_check(fd, 2);
+        pthread_join(t, NULL);
+        origin_join(&o);
+        close(fd);
+        ev = close_event(p);
+        assert_int_equal(o.got, 3u << 20);
+        assert_int_equal(down, 4u << 20);
+        assert_int_equal(ev.bytes_up, 3u << 20);
+        assert_int_equal(ev.bytes_down, 4u << 20);
+        assert_string_equal(ev.reason, "");
+    }
+    nonoproxy_free(p);
+}
+
 /* One short exchange over a new tunnel on the proxy's one worker: the origin must receive
  * exactly what this client sent and the client exactly the origin's answer. */
 static void
@@ -645,9 +692,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(bulk_spliced),           cmocka_unit_test(bulk_fallback),
-        cmocka_unit_test(half_close_each_way),    cmocka_unit_test(idle_timeout),
-        cmocka_unit_test(stuck_pipes_never_leak), cmocka_unit_test(no_pipe_falls_back),
+        cmocka_unit_test(bulk_spliced),
+        cmocka_unit_test(bulk_fallback),
+        cmocka_unit_test(half_close_each_way),
+        cmocka_unit_test(idle_timeout),
+        cmocka_unit_test(stuck_pipes_never_leak),
+        cmocka_unit_test(no_pipe_falls_back),
+        cmocka_unit_test(quiet_tunnel_gives_memory_back),
     };
 
     pattern_init();
