@@ -47,8 +47,7 @@ void np_ratelimit_init(struct np_ratelimit *rl, uint32_t rpm, uint32_t burst,
 
 /* Take a token at time now_ns (see enum np_rate_verdict); *wait_ns is 0 for GO, the time to
  * sleep for WAIT, and the time until a token is free for REFUSE. [any thread] */
-enum np_rate_verdict np_ratelimit_take(struct np_ratelimit *rl, uint64_t now_ns,
-                                       uint64_t *wait_ns);
+enum np_rate_verdict np_ratelimit_take(struct np_ratelimit *rl, uint64_t now_ns, uint64_t *wait_ns);
 
 /* Retry-After for a wait: whole seconds rounded up, at least 1. */
 unsigned long np_ratelimit_retry_after(uint64_t wait_ns);

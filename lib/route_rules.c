@@ -202,8 +202,7 @@ relevant_readings(const char *p, size_t len)
 }
 
 bool
-np_route_rules_allow(const struct np_route_rules *rs, const char *method, const char *path,
-                     size_t len, char *scratch, size_t cap)
+np_route_rules_allow(const struct np_route_rules *rs, const struct np_rule_query *q)
 {
     struct reading rd;
     unsigned all;
@@ -212,11 +211,11 @@ np_route_rules_allow(const struct np_route_rules *rs, const char *method, const 
     if (rs == NULL || rs->n == 0) {
         return true;
     }
-    if (method == NULL || path == NULL || len == 0 || path[0] != '/') {
+    if (q->method == NULL || q->path == NULL || q->len == 0 || q->path[0] != '/') {
         return false;
     }
-    rd.p = scratch;
-    rd.len = canonical(path, len, scratch, cap);
+    rd.p = q->scratch;
+    rd.len = canonical(q->path, q->len, q->scratch, q->cap);
     if (rd.len == SIZE_MAX) {
         return false;
     }
@@ -224,7 +223,7 @@ np_route_rules_allow(const struct np_route_rules *rs, const char *method, const 
     /* Every subset of the relevant readings, all down to the plain one (0). */
     for (m = all;; m = (m - 1) & all) {
         rd.how = m;
-        if (!any_rule(rs, method, &rd)) {
+        if (!any_rule(rs, q->method, &rd)) {
             return false;
         }
         if (m == 0) {
@@ -235,21 +234,28 @@ np_route_rules_allow(const struct np_route_rules *rs, const char *method, const 
 
 /* ---- compiling ---------------------------------------------------------------------------- */
 
-/* Write "endpoint_rules[j].<field>: <detail>" (and " ('<value>')") into why. Returns -1. */
+/* Where a compile error goes: why (capacity cap), about rule j. */
+struct rule_err {
+    char *why;
+    size_t cap;
+    size_t j;
+};
+
+/* Write "endpoint_rules[j].<field>: <detail>" (and " ('<value>')") into e->why. Returns -1. */
 static int
-rule_fail(char *why, size_t cap, size_t j, const char *field, const char *detail,
-          const char *value)
+rule_fail(const struct rule_err *e, const char *field, const char *detail, const char *value)
 {
     char shown[QUOTE_MAX];
 
-    if (why == NULL || cap == 0) {
+    if (e->why == NULL || e->cap == 0) {
         return -1;
     }
     if (value != NULL) {
         np_copy_printable(shown, sizeof(shown), value, strlen(value));
-        (void)snprintf(why, cap, "endpoint_rules[%zu].%s: %s ('%s')", j, field, detail, shown);
+        (void)snprintf(e->why, e->cap, "endpoint_rules[%zu].%s: %s ('%s')", e->j, field, detail,
+                       shown);
     } else {
-        (void)snprintf(why, cap, "endpoint_rules[%zu].%s: %s", j, field, detail);
+        (void)snprintf(e->why, e->cap, "endpoint_rules[%zu].%s: %s", e->j, field, detail);
     }
     return -1;
 }
@@ -385,34 +391,33 @@ split_segments(struct np_rule *r, bool *nomem)
     return NULL;
 }
 
-/* Compile one rule into r. Returns 0, -1 or -2 (see np_route_rules_compile). */
+/* Compile one rule into r (errors to e). Returns 0, -1 or -2 (see np_route_rules_compile). */
 static int
-compile_one(const struct nonoproxy_endpoint_rule *in, size_t j, struct np_rule *r, char *why,
-            size_t cap)
+compile_one(const struct nonoproxy_endpoint_rule *in, const struct rule_err *e, struct np_rule *r)
 {
     const char *problem = method_problem(in->method);
     bool nomem = false;
     size_t len;
 
     if (problem != NULL) {
-        return rule_fail(why, cap, j, "method", problem, in->method);
+        return rule_fail(e, "method", problem, in->method);
     }
     problem = path_chars_problem(in->path);
     if (problem != NULL) {
-        return rule_fail(why, cap, j, "path", problem, in->path);
+        return rule_fail(e, "path", problem, in->path);
     }
     len = strlen(in->path);
     r->method = strcmp(in->method, "*") == 0 ? NULL : np_strdup(in->method);
     r->path = np_malloc(len + 1);
     if ((r->method == NULL && strcmp(in->method, "*") != 0) || r->path == NULL) {
-        (void)rule_fail(why, cap, j, "path", "out of memory", NULL);
+        (void)rule_fail(e, "path", "out of memory", NULL);
         return -2;
     }
     len = canonical(in->path, len, r->path, len);
     r->path[len] = '\0';
     problem = split_segments(r, &nomem);
     if (problem != NULL) {
-        (void)rule_fail(why, cap, j, "path", problem, nomem ? NULL : in->path);
+        (void)rule_fail(e, "path", problem, nomem ? NULL : in->path);
         return nomem ? -2 : -1;
     }
     return 0;
@@ -441,7 +446,9 @@ np_route_rules_compile(const struct nonoproxy_endpoint_rule *rules, size_t n,
     }
     out->n = n;
     for (j = 0; j < n; j++) {
-        rc = compile_one(&rules[j], j, &out->rules[j], why, why_cap);
+        struct rule_err e = {why, why_cap, j};
+
+        rc = compile_one(&rules[j], &e, &out->rules[j]);
         if (rc != 0) {
             np_route_rules_free(out);
             return rc;

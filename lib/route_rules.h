@@ -66,11 +66,18 @@ struct np_route_rules {
 int np_route_rules_compile(const struct nonoproxy_endpoint_rule *rules, size_t n,
                            struct np_route_rules *out, char *why, size_t why_cap);
 
-/* Whether a request with method and the normalised path path[0..len) (no query; starts with
- * '/') matches a rule. True when rs has no rules. scratch (cap bytes, at least len) holds the
- * canonical spelling while matching; a path it cannot hold matches nothing. No allocation. */
-bool np_route_rules_allow(const struct np_route_rules *rs, const char *method, const char *path,
-                          size_t len, char *scratch, size_t cap);
+/* A request as the rules see it. */
+struct np_rule_query {
+    const char *method;
+    const char *path; /* normalised, without the query; starts with '/' */
+    size_t len;
+    char *scratch; /* holds the canonical spelling while matching: at least len bytes */
+    size_t cap;
+};
+
+/* Whether the request q matches a rule of rs; true when rs has no rules. A path the scratch
+ * cannot hold matches nothing. No allocation. */
+bool np_route_rules_allow(const struct np_route_rules *rs, const struct np_rule_query *q);
 
 /* Free what np_route_rules_compile allocated; leaves *rs empty. NULL-safe. */
 void np_route_rules_free(struct np_route_rules *rs);

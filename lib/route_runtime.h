@@ -23,8 +23,8 @@
 
 struct np_route_rt {
     const struct np_route *r;
-    struct np_tls_conf *tls; /* NULL for http:// upstreams; holds the client certificate */
-    struct np_upool *pool;   /* this route's connections only (one client certificate) */
+    struct np_tls_conf *tls;  /* NULL for http:// upstreams; holds the client certificate */
+    struct np_upool *pool;    /* this route's connections only (one client certificate) */
     struct np_ratelimit rate; /* used when r->rate_rpm > 0; shared by the connection threads */
 };
 

@@ -276,9 +276,10 @@ static bool
 rev_rules(struct np_xchg *q, const struct rev_ctx *rc)
 {
     const struct np_session *se = q->se;
+    const struct np_rule_query rq = {se->req.method_name, rc->rest, rc->path_len,
+                                     se->relay_a + REST_NORM_CAP, NP_RELAY_CAP - REST_NORM_CAP};
 
-    if (np_route_rules_allow(&rc->rt->r->rules, se->req.method_name, rc->rest, rc->path_len,
-                             se->relay_a + REST_NORM_CAP, NP_RELAY_CAP - REST_NORM_CAP)) {
+    if (np_route_rules_allow(&rc->rt->r->rules, &rq)) {
         return true;
     }
     np_xchg_deny(q, 403, NONOPROXY_DENIAL_ENDPOINT_POLICY,
@@ -315,8 +316,7 @@ rev_rate(struct np_xchg *q, const struct rev_ctx *rc)
     if (v == NP_RATE_WAIT) {
         uint64_t ms = (wait + 999999u) / 1000000u;
 
-        if (np_net_wait(se->ctx->stop_fd, POLLIN, -1, np_deadline((uint32_t)ms)) !=
-            NP_IO_TIMEOUT) {
+        if (np_net_wait(se->ctx->stop_fd, POLLIN, -1, np_deadline((uint32_t)ms)) != NP_IO_TIMEOUT) {
             np_xchg_deny(q, 503, NONOPROXY_DENIAL_NONE, "proxy shutting down",
                          "proxy shutting down");
             return false;

@@ -64,8 +64,8 @@
 #endif
 
 /* GeneralName tag of an iPAddress entry in subjectAltName (RFC 5280 §4.2.1.6). */
-#define SAN_IP_TAG (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7)
-#define PATH_SHOWN 160 /* bytes of a file name quoted in a reason */
+#define SAN_IP_TAG   (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7)
+#define PATH_SHOWN   160                   /* bytes of a file name quoted in a reason */
 #define KEY_FILE_MAX ((size_t)1024 * 1024) /* largest client key file read */
 
 /* One parsed system bundle, shared by every conf of the process that trusts it. */
@@ -473,9 +473,13 @@ read_key_file(const char *path, unsigned char **buf, size_t *len, char *why, siz
         set_why(why, cap, "tls_client_key: out of memory");
         goto fail;
     }
-    while (got < (size_t)st.st_size &&
-           ((n = read(fd, *buf + got, (size_t)st.st_size - got)) > 0 || (n < 0 && errno == EINTR))) {
-        got += n > 0 ? (size_t)n : 0;
+    while (got < (size_t)st.st_size) {
+        n = read(fd, *buf + got, (size_t)st.st_size - got);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n == 0 || errno != EINTR) {
+            break; /* a short file is parsed as it is (and refused when incomplete) */
+        }
     }
     (*buf)[got] = '\0';
     *len = got + 1;
@@ -507,12 +511,10 @@ load_client_key(struct np_tls_conf *c, const char *key_path, char *why, size_t c
     }
     (void)shown_path(key_path, shown, sizeof(shown));
     if (r == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || r == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
-        set_why(why, cap, "tls_client_key: '%s' is encrypted; give an unencrypted PEM key",
-                shown);
+        set_why(why, cap, "tls_client_key: '%s' is encrypted; give an unencrypted PEM key", shown);
     } else {
         mbedtls_strerror(r, err, sizeof(err));
-        set_why(why, cap, "tls_client_key: '%s' is not a usable PEM private key: %s", shown,
-                err);
+        set_why(why, cap, "tls_client_key: '%s' is not a usable PEM private key: %s", shown, err);
     }
     return -1;
 }
@@ -549,8 +551,8 @@ np_tls_conf_set_client_cert(struct np_tls_conf *c, const char *cert_path, const 
         char key_shown[PATH_SHOWN];
 
         (void)shown_path(key_path, key_shown, sizeof(key_shown));
-        set_why(why, why_cap, "tls_client_key: '%s' does not match tls_client_cert '%s'",
-                key_shown, shown);
+        set_why(why, why_cap, "tls_client_key: '%s' does not match tls_client_cert '%s'", key_shown,
+                shown);
         return -1;
     }
     r = mbedtls_ssl_conf_own_cert(&c->ssl, &c->own_crt, &c->own_key);

@@ -377,11 +377,11 @@ start_errors_name_the_field(void **state)
         uint32_t rpm, burst, delay;
         const char *cert, *key, *upstream;
     } rows[] = {
-        {"routes[0] 'svc': endpoint_rules[1].path: '**' must be a whole segment", bad_path, 2, 0,
-         0, 0, NULL, NULL, NULL},
+        {"routes[0] 'svc': endpoint_rules[1].path: '**' must be a whole segment", bad_path, 2, 0, 0,
+         0, NULL, NULL, NULL},
         {"routes[0] 'svc': endpoint_rules[0].method:", bad_method, 1, 0, 0, 0, NULL, NULL, NULL},
-        {"routes[0] 'svc': endpoint_rules[0].path: must start with '/'", no_slash, 1, 0, 0, 0,
-         NULL, NULL, NULL},
+        {"routes[0] 'svc': endpoint_rules[0].path: must start with '/'", no_slash, 1, 0, 0, 0, NULL,
+         NULL, NULL},
         {"routes[0] 'svc': rate_limit_per_minute:", NULL, 0, 6000001, 0, 0, NULL, NULL, NULL},
         {"routes[0] 'svc': rate_limit_burst:", NULL, 0, 60, 1000001, 0, NULL, NULL, NULL},
         {"routes[0] 'svc': rate_limit_max_delay_ms:", NULL, 0, 60, 0, 600001, NULL, NULL, NULL},
@@ -390,8 +390,8 @@ start_errors_name_the_field(void **state)
          "https://example.com"},
         {"routes[0] 'svc': tls_client_cert: required", NULL, 0, 0, 0, 0, NULL, "/k.pem",
          "https://example.com"},
-        {"routes[0] 'svc': tls_client_cert: needs an https", NULL, 0, 0, 0, 0, "/c.pem",
-         "/k.pem", "http://127.0.0.1:9"},
+        {"routes[0] 'svc': tls_client_cert: needs an https", NULL, 0, 0, 0, 0, "/c.pem", "/k.pem",
+         "http://127.0.0.1:9"},
         {"routes[0] 'svc': tls_client_cert: cannot read '/nonexistent/c.pem'", NULL, 0, 0, 0, 0,
          "/nonexistent/c.pem", "/nonexistent/k.pem", "https://example.com"},
     };
@@ -402,9 +402,8 @@ start_errors_name_the_field(void **state)
         struct nonoproxy_route_config r;
         struct nonoproxy_diag diag;
 
-        nonoproxy_route_config_init(&r, "svc",
-                                    rows[i].upstream != NULL ? rows[i].upstream
-                                                             : "https://example.com");
+        nonoproxy_route_config_init(
+            &r, "svc", rows[i].upstream != NULL ? rows[i].upstream : "https://example.com");
         r.endpoint_rules = rows[i].rules;
         r.n_endpoint_rules = rows[i].n_rules;
         r.rate_limit_per_minute = rows[i].rpm;
@@ -849,12 +848,13 @@ make_leaf(const char *subj, const char *key, const char *cert, const char *ext_t
 {
     char csr[128];
     char ext[128];
-    const char *req[] = {"req", "-new",  "-newkey", "ec",  "-pkeyopt", "ec_paramgen_curve:P-256",
-                         "-nodes", "-keyout", key,   "-out", csr,        "-subj",
-                         subj,  NULL};
-    const char *sign[] = {"x509",   "-req",     "-in",   csr,   "-CA",      pki.ca,
-                          "-CAkey", pki.ca_key, "-set_serial", "7", "-days", "2",
-                          "-extfile", ext,      "-out",  cert,  NULL};
+    const char *req[] = {
+        "req",    "-new",    "-newkey", "ec",   "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", key,       "-out", csr,        "-subj",
+        subj,     NULL};
+    const char *sign[] = {"x509",     "-req",     "-in",         csr,  "-CA",   pki.ca,
+                          "-CAkey",   pki.ca_key, "-set_serial", "7",  "-days", "2",
+                          "-extfile", ext,        "-out",        cert, NULL};
 
     path_in(csr, "leaf.csr");
     path_in(ext, "leaf.ext");
@@ -866,13 +866,28 @@ make_leaf(const char *subj, const char *key, const char *cert, const char *ext_t
 static int
 pki_setup(void **state)
 {
-    const char *ca[] = {"req",  "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                        "-nodes", "-keyout", pki.ca_key, "-out", pki.ca, "-days", "2",
-                        "-subj", "/CN=np-policy-ca", "-addext",
-                        "basicConstraints=critical,CA:TRUE", "-addext",
-                        "keyUsage=critical,keyCertSign,cRLSign", NULL};
-    const char *other[] = {"genpkey", "-algorithm", "EC", "-pkeyopt",
-                           "ec_paramgen_curve:P-256", "-out", pki.other_key, NULL};
+    const char *ca[] = {"req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-keyout",
+                        pki.ca_key,
+                        "-out",
+                        pki.ca,
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=np-policy-ca",
+                        "-addext",
+                        "basicConstraints=critical,CA:TRUE",
+                        "-addext",
+                        "keyUsage=critical,keyCertSign,cRLSign",
+                        NULL};
+    const char *other[] = {"genpkey", "-algorithm",  "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                           "-out",    pki.other_key, NULL};
 
     (void)state;
     (void)snprintf(pki.dir, sizeof(pki.dir), "/tmp/np-test-policy-XXXXXX");
@@ -900,7 +915,7 @@ pki_setup(void **state)
 static int
 pki_teardown(void **state)
 {
-    const char *names[] = {"ca.pem",  "ca.key",   "srv.pem",   "srv.key",  "cli.pem",
+    const char *names[] = {"ca.pem",  "ca.key",    "srv.pem",     "srv.key",  "cli.pem",
                            "cli.key", "other.key", "garbage.pem", "leaf.csr", "leaf.ext"};
     char path[128];
     size_t i;
@@ -1062,9 +1077,9 @@ tls_srv_start(struct tls_srv *s)
     mbedtls_x509_crt_init(&s->cert);
     mbedtls_pk_init(&s->key);
     mbedtls_ssl_config_init(&s->conf);
-    assert_int_equal(mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy, pers,
-                                           sizeof(pers) - 1),
-                     0);
+    assert_int_equal(
+        mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy, pers, sizeof(pers) - 1),
+        0);
     assert_int_equal(mbedtls_x509_crt_parse_file(&s->ca, pki.ca), 0);
     assert_int_equal(mbedtls_x509_crt_parse_file(&s->cert, pki.srv), 0);
     assert_int_equal(mbedtls_pk_parse_keyfile(&s->key, pki.srv_key, NULL), 0);
@@ -1113,8 +1128,7 @@ tls_srv_stop(struct tls_srv *s)
 
 /* A route prefix → https://127.0.0.1:<port> trusting the test CA, without a credential. */
 static void
-tls_route(struct nonoproxy_route_config *r, const char *prefix, char *up, size_t cap,
-          uint16_t port)
+tls_route(struct nonoproxy_route_config *r, const char *prefix, char *up, size_t cap, uint16_t port)
 {
     (void)snprintf(up, cap, "https://127.0.0.1:%u", (unsigned)port);
     nonoproxy_route_config_init(r, prefix, up);

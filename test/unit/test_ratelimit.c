@@ -236,14 +236,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(burst_then_refuse),
-        cmocka_unit_test(burst_zero_is_five),
-        cmocka_unit_test(refill_and_cap),
-        cmocka_unit_test(delays_within_budget),
-        cmocka_unit_test(rpm_zero_is_off),
-        cmocka_unit_test(retry_after_rounding),
-        cmocka_unit_test(extremes),
-        cmocka_unit_test(threads_never_exceed_the_bucket),
+        cmocka_unit_test(burst_then_refuse), cmocka_unit_test(burst_zero_is_five),
+        cmocka_unit_test(refill_and_cap),    cmocka_unit_test(delays_within_budget),
+        cmocka_unit_test(rpm_zero_is_off),   cmocka_unit_test(retry_after_rounding),
+        cmocka_unit_test(extremes),          cmocka_unit_test(threads_never_exceed_the_bucket),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -169,6 +169,16 @@ normalised(const char *rest, char *out, size_t cap)
     return w.len;
 }
 
+/* np_route_rules_allow for method and path[0..len) with a scratch of cap bytes. */
+static bool
+allow(const struct np_route_rules *rs, const char *method, const char *path, size_t len, size_t cap,
+      char *scratch)
+{
+    const struct np_rule_query q = {method, path, len, scratch, cap};
+
+    return np_route_rules_allow(rs, &q);
+}
+
 /* Compile one rule; fails the test when it does not compile. */
 static void
 compile1(const char *method, const char *path, struct np_route_rules *rs)
@@ -202,9 +212,7 @@ glob_table(void **state)
         if (len == 0) {
             got = BAD;
         } else {
-            got = np_route_rules_allow(&rs, row->method, norm, len, scratch, sizeof(scratch))
-                      ? ALLOW
-                      : DENY;
+            got = allow(&rs, row->method, norm, len, sizeof(scratch), scratch) ? ALLOW : DENY;
             np_buf_init(&w, again, sizeof(again));
             assert_int_equal(np_route_normalise(norm, len, &w), 0);
             if (w.len != len || memcmp(again, norm, len) != 0) {
@@ -237,27 +245,25 @@ several_rules(void **state)
     (void)state;
     assert_int_equal(np_route_rules_compile(list, NP_ARRAY_LEN(list), &rs, why, sizeof(why)), 0);
     assert_int_equal(rs.n, 3);
-    assert_true(np_route_rules_allow(&rs, "GET", "/v1/models", 10, scratch, sizeof(scratch)));
-    assert_false(np_route_rules_allow(&rs, "POST", "/v1/models", 10, scratch, sizeof(scratch)));
-    assert_true(np_route_rules_allow(&rs, "POST", "/v1/chat/completions", 20, scratch,
-                                     sizeof(scratch)));
-    assert_false(np_route_rules_allow(&rs, "GET", "/v1/chat/completions", 20, scratch,
-                                      sizeof(scratch)));
-    assert_true(np_route_rules_allow(&rs, "DELETE", "/v1/files/x", 11, scratch, sizeof(scratch)));
+    assert_true(allow(&rs, "GET", "/v1/models", 10, sizeof(scratch), scratch));
+    assert_false(allow(&rs, "POST", "/v1/models", 10, sizeof(scratch), scratch));
+    assert_true(allow(&rs, "POST", "/v1/chat/completions", 20, sizeof(scratch), scratch));
+    assert_false(allow(&rs, "GET", "/v1/chat/completions", 20, sizeof(scratch), scratch));
+    assert_true(allow(&rs, "DELETE", "/v1/files/x", 11, sizeof(scratch), scratch));
     /* Split, "a%2Fb" is two segments: no rule for GET matches that reading. */
-    assert_false(np_route_rules_allow(&rs, "GET", "/v1/files/a%2Fb", 15, scratch, sizeof(scratch)));
+    assert_false(allow(&rs, "GET", "/v1/files/a%2Fb", 15, sizeof(scratch), scratch));
     /* A scratch too small for the path: nothing matches. */
-    assert_false(np_route_rules_allow(&rs, "GET", "/v1/models", 10, scratch, 9));
+    assert_false(allow(&rs, "GET", "/v1/models", 10, 9, scratch));
     /* Not a path. */
-    assert_false(np_route_rules_allow(&rs, "GET", "v1/models", 9, scratch, sizeof(scratch)));
+    assert_false(allow(&rs, "GET", "v1/models", 9, sizeof(scratch), scratch));
     np_route_rules_free(&rs);
     assert_int_equal(rs.n, 0);
     np_route_rules_free(&rs); /* twice is fine */
     np_route_rules_free(NULL);
 
     assert_int_equal(np_route_rules_compile(NULL, 0, &none, why, sizeof(why)), 0);
-    assert_true(np_route_rules_allow(&none, "BREW", "/anything", 9, scratch, 1));
-    assert_true(np_route_rules_allow(NULL, "GET", "/x", 2, scratch, 1));
+    assert_true(allow(&none, "BREW", "/anything", 9, 1, scratch));
+    assert_true(allow(NULL, "GET", "/x", 2, 1, scratch));
 }
 
 struct bad_rule {
