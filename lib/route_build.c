@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "hostfilter.h"
 #include "http_head.h"
+#include "ratelimit.h"
 #include "route_env.h"
 #include "route_pattern.h"
 #include "token.h"
@@ -111,6 +112,8 @@ check_controls(const struct build *b)
         {"query_param_name", rc->query_param_name},
         {"env_var", rc->env_var},
         {"tls_ca", rc->tls_ca},
+        {"tls_client_cert", rc->tls_client_cert},
+        {"tls_client_key", rc->tls_client_key},
     };
     size_t i;
 
@@ -468,6 +471,63 @@ build_env(struct build *b)
     return 0;
 }
 
+/* Endpoint rules, compiled. */
+static int
+build_rules(struct build *b)
+{
+    char why[256];
+    char pfx[QUOTE_MAX];
+    int rc = np_route_rules_compile(b->rc->endpoint_rules, b->rc->n_endpoint_rules, &b->r->rules,
+                                    why, sizeof(why));
+
+    if (rc == 0) {
+        return 0;
+    }
+    b->nomem = rc == -2;
+    np_copy_printable(pfx, sizeof(pfx), b->quote_prefix, strlen(b->quote_prefix));
+    (void)snprintf(b->why, b->why_cap, "routes[%zu] '%s': %s", b->index, pfx, why);
+    return -1;
+}
+
+/* The rate limit (its bounds in ratelimit.h) and the client certificate of mutual TLS. */
+static int
+build_limits(struct build *b)
+{
+    const struct nonoproxy_route_config *rc = b->rc;
+    struct np_route *r = b->r;
+
+    if (rc->rate_limit_per_minute > NP_RATE_RPM_MAX) {
+        return fail(b, "rate_limit_per_minute", "more than 6000000 (100000 a second)", NULL, 0);
+    }
+    if (rc->rate_limit_burst > NP_RATE_BURST_MAX) {
+        return fail(b, "rate_limit_burst", "more than 1000000", NULL, 0);
+    }
+    if (rc->rate_limit_max_delay_ms > NP_RATE_DELAY_MAX_MS) {
+        return fail(b, "rate_limit_max_delay_ms", "more than 600000 (10 minutes)", NULL, 0);
+    }
+    if (rc->rate_limit_per_minute == 0 &&
+        (rc->rate_limit_burst != 0 || rc->rate_limit_max_delay_ms != 0)) {
+        return fail(b, rc->rate_limit_burst != 0 ? "rate_limit_burst" : "rate_limit_max_delay_ms",
+                    "set without rate_limit_per_minute", NULL, 0);
+    }
+    r->rate_rpm = rc->rate_limit_per_minute;
+    r->rate_burst = rc->rate_limit_burst != 0 ? rc->rate_limit_burst : NP_RATE_BURST_DEFAULT;
+    r->rate_max_delay_ms = rc->rate_limit_max_delay_ms;
+    if ((rc->tls_client_cert == NULL) != (rc->tls_client_key == NULL)) {
+        return fail(b, rc->tls_client_cert == NULL ? "tls_client_cert" : "tls_client_key",
+                    "required with the other: set both tls_client_cert and tls_client_key", NULL,
+                    0);
+    }
+    if (rc->tls_client_cert != NULL && !r->tls) {
+        return fail(b, "tls_client_cert", "needs an https:// upstream", NULL, 0);
+    }
+    if (copy_opt(b, "tls_client_cert", rc->tls_client_cert, &r->tls_client_cert) != 0 ||
+        copy_opt(b, "tls_client_key", rc->tls_client_key, &r->tls_client_key) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
 /* Validate rc (SPEC §1.1) and freeze it into out, one field group at a time. */
 int
 np_route_build(const struct nonoproxy_route_config *rc, size_t index, struct np_route *out,
@@ -496,7 +556,8 @@ np_route_build(const struct nonoproxy_route_config *rc, size_t index, struct np_
     }
     b.quote_prefix = rc->prefix;
     if (check_controls(&b) != 0 || build_prefix(&b) != 0 || build_upstream(&b) != 0 ||
-        build_inject(&b) != 0 || build_mode_fields(&b) != 0 || build_env(&b) != 0) {
+        build_inject(&b) != 0 || build_mode_fields(&b) != 0 || build_env(&b) != 0 ||
+        build_rules(&b) != 0 || build_limits(&b) != 0) {
         goto out;
     }
     rc_ok = 0;
@@ -583,6 +644,9 @@ np_route_free(struct np_route *r)
     np_free(r->query_param_name);
     np_free(r->env_var);
     np_free(r->tls_ca);
+    np_free(r->tls_client_cert);
+    np_free(r->tls_client_key);
+    np_route_rules_free(&r->rules);
     free_secret_n(r->secret, r->secret_len);
     free_secret_n(r->inject_value, r->inject_value_len);
     memset(r, 0, sizeof(*r));

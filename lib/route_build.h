@@ -10,6 +10,7 @@
 #include <nonoproxy/config.h>
 
 #include "common.h"
+#include "route_rules.h"
 
 /* A route as frozen at start. Strings are np_malloc'd and owned by the route. */
 struct np_route {
@@ -25,6 +26,14 @@ struct np_route {
     char *query_param_name;  /* QUERY_PARAM only */
     char *env_var;           /* explicit phantom variable name, or NULL */
     char *tls_ca;            /* extra PEM roots, or NULL */
+    char *tls_client_cert;   /* PEM client certificate (chain) for mutual TLS, or NULL */
+    char *tls_client_key;    /* its PEM private key file (set exactly when tls_client_cert is) */
+
+    /* Policy (SPEC §13). */
+    struct np_route_rules rules; /* compiled endpoint rules; none = every endpoint */
+    uint32_t rate_rpm;           /* tokens a minute; 0 = no rate limit */
+    uint32_t rate_burst;         /* bucket capacity (the default 5 applied) */
+    uint32_t rate_max_delay_ms;  /* how long a request may wait for a token */
 
     /* Set after credential loading (by the caller); the secret is wiped by np_route_free. */
     char *secret; /* NULL = not loaded */
@@ -47,7 +56,11 @@ struct np_route {
  * path_pattern (and path_replacement) with exactly one "{}"; QUERY_PARAM needs a
  * query_param_name of unreserved characters; env_var matches [A-Za-z_][A-Za-z0-9_]* and is not a
  * refused name (np_route_env_name_refused); credential_key syntax is checked elsewhere
- * (credential.c). Strings are copied; control characters anywhere are refused. */
+ * (credential.c); endpoint_rules compile (route_rules.h); rate_limit_per_minute <=
+ * NP_RATE_RPM_MAX, rate_limit_burst <= NP_RATE_BURST_MAX, rate_limit_max_delay_ms <=
+ * NP_RATE_DELAY_MAX_MS (ratelimit.h), burst and max delay only with a rate; tls_client_cert
+ * and tls_client_key both or neither, only on an https:// upstream (the files are read by
+ * tls.c). Strings are copied; control characters anywhere are refused. */
 int np_route_build(const struct nonoproxy_route_config *rc, size_t index, struct np_route *out,
                    char *why, size_t why_cap);
 

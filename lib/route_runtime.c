@@ -123,6 +123,14 @@ np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out,
             rc = NONOPROXY_ERR_TLS;
             goto out;
         }
+        if (r->tls_client_cert != NULL &&
+            np_tls_conf_set_client_cert(rt->tls, r->tls_client_cert, r->tls_client_key, why,
+                                        sizeof(why)) != 0) {
+            np_diag_set(diag, NONOPROXY_ERR_TLS, 0, "routes[%zu] '%s': %s", i, r->prefix, why);
+            rc = NONOPROXY_ERR_TLS;
+            goto out;
+        }
+        np_ratelimit_init(&rt->rate, r->rate_rpm, r->rate_burst, r->rate_max_delay_ms);
         if (np_upool_new(NP_UPOOL_MAX_IDLE, NP_UPOOL_IDLE_MS, &rt->pool) != 0) {
             np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "routes: out of memory");
             rc = NONOPROXY_ERR_NOMEM;

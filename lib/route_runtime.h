@@ -12,6 +12,7 @@
 #include <nonoproxy/proxy.h>
 
 #include "hostfilter.h"
+#include "ratelimit.h"
 #include "route_build.h"
 #include "settings.h"
 #include "tls.h"
@@ -22,8 +23,9 @@
 
 struct np_route_rt {
     const struct np_route *r;
-    struct np_tls_conf *tls; /* NULL for http:// upstreams */
-    struct np_upool *pool;
+    struct np_tls_conf *tls;  /* NULL for http:// upstreams; holds the client certificate */
+    struct np_upool *pool;    /* this route's connections only (one client certificate) */
+    struct np_ratelimit rate; /* used when r->rate_rpm > 0; shared by the connection threads */
 };
 
 struct np_route_runtime {
@@ -37,8 +39,9 @@ struct np_route_runtime {
 };
 
 /* Load every route's credential into s->routes (not-found ones become diagnostics; the route
- * stays and answers 503), build the TLS configs and pools. On error *out is NULL and diag
- * names the route and field. Call before the settings are shared with other threads. */
+ * stays and answers 503), build the TLS configs (with the client certificate of mutual TLS),
+ * pools and rate limits. On error *out is NULL and diag names the route and field. Call
+ * before the settings are shared with other threads. */
 enum nonoproxy_err np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out,
                                         struct nonoproxy_diag *diag);
 

@@ -1,9 +1,14 @@
 /* Reverse-proxy routes (L3).
  *
- * One request: match the route → refuse upgrades → credential loaded? → phantom → a body
- * already malformed? → build the upstream head (real secret in, phantom out) → the exchange
- * (exchange.c) on a pooled or new connection (host check, connect, TLS).
+ * One request: match the route → refuse upgrades → credential loaded? → phantom → the
+ * endpoint rules (on the normalised path) → a body already malformed? → the rate limit →
+ * build the upstream head (real secret in, phantom out) → the exchange (exchange.c) on a
+ * pooled or new connection (host check, connect, TLS). Rules and the rate limit come after
+ * the phantom check (SPEC §13): an unauthenticated process learns nothing from them.
  *
+ * The rest of the target is normalised once, into relay_a (REST_NORM_CAP bytes, then the
+ * rules' scratch): the endpoint rules match that path and the upstream target is built from
+ * it, so what was matched is what goes upstream. It may hold the phantom: wiped after use.
  * The upstream target is built in relay_b[0..NP_XCHG_HEAD_OFF) and the head after it; both
  * hold the secret and are wiped as soon as they are used. */
 #include "route_serve.h"
@@ -15,15 +20,18 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "buf.h"
 #include "exchange.h"
 #include "http_body.h"
 #include "http_response.h"
+#include "ratelimit.h"
 #include "route_path.h"
 #include "route_pattern.h"
 #include "route_phantom.h"
+#include "route_rules.h"
 #include "route_runtime.h"
 #include "route_target.h"
 #include "stream.h"
@@ -31,11 +39,15 @@
 #include "upool.h"
 #include "upstream_head.h"
 
+#define REST_NORM_CAP (NP_RELAY_CAP / 2) /* relay_a: the normalised rest, then scratch */
+
 /* The route side of one request. */
 struct rev_ctx {
-    const struct np_route_rt *rt;
-    const char *rest; /* path after the prefix, points into se->in */
+    struct np_route_rt *rt; /* its rate limit changes */
+    const char *rest;       /* path after the prefix: into se->in, then the normalised copy */
     size_t rest_len;
+    size_t path_len; /* of the normalised copy: its path part (the query follows) */
+    size_t wipe_len; /* relay_a bytes (from 0 and from REST_NORM_CAP) to wipe */
 };
 
 /* The audit path of a URL_PATH route: rest with the slot of path_pattern (found as the
@@ -227,6 +239,103 @@ rev_admit(struct np_xchg *q, const struct rev_ctx *rc)
     return true;
 }
 
+/* Normalise the path of the rest (route_path.h) into relay_a, the query after it as it is;
+ * rc->rest then points there. Returns false after answering 400 (np_route_match has refused
+ * every path that does not normalise, so this is a second line). */
+static bool
+rev_normalise(struct np_xchg *q, struct rev_ctx *rc)
+{
+    struct np_buf w;
+    size_t path_len;
+    const char *query;
+    size_t query_len;
+
+    np_route_split_rest(rc->rest, rc->rest_len, &path_len, &query, &query_len);
+    np_buf_init(&w, q->se->relay_a, REST_NORM_CAP);
+    rc->wipe_len = path_len + query_len + 1;
+    if (np_route_normalise(rc->rest, path_len, &w) != 0 || w.len == 0 || w.p[0] != '/') {
+        np_xchg_deny(q, 400, NONOPROXY_DENIAL_MALFORMED_REQUEST, "the path leaves the route prefix",
+                     "the path leaves the route prefix");
+        return false;
+    }
+    rc->path_len = w.len;
+    np_buf_put(&w, query, query_len);
+    if (!np_buf_ok(&w)) {
+        np_xchg_deny(q, 414, NONOPROXY_DENIAL_MALFORMED_REQUEST, "the path is too long",
+                     "the path is too long");
+        return false;
+    }
+    rc->rest = w.p;
+    rc->rest_len = w.len;
+    return true;
+}
+
+/* The endpoint rules of the route (route_rules.h) on the normalised path. Returns false after
+ * answering 403 endpoint_policy. */
+static bool
+rev_rules(struct np_xchg *q, const struct rev_ctx *rc)
+{
+    const struct np_session *se = q->se;
+    const struct np_rule_query rq = {se->req.method_name, rc->rest, rc->path_len,
+                                     se->relay_a + REST_NORM_CAP, NP_RELAY_CAP - REST_NORM_CAP};
+
+    if (np_route_rules_allow(&rc->rt->r->rules, &rq)) {
+        return true;
+    }
+    np_xchg_deny(q, 403, NONOPROXY_DENIAL_ENDPOINT_POLICY,
+                 "no endpoint rule of the route allows this method and path",
+                 "endpoint not allowed");
+    return false;
+}
+
+/* Monotonic nanoseconds (the rate limit's clock). */
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The rate limit of the route: go, sleep for a reserved token (woken by shutdown), or answer
+ * 429 rate_limited with Retry-After. Returns false when the request was answered. */
+static bool
+rev_rate(struct np_xchg *q, const struct rev_ctx *rc)
+{
+    struct np_session *se = q->se;
+    char hdr[48];
+    uint64_t wait = 0;
+    enum np_rate_verdict v;
+    unsigned long after;
+
+    v = np_ratelimit_take(&rc->rt->rate, now_ns(), &wait);
+    if (v == NP_RATE_GO) {
+        return true;
+    }
+    if (v == NP_RATE_WAIT) {
+        uint64_t ms = (wait + 999999u) / 1000000u;
+
+        if (np_net_wait(se->ctx->stop_fd, POLLIN, -1, np_deadline((uint32_t)ms)) != NP_IO_TIMEOUT) {
+            np_xchg_deny(q, 503, NONOPROXY_DENIAL_NONE, "proxy shutting down",
+                         "proxy shutting down");
+            return false;
+        }
+        return true;
+    }
+    after = np_ratelimit_retry_after(wait);
+    (void)snprintf(hdr, sizeof(hdr), "Retry-After: %lu\r\n", after);
+    q->ev.decision = NONOPROXY_DECISION_DENY;
+    q->ev.denial_category = NONOPROXY_DENIAL_RATE_LIMITED;
+    q->ev.status = 429;
+    (void)snprintf(q->ev.reason, sizeof(q->ev.reason),
+                   "rate limit of the route (%u a minute, burst %u): retry after %lu s",
+                   (unsigned)rc->rt->r->rate_rpm, (unsigned)rc->rt->r->rate_burst, after);
+    np_emit(se->ctx, &q->ev);
+    np_session_reply_json_hdr(se, 429, hdr, "rate limited");
+    return false;
+}
+
 /* Build the upstream head into relay_b (after the target area). */
 static bool
 rev_build_head(struct np_xchg *q, const struct rev_ctx *rc)
@@ -401,6 +510,7 @@ np_reverse_serve(struct np_session *se)
     struct rev_ctx rc;
     struct np_route_hit hit;
     struct np_xchg x;
+    bool ok;
 
     memset(&rc, 0, sizeof(rc));
     memset(&hit, 0, sizeof(hit));
@@ -426,10 +536,12 @@ np_reverse_serve(struct np_session *se)
     np_xchg_init(&x, se, &rev_ops, &rc, true);
     rev_event_init(&x, &rc);
     rev_scrub_init(&x, rc.rt->r);
-    if (!rev_admit(&x, &rc) || !np_xchg_precheck_body(&x) || !rev_build_head(&x, &rc)) {
-        return false;
-    }
-    rc.rest = NULL; /* it pointed into the head, which np_xchg_run wipes */
+    ok = rev_admit(&x, &rc) && rev_normalise(&x, &rc) && rev_rules(&x, &rc) &&
+         np_xchg_precheck_body(&x) && rev_rate(&x, &rc) && rev_build_head(&x, &rc);
+    /* The normalised rest and the rules' scratch may hold the phantom. */
+    np_secure_zero(se->relay_a, rc.wipe_len);
+    np_secure_zero(se->relay_a + REST_NORM_CAP, rc.wipe_len);
+    rc.rest = NULL; /* it pointed into relay_a, which the response now uses */
     rc.rest_len = 0;
-    return np_xchg_run(&x);
+    return ok && np_xchg_run(&x);
 }

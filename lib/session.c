@@ -83,9 +83,16 @@ np_session_reply_text(struct np_session *se, int status, const char *extra_heade
 void
 np_session_reply_json(struct np_session *se, int status, const char *msg)
 {
+    np_session_reply_json_hdr(se, status, NULL, msg);
+}
+
+void
+np_session_reply_json_hdr(struct np_session *se, int status, const char *extra_headers,
+                          const char *msg)
+{
     char body[256];
     char buf[1024];
-    struct np_answer a = {status, NULL, "application/json", body};
+    struct np_answer a = {status, extra_headers, "application/json", body};
     struct np_buf b;
 
     /* msg is a static literal without quotes or backslashes: no JSON escaping needed. */

@@ -85,6 +85,10 @@ void np_session_reply_text(struct np_session *se, int status, const char *extra_
 /* Same with a JSON body {"error":"<msg>"} (msg is a static literal without quotes). */
 void np_session_reply_json(struct np_session *se, int status, const char *msg);
 
+/* np_session_reply_json with extra_headers (each line ending in \r\n, or NULL). */
+void np_session_reply_json_hdr(struct np_session *se, int status, const char *extra_headers,
+                               const char *msg);
+
 /* A refusal of the current request before any feature took it. */
 struct np_refusal {
     enum nonoproxy_audit_mode mode;

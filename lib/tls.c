@@ -13,11 +13,16 @@
  * a static mutex (the one piece of process-wide state of this module, see docs/THREADING.md).
  * A conf's own roots (ca_file, tls_ca) are parsed into its own chain, whose last certificate
  * is linked to the shared chain for verification and unlinked again before it is freed. The
- * last conf released frees the shared chain, so nothing outlives the last proxy. */
+ * last conf released frees the shared chain, so nothing outlives the last proxy.
+ *
+ * A conf may carry a client certificate for mutual TLS (a route's tls_client_cert and key).
+ * The session slot and the upstream pool belong to one conf, i.e. one route, so a session or
+ * a connection made with one route's certificate is never used by another route. */
 #include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -25,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <mbedtls/config.h>
@@ -33,6 +39,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
@@ -57,8 +64,9 @@
 #endif
 
 /* GeneralName tag of an iPAddress entry in subjectAltName (RFC 5280 §4.2.1.6). */
-#define SAN_IP_TAG (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7)
-#define PATH_SHOWN 160 /* bytes of a file name quoted in a reason */
+#define SAN_IP_TAG   (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7)
+#define PATH_SHOWN   160                   /* bytes of a file name quoted in a reason */
+#define KEY_FILE_MAX ((size_t)1024 * 1024) /* largest client key file read */
 
 /* One parsed system bundle, shared by every conf of the process that trusts it. */
 struct shared_roots {
@@ -82,6 +90,8 @@ struct np_tls_conf {
     pthread_mutex_t lock;      /* guards last and last_host */
     mbedtls_ssl_session *last; /* newest session, or NULL */
     char last_host[NP_HOST_BUF];
+    mbedtls_x509_crt own_crt;   /* client certificate (chain) of mutual TLS, if any */
+    mbedtls_pk_context own_key; /* its private key (wiped by mbedtls_pk_free) */
 };
 
 #define NP_TLS_READAHEAD ((size_t)16384 + 512) /* one full record and its overhead */
@@ -386,6 +396,8 @@ np_tls_conf_new(const struct np_tls_roots *roots, struct np_tls_conf **out, char
     }
     mbedtls_ssl_config_init(&c->ssl);
     mbedtls_x509_crt_init(&c->ca);
+    mbedtls_x509_crt_init(&c->own_crt);
+    mbedtls_pk_init(&c->own_key);
     mbedtls_entropy_init(&c->entropy);
     mbedtls_ctr_drbg_init(&c->drbg);
     if (load_all_roots(c, srcs, NP_ARRAY_LEN(srcs), why, why_cap) != 0 ||
@@ -422,11 +434,134 @@ np_tls_conf_free(struct np_tls_conf *c)
         c->ca_tail->next = NULL; /* the shared chain is not this conf's to free */
     }
     mbedtls_x509_crt_free(&c->ca);
+    mbedtls_x509_crt_free(&c->own_crt);
+    mbedtls_pk_free(&c->own_key);
     shared_put(c->sys);
     mbedtls_ctr_drbg_free(&c->drbg);
     mbedtls_entropy_free(&c->entropy);
     (void)pthread_mutex_destroy(&c->lock);
     np_free(c);
+}
+
+/* Read the key file path (at most KEY_FILE_MAX bytes) into a NUL-terminated np_malloc'd *buf
+ * of *len bytes, NUL included (as mbedtls_pk_parse_key wants PEM). Returns 0, or -1 with why;
+ * the caller wipes and frees *buf. */
+static int
+read_key_file(const char *path, unsigned char **buf, size_t *len, char *why, size_t cap)
+{
+    char shown[PATH_SHOWN];
+    struct stat st;
+    size_t got = 0;
+    ssize_t n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+    (void)shown_path(path, shown, sizeof(shown));
+    if (fd < 0) {
+        set_why(why, cap, "tls_client_key: cannot read '%s': %s", shown, NP_ERRSTR(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        set_why(why, cap, "tls_client_key: cannot read '%s': not a regular file", shown);
+        goto fail;
+    }
+    if ((uintmax_t)st.st_size > KEY_FILE_MAX) {
+        set_why(why, cap, "tls_client_key: '%s': larger than 1 MiB", shown);
+        goto fail;
+    }
+    *buf = np_malloc((size_t)st.st_size + 1);
+    if (*buf == NULL) {
+        set_why(why, cap, "tls_client_key: out of memory");
+        goto fail;
+    }
+    while (got < (size_t)st.st_size) {
+        n = read(fd, *buf + got, (size_t)st.st_size - got);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n == 0 || errno != EINTR) {
+            break; /* a short file is parsed as it is (and refused when incomplete) */
+        }
+    }
+    (*buf)[got] = '\0';
+    *len = got + 1;
+    (void)close(fd);
+    return 0;
+fail:
+    (void)close(fd);
+    return -1;
+}
+
+/* Parse the unencrypted PEM key of key_path into c->own_key. Returns 0, or -1 with why. */
+static int
+load_client_key(struct np_tls_conf *c, const char *key_path, char *why, size_t cap)
+{
+    char shown[PATH_SHOWN];
+    char err[128];
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    if (read_key_file(key_path, &buf, &len, why, cap) != 0) {
+        return -1;
+    }
+    r = mbedtls_pk_parse_key(&c->own_key, buf, len, NULL, 0);
+    np_secure_zero(buf, len);
+    np_free(buf);
+    if (r == 0) {
+        return 0;
+    }
+    (void)shown_path(key_path, shown, sizeof(shown));
+    if (r == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || r == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
+        set_why(why, cap, "tls_client_key: '%s' is encrypted; give an unencrypted PEM key", shown);
+    } else {
+        mbedtls_strerror(r, err, sizeof(err));
+        set_why(why, cap, "tls_client_key: '%s' is not a usable PEM private key: %s", shown, err);
+    }
+    return -1;
+}
+
+int
+np_tls_conf_set_client_cert(struct np_tls_conf *c, const char *cert_path, const char *key_path,
+                            char *why, size_t why_cap)
+{
+    char shown[PATH_SHOWN];
+    char err[128];
+    int e;
+    int r;
+
+    (void)shown_path(cert_path, shown, sizeof(shown));
+    errno = 0;
+    r = mbedtls_x509_crt_parse_file(&c->own_crt, cert_path);
+    e = errno;
+    if (r == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
+        set_why(why, why_cap, "tls_client_cert: cannot read '%s': %s", shown,
+                e != 0 ? NP_ERRSTR(e) : "read error");
+        return -1;
+    }
+    if (r != 0) {
+        mbedtls_strerror(r < 0 ? r : 0, err, sizeof(err));
+        set_why(why, why_cap, "tls_client_cert: '%s' holds no usable PEM certificate%s%s", shown,
+                r < 0 ? ": " : "", r < 0 ? err : "");
+        return -1;
+    }
+    if (load_client_key(c, key_path, why, why_cap) != 0) {
+        return -1;
+    }
+    r = mbedtls_pk_check_pair(&c->own_crt.pk, &c->own_key);
+    if (r != 0) {
+        char key_shown[PATH_SHOWN];
+
+        (void)shown_path(key_path, key_shown, sizeof(key_shown));
+        set_why(why, why_cap, "tls_client_key: '%s' does not match tls_client_cert '%s'", key_shown,
+                shown);
+        return -1;
+    }
+    r = mbedtls_ssl_conf_own_cert(&c->ssl, &c->own_crt, &c->own_key);
+    if (r != 0) {
+        mbedtls_strerror(r, err, sizeof(err));
+        set_why(why, why_cap, "tls_client_cert: '%s' cannot be used: %s", shown, err);
+        return -1;
+    }
+    return 0;
 }
 
 /* Offer c's saved session to ssl when it was made for host key. Returns whether it did. */

@@ -40,6 +40,14 @@ int np_tls_conf_new(const struct np_tls_roots *roots, struct np_tls_conf **out, 
                     size_t why_cap);
 void np_tls_conf_free(struct np_tls_conf *c); /* NULL-safe */
 
+/* The client certificate of mutual TLS: the PEM certificate (chain) in cert_path and its
+ * unencrypted PEM private key in key_path (at most 1 MiB). The key is parsed here, once;
+ * every buffer that held its bytes is wiped, and np_tls_conf_free frees (and wipes) the parsed
+ * key. Call after np_tls_conf_new and before c is shared. Returns 0, or -1 with why starting
+ * with the field ("tls_client_key: ...") and naming the file, never quoting key bytes. */
+int np_tls_conf_set_client_cert(struct np_tls_conf *c, const char *cert_path, const char *key_path,
+                                char *why, size_t why_cap);
+
 /* Handshake on d->fd (connected, non-blocking; not owned) with SNI and certificate verification
  * for d->host (a DNS name, or an IP literal: then its iPAddress SAN is checked). Offers the
  * conf's saved session; saves the new one after success. On NP_IO_OK *out is ready. On
