@@ -160,12 +160,6 @@ np_decider_set_start_diags(struct np_decider *d, const struct nonoproxy_diagnost
     return 0;
 }
 
-uint32_t
-np_decider_timeout_ms(const struct np_decider *d)
-{
-    return d == NULL ? 0 : d->timeout_ms;
-}
-
 void
 np_decider_diagnostics(const struct np_decider *d, const struct nonoproxy_diagnostic **list,
                        size_t *n)

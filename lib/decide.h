@@ -60,9 +60,6 @@ enum np_decide_outcome np_decider_ask(struct np_decider *d, const struct nonopro
 /* Whether host:port has a remembered grant (without asking). */
 bool np_decider_granted(struct np_decider *d, const char *host, uint16_t port);
 
-/* The deadline given to the callback, in ms (0 = none). */
-uint32_t np_decider_timeout_ms(const struct np_decider *d);
-
 /* Stop: wake every waiter (they get NP_DECIDE_STOPPED), and from now on every answer is
  * NP_DECIDE_STOPPED and nothing is remembered. Idempotent; any thread. */
 void np_decider_stop(struct np_decider *d);

@@ -134,6 +134,7 @@ struct np_host_query {
 enum np_host_verdict np_host_policy_decide(const struct np_host_policy *p, struct np_host_query *q);
 
 /* np_host_policy_decide with the allowlist f only (no deny list, not strict, no callback). */
+/* test hook */
 enum np_host_verdict np_hostfilter_decide(const struct np_hostfilter *f,
                                           const struct np_resolver *r, struct np_host_query *q);
 
