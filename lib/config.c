@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -102,7 +103,13 @@ add_entry(struct nonoproxy_config *cfg, const char *field, const char *host,
         np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "%s: NULL entry", field);
         return NONOPROXY_ERR_INVALID_ARG;
     }
-    if (np_host_entry_normalize(host, norm, sizeof(norm), why, sizeof(why)) != 0) {
+    if (np_host_entry_normalize(host, norm, sizeof(norm), why, sizeof(why)) == 0 &&
+        strcmp(field, "bypass_hosts") == 0 && np_host_entry_is_range(norm)) {
+        /* Bypass decides before any lookup, so it takes names (and literals) only. */
+        norm[0] = '\0';
+        (void)snprintf(why, sizeof(why), "address ranges are not allowed here (names only)");
+    }
+    if (norm[0] == '\0') {
         np_copy_printable(shown, sizeof(shown), host, strlen(host));
         np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "%s: invalid entry '%s': %s", field, shown,
                     why);

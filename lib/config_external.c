@@ -320,6 +320,16 @@ np_external_bypassed(const struct np_external *e, const char *norm, uint16_t por
     return true;
 }
 
+enum nonoproxy_audit_mode
+np_external_mode(const struct np_external *e, const char *norm, uint16_t port,
+                 enum nonoproxy_audit_mode direct)
+{
+    if (e == NULL || e->host[0] == '\0' || np_external_bypassed(e, norm, port, NULL)) {
+        return direct;
+    }
+    return NONOPROXY_MODE_EXTERNAL;
+}
+
 bool
 np_external_applies(const struct np_external *e, enum np_host_verdict v,
                     const struct np_host_query *q)

@@ -44,6 +44,12 @@ void np_external_free(struct np_external *e); /* NULL-safe; wipes auth_header */
 bool np_external_bypassed(const struct np_external *e, const char *norm, uint16_t port,
                           const struct np_addrlist *resolved);
 
+/* The audit mode a request to norm:port is asked about (decide callback) before its addresses
+ * are known: NONOPROXY_MODE_EXTERNAL when an external proxy is configured and norm is neither
+ * bypassed nor a loopback name or literal, else direct. */
+enum nonoproxy_audit_mode np_external_mode(const struct np_external *e, const char *norm,
+                                           uint16_t port, enum nonoproxy_audit_mode direct);
+
 /* Whether a request the local filter judged v (for q) goes through the external proxy: one is
  * configured, the destination is neither bypassed nor loopback, and the filter allowed it —
  * or the name only failed to resolve locally (SPEC §8: the enterprise proxy resolves names

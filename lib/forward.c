@@ -15,6 +15,8 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "config_external.h"
+#include "decide.h"
 #include "exchange.h"
 #include "external.h"
 #include "hostfilter.h"
@@ -175,11 +177,20 @@ fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_failure *f)
     fc->q.host_len = fc->host[0] != '\0' ? strlen(fc->host) : u->host_len;
     fc->q.port = u->port;
     fc->q.self = &ctx->self;
+    fc->q.method = x->se->req.method_name;
+    fc->q.mode = NONOPROXY_MODE_FORWARD;
+    if (np_host_normalize(fc->q.host, fc->q.host_len, fc->q.norm, sizeof(fc->q.norm)) == 0) {
+        fc->q.mode = np_external_mode(ctx->s->ext, fc->q.norm, u->port, NONOPROXY_MODE_FORWARD);
+    }
     fc->decided = true;
-    v = np_hostfilter_decide(ctx->s->allow, &ctx->s->resolver, &fc->q);
+    v = np_host_policy_decide(&ctx->s->policy, &fc->q);
     if (fc->q.norm[0] != '\0') {
         np_audit_set_redacted(x->ev.target, sizeof(x->ev.target), fc->q.norm, strlen(fc->q.norm),
                               ctx->token);
+    }
+    if (v == NP_HOST_ALLOW) {
+        /* A grant of the decide callback names itself in the audit event. */
+        np_audit_set(x->ev.reason, sizeof(x->ev.reason), fc->q.note, strlen(fc->q.note));
     }
     fc->via_ext = np_external_applies(ctx->s->ext, v, &fc->q);
     if (v != NP_HOST_ALLOW && !fc->via_ext) {
@@ -217,13 +228,18 @@ fwd_take(struct np_xchg *x)
     return c;
 }
 
-/* Keep the connection for this client's next request. */
+/* Keep the connection for this client's next request; not when the decide callback allowed
+ * this request once (the next one would reuse the decision without asking). */
 static void
 fwd_put_conn(struct np_xchg *x, struct np_uconn *c)
 {
     const struct fwd_ctx *fc = x->ops_ctx;
     struct np_session *se = x->se;
 
+    if (fc->decided && fc->q.once) {
+        np_uconn_close(c);
+        return;
+    }
     np_uconn_close(se->fwd_conn);
     se->fwd_conn = c;
     (void)snprintf(se->fwd_key, sizeof(se->fwd_key), "%s", fc->key);
@@ -318,6 +334,11 @@ fwd_reuse_decision(const struct np_session *se, struct fwd_ctx *fc, const char *
     fc->via_ext = se->fwd_key[n] == '!';
     if (fc->via_ext) {
         x->ev.mode = NONOPROXY_MODE_EXTERNAL;
+    }
+    if (np_decider_granted(se->ctx->s->decider, norm, port)) {
+        static const char granted[] = "granted for the session by the decide callback";
+
+        np_audit_set(x->ev.reason, sizeof(x->ev.reason), granted, sizeof(granted) - 1);
     }
     np_audit_set_redacted(x->ev.target, sizeof(x->ev.target), norm, strlen(norm), se->ctx->token);
     return true;

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "decide.h"
+#include "hostrange.h"
 
 /* Longest accepted allowlist entry: "*." + name + ":65535" with some slack. */
 #define ENTRY_MAX (NP_HOST_BUF + 16)
@@ -26,11 +28,14 @@ struct hf_entry {
     size_t len;
     uint16_t port; /* 0 = any port */
     bool wildcard;
-    bool v6; /* IPv6 literal: written bracketed when a port follows */
+    bool v6;       /* IPv6 literal: written bracketed when a port follows */
+    bool is_range; /* an address range: host holds its text, range its value */
+    struct np_range range;
 };
 
 struct np_hostfilter {
     size_t n;
+    size_t n_ranges;
     struct hf_entry e[];
 };
 
@@ -234,12 +239,6 @@ v4_is_hard_denied(uint32_t a)
     return (a & 0xffff0000u) == 0xa9fe0000u || a == 0x646464c8u || a == 0xc00000c0u;
 }
 
-static uint32_t
-v4_from_bytes(const uint8_t *b)
-{
-    return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
-}
-
 static bool
 all_zero(const uint8_t *b, size_t n)
 {
@@ -253,27 +252,6 @@ all_zero(const uint8_t *b, size_t n)
     return true;
 }
 
-/* Extract the IPv4 address embedded in an IPv6 address: IPv4-mapped ::ffff:0:0/96,
- * IPv4-compatible ::/96, NAT64 64:ff9b::/96 (bytes 12..15) or 6to4 2002::/16 (bytes 2..5).
- * Returns true and writes the host-order address into *v4. */
-static bool
-v6_embedded_v4(const uint8_t *b, uint32_t *v4)
-{
-    if (all_zero(b, 10) && ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0))) {
-        *v4 = v4_from_bytes(b + 12);
-        return true;
-    }
-    if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && all_zero(b + 4, 8)) {
-        *v4 = v4_from_bytes(b + 12);
-        return true;
-    }
-    if (b[0] == 0x20 && b[1] == 0x02) {
-        *v4 = v4_from_bytes(b + 2);
-        return true;
-    }
-    return false;
-}
-
 static bool
 v6_is_hard_denied(const uint8_t *b)
 {
@@ -285,7 +263,7 @@ v6_is_hard_denied(const uint8_t *b)
     if (memcmp(b, aws_v6_metadata, sizeof(aws_v6_metadata)) == 0) {
         return true;
     }
-    return v6_embedded_v4(b, &v4) && v4_is_hard_denied(v4);
+    return np_addr_embedded_v4(b, &v4) && v4_is_hard_denied(v4);
 }
 
 bool
@@ -396,9 +374,6 @@ entry_bad_chars(const char *entry, size_t len)
         if (ch == '@') {
             return "'@' in entry";
         }
-        if (ch == '/') {
-            return "'/' in entry";
-        }
         if (ch == '\\') {
             return "'\\' in entry";
         }
@@ -492,6 +467,31 @@ entry_host(const struct entry_parts *parts, bool wildcard, struct hf_entry *e)
     return NULL;
 }
 
+/* Parse an address range entry ("10.0.0.0/8", "fd00::/8") into *e; its canonical text goes
+ * into e->host, also when the host bits are set (the masked range: the reason's suggestion). */
+static const char *
+parse_range_entry(const char *entry, size_t len, struct hf_entry *e)
+{
+    const char *why;
+
+    if (entry[0] == '*') {
+        return "'/' is only allowed in an address range such as 10.0.0.0/8, not in a wildcard";
+    }
+    if (entry[0] == '[') {
+        return "write an IPv6 range without brackets, e.g. fd00::/8";
+    }
+    why = np_range_parse(entry, len, &e->range);
+    if (why != NULL && why != np_range_why_host_bits) {
+        return why;
+    }
+    if (np_range_format(&e->range, e->host, sizeof(e->host)) != 0) {
+        return "address range does not fit";
+    }
+    e->len = strlen(e->host);
+    e->is_range = true;
+    return why;
+}
+
 /* Parse and normalise one allowlist or bypass entry into *e. Returns NULL or a short reason. */
 static const char *
 parse_entry(const char *entry, struct hf_entry *e)
@@ -512,6 +512,9 @@ parse_entry(const char *entry, struct hf_entry *e)
     why = entry_bad_chars(entry, len);
     if (why != NULL) {
         return why;
+    }
+    if (memchr(entry, '/', len) != NULL) {
+        return parse_range_entry(entry, len, e);
     }
     if (p[0] == '*') {
         if (len == 1) {
@@ -547,7 +550,7 @@ format_entry(const struct hf_entry *e, char *out, size_t cap)
 {
     int n;
 
-    if (e->port == 0) {
+    if (e->port == 0 || e->is_range) {
         n = snprintf(out, cap, "%s%s", e->wildcard ? "*" : "", e->host);
     } else if (e->v6) {
         n = snprintf(out, cap, "[%s]:%u", e->host, (unsigned)e->port);
@@ -576,6 +579,8 @@ np_host_entry_normalize(const char *entry, char *out, size_t cap, char *why, siz
     }
     if (reason == NULL) {
         rc = 0;
+    } else if (why != NULL && whycap > 0 && reason == np_range_why_host_bits) {
+        (void)snprintf(why, whycap, "%s (the range is %s)", reason, e.host);
     } else if (why != NULL && whycap > 0) {
         (void)snprintf(why, whycap, "%s", reason);
     }
@@ -595,6 +600,7 @@ np_hostfilter_new(const char *const *entries, size_t n, struct np_hostfilter **o
     }
     f = np_calloc(1, sizeof(*f) + n * sizeof(struct hf_entry));
     if (f == NULL) {
+        rc = -2;
         goto out;
     }
     for (i = 0; i < n; i++) {
@@ -603,6 +609,7 @@ np_hostfilter_new(const char *const *entries, size_t n, struct np_hostfilter **o
         if (parse_entry(entries[i], &f->e[i]) != NULL) {
             goto out;
         }
+        f->n_ranges += f->e[i].is_range ? 1 : 0;
     }
     f->n = n;
     *out = f;
@@ -648,8 +655,8 @@ np_hostfilter_matches(const struct np_hostfilter *f, const char *norm, uint16_t 
     is_ip = np_host_parse_ip(norm, &ss);
     for (i = 0; i < f->n; i++) {
         const struct hf_entry *e = &f->e[i];
-        if (e->port != 0 && e->port != port) {
-            continue;
+        if (e->is_range || (e->port != 0 && e->port != port)) {
+            continue; /* ranges are judged on addresses (np_hostfilter_range_of) */
         }
         if (e->wildcard) {
             /* e->host starts with '.', and the host must be strictly longer: a label boundary,
@@ -701,6 +708,65 @@ np_hostfilter_check_name(const struct np_hostfilter *f, const char *norm, uint16
     return NP_HOST_DENY_NOT_ALLOWED;
 }
 
+bool
+np_hostfilter_is_empty(const struct np_hostfilter *f)
+{
+    return f == NULL || f->n == 0;
+}
+
+bool
+np_hostfilter_has_ranges(const struct np_hostfilter *f)
+{
+    return f != NULL && f->n_ranges > 0;
+}
+
+bool
+np_host_entry_is_range(const char *entry)
+{
+    return entry != NULL && strchr(entry, '/') != NULL;
+}
+
+/* Whether the literal entry e (an IP address, not a range) names sa on port. */
+static bool
+literal_entry_holds(const struct hf_entry *e, const struct sockaddr *sa, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    struct np_range r;
+
+    if (e->wildcard || (e->port != 0 && e->port != port) || !np_host_parse_ip(e->host, &ss)) {
+        return false;
+    }
+    memset(&r, 0, sizeof(r));
+    r.v4 = ss.ss_family == AF_INET;
+    r.prefix = r.v4 ? 32 : 128;
+    if (r.v4) {
+        memcpy(r.net, &((const struct sockaddr_in *)(const void *)&ss)->sin_addr, 4);
+    } else {
+        memcpy(r.net, &((const struct sockaddr_in6 *)(const void *)&ss)->sin6_addr, 16);
+    }
+    return np_range_contains(&r, sa, true);
+}
+
+const char *
+np_hostfilter_addr_match(const struct np_hostfilter *f, const struct sockaddr *sa, uint16_t port,
+                         bool deny)
+{
+    size_t i;
+
+    if (f == NULL || sa == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < f->n; i++) {
+        const struct hf_entry *e = &f->e[i];
+
+        if (e->is_range ? np_range_contains(&e->range, sa, deny)
+                        : deny && literal_entry_holds(e, sa, port)) {
+            return e->host;
+        }
+    }
+    return NULL;
+}
+
 static void
 set_port(struct sockaddr_storage *ss, uint16_t port)
 {
@@ -741,7 +807,7 @@ invalid_reason(struct np_host_query *q)
     (void)snprintf(q->reason, sizeof(q->reason), "invalid host name \"%s\"", shown);
 }
 
-/* Fill q->reason for a verdict of the name phase (check_name). */
+/* Fill q->reason for a verdict of the name phase. */
 static void
 name_reason(struct np_host_query *q, enum np_host_verdict v)
 {
@@ -750,27 +816,58 @@ name_reason(struct np_host_query *q, enum np_host_verdict v)
     np_copy_printable(shown, sizeof(shown), q->norm, strlen(q->norm));
     if (v == NP_HOST_DENY_HARD) {
         (void)snprintf(q->reason, sizeof(q->reason), "host %s is on the hard deny list", shown);
-    } else if (v == NP_HOST_DENY_NOT_ALLOWED) {
-        (void)snprintf(q->reason, sizeof(q->reason), "host %s is not in the allowlist", shown);
+    } else if (v == NP_HOST_DENY_LISTED) {
+        (void)snprintf(q->reason, sizeof(q->reason), "host %s denied by denied_hosts", shown);
     } else {
         (void)snprintf(q->reason, sizeof(q->reason), "invalid host name");
     }
 }
 
-/* Check every address in q->addrs.addr[0..n): set the port, then the hard deny list (one bad
- * address denies all), then the proxy's own listener. */
+/* The state of one decision between its steps. */
+struct decision {
+    const struct np_host_policy *p;
+    struct np_host_query *q;
+    size_t n;         /* addresses in q->addrs.addr, their port set */
+    bool have_addrs;  /* the literal, or what the resolver answered */
+    bool literal;     /* the host is an IP literal */
+    bool dns_failed;  /* the resolver was asked and failed (dns_rc) */
+    int dns_rc;       /* the resolver's return value */
+    bool outside;     /* an address lies outside every allowed range: */
+    size_t outside_i; /* this one */
+};
+
+/* 2. The names that never reach the resolver: the hard deny list (a name, or a literal in any
+ * spelling), then denied_hosts' names (exact, `*.domain`, `host:port`, literal). */
 static enum np_host_verdict
-check_addrs(struct np_host_query *q, size_t n)
+deny_by_name(struct decision *d)
 {
+    struct np_host_query *q = d->q;
+    enum np_host_verdict v = np_hostfilter_check_name(NULL, q->norm, q->port);
+
+    if (v == NP_HOST_ALLOW && np_hostfilter_matches(d->p->deny, q->norm, q->port)) {
+        v = NP_HOST_DENY_LISTED;
+    }
+    if (v != NP_HOST_ALLOW) {
+        name_reason(q, v);
+    }
+    return v;
+}
+
+/* Every address against the hard deny list, then against denied_hosts (its ranges, and its
+ * literals, IPv4 embedded in IPv6 included): one denied address denies the host. */
+static enum np_host_verdict
+deny_by_addr(struct decision *d)
+{
+    struct np_host_query *q = d->q;
     char text[INET6_ADDRSTRLEN];
-    char shown[36]; /* the longest address and this host always fit q->reason */
+    char shown[36]; /* the longest address, this host and an entry always fit q->reason */
     size_t i;
 
-    for (i = 0; i < n; i++) {
-        set_port(&q->addrs.addr[i], q->port);
-    }
-    for (i = 0; i < n; i++) {
-        if (np_addr_is_hard_denied((const struct sockaddr *)&q->addrs.addr[i])) {
+    for (i = 0; i < d->n; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&q->addrs.addr[i];
+        const char *entry;
+
+        if (np_addr_is_hard_denied(sa)) {
             addr_text(&q->addrs.addr[i], text, sizeof(text));
             np_copy_printable(shown, sizeof(shown), q->norm, strlen(q->norm));
             (void)snprintf(q->reason, sizeof(q->reason),
@@ -779,52 +876,205 @@ check_addrs(struct np_host_query *q, size_t n)
                            text, shown);
             return NP_HOST_DENY_HARD;
         }
+        entry = np_hostfilter_addr_match(d->p->deny, sa, q->port, true);
+        if (entry != NULL) {
+            addr_text(&q->addrs.addr[i], text, sizeof(text));
+            np_copy_printable(shown, sizeof(shown), q->norm, strlen(q->norm));
+            if (d->literal) {
+                (void)snprintf(q->reason, sizeof(q->reason), "host %s denied by denied_hosts (%s)",
+                               text, entry);
+            } else {
+                (void)snprintf(q->reason, sizeof(q->reason),
+                               "resolved address %s of %s denied by denied_hosts (%s)", text, shown,
+                               entry);
+            }
+            return NP_HOST_DENY_LISTED;
+        }
     }
-    for (i = 0; i < n; i++) {
-        if (np_addr_is_self((const struct sockaddr *)&q->addrs.addr[i], q->self)) {
-            (void)snprintf(q->reason, sizeof(q->reason), "request to the proxy itself is refused");
+    return NP_HOST_ALLOW;
+}
+
+/* The proxy's own listener among the addresses ⇒ refused. */
+static enum np_host_verdict
+deny_self(struct decision *d)
+{
+    size_t i;
+
+    for (i = 0; i < d->n; i++) {
+        if (np_addr_is_self((const struct sockaddr *)&d->q->addrs.addr[i], d->q->self)) {
+            (void)snprintf(d->q->reason, sizeof(d->q->reason),
+                           "request to the proxy itself is refused");
             return NP_HOST_DENY_SELF;
         }
     }
     return NP_HOST_ALLOW;
 }
 
-/* Resolve q->norm into q->addrs.addr through r. Returns the number of addresses (0 = failure,
- * with q->reason set). */
-static size_t
-resolve(const struct np_resolver *r, struct np_host_query *q)
+/* Fill q->reason for a failed lookup (rc: the resolver's return value). */
+static void
+dns_reason(struct np_host_query *q, int rc)
 {
     char shown[96];
-    struct nonoproxy_addrs out = {q->addrs.addr, NP_MAX_ADDRS, 0};
-    size_t count;
-    int rc = -1;
 
-    if (r != NULL && r->fn != NULL) {
-        rc = r->fn(r->userdata, q->norm, q->port, &out);
-    }
-    count = out.count;
-    if (count > NP_MAX_ADDRS) {
-        count = NP_MAX_ADDRS; /* never trust more than the array holds */
-    }
-    if (rc == 0 && count > 0) {
-        return count;
-    }
     np_copy_printable(shown, sizeof(shown), q->norm, strlen(q->norm));
     (void)snprintf(q->reason, sizeof(q->reason), "DNS resolution of %s %s", shown,
                    rc == 0 ? "returned no address" : "failed");
-    return 0;
+}
+
+/* The addresses of q->norm, resolved at most once per decision (never for a literal). Returns
+ * false with q->reason set when the lookup failed. */
+static bool
+get_addrs(struct decision *d)
+{
+    struct np_host_query *q = d->q;
+    const struct np_resolver *r = d->p->resolver;
+    struct nonoproxy_addrs out = {q->addrs.addr, NP_MAX_ADDRS, 0};
+    size_t i;
+
+    if (d->have_addrs) {
+        return true;
+    }
+    if (!d->dns_failed) {
+        d->dns_rc = -1;
+        if (r != NULL && r->fn != NULL) {
+            d->dns_rc = r->fn(r->userdata, q->norm, q->port, &out);
+        }
+        d->n = out.count > NP_MAX_ADDRS ? NP_MAX_ADDRS : out.count; /* never trust more */
+        d->dns_failed = d->dns_rc != 0 || d->n == 0;
+    }
+    if (d->dns_failed) {
+        d->n = 0;
+        dns_reason(q, d->dns_rc);
+        return false;
+    }
+    for (i = 0; i < d->n; i++) {
+        set_port(&q->addrs.addr[i], q->port);
+    }
+    d->have_addrs = true;
+    return true;
+}
+
+/* 4. The allowlist. A name entry (exact, `*.domain`, `host:port`, literal) allows at once.
+ * Address ranges allow when every address lies in one of them, which needs the addresses: a
+ * name that no name entry matches is resolved here (it is not denied by name), and its
+ * addresses meet the deny lists before anything else. Sets *allowed. */
+static enum np_host_verdict
+allow_by_list(struct decision *d, bool *allowed)
+{
+    const struct np_hostfilter *a = d->p->allow;
+    struct np_host_query *q = d->q;
+    enum np_host_verdict v;
+    size_t i;
+
+    *allowed = np_hostfilter_matches(a, q->norm, q->port);
+    if (*allowed || !np_hostfilter_has_ranges(a) || !get_addrs(d)) {
+        return NP_HOST_ALLOW; /* allowed by name, or not (yet) allowed */
+    }
+    v = deny_by_addr(d);
+    if (v != NP_HOST_ALLOW) {
+        return v;
+    }
+    for (i = 0; i < d->n; i++) {
+        if (np_hostfilter_addr_match(a, (const struct sockaddr *)&q->addrs.addr[i], q->port,
+                                     false) == NULL) {
+            d->outside = true;
+            d->outside_i = i;
+            return NP_HOST_ALLOW;
+        }
+    }
+    *allowed = true;
+    return NP_HOST_ALLOW;
+}
+
+/* Fill q->reason for a host the allowlist does not hold. */
+static void
+not_allowed_reason(struct decision *d)
+{
+    struct np_host_query *q = d->q;
+    char shown[48]; /* with the longest address, the longest reason fits q->reason */
+    char text[INET6_ADDRSTRLEN];
+
+    np_copy_printable(shown, sizeof(shown), q->norm, strlen(q->norm));
+    if (np_hostfilter_is_empty(d->p->allow)) {
+        (void)snprintf(q->reason, sizeof(q->reason),
+                       "host %s denied: the allowlist is empty and strict_allowlist is set", shown);
+    } else if (d->outside) {
+        addr_text(&q->addrs.addr[d->outside_i], text, sizeof(text));
+        (void)snprintf(q->reason, sizeof(q->reason),
+                       "host %s is not in the allowlist (address %s is outside its ranges)", shown,
+                       text);
+    } else if (d->dns_failed && np_hostfilter_has_ranges(d->p->allow)) {
+        (void)snprintf(q->reason, sizeof(q->reason),
+                       "host %s is not in the allowlist (no DNS answer to match against its "
+                       "ranges)",
+                       shown);
+    } else {
+        (void)snprintf(q->reason, sizeof(q->reason), "host %s is not in the allowlist", shown);
+    }
+}
+
+/* Ask the decide callback (or a grant it gave) about q's host:port. */
+static enum np_host_verdict
+ask(struct decision *d)
+{
+    struct np_host_query *q = d->q;
+    struct nonoproxy_decide_query dq;
+    enum np_decide_outcome o;
+    char shown[64];
+    bool v6 = strchr(q->norm, ':') != NULL;
+
+    memset(&dq, 0, sizeof(dq));
+    dq.host = q->norm;
+    dq.port = q->port;
+    dq.mode = q->mode;
+    dq.method = q->method != NULL ? q->method : "CONNECT";
+    o = np_decider_ask(d->p->decider, &dq);
+    if (o == NP_DECIDE_ONCE || o == NP_DECIDE_SESSION) {
+        (void)snprintf(q->note, sizeof(q->note), "%s by the decide callback",
+                       o == NP_DECIDE_ONCE ? "allowed once" : "granted for the session");
+        q->once = o == NP_DECIDE_ONCE;
+        return NP_HOST_ALLOW;
+    }
+    np_copy_printable(shown, sizeof(shown), q->norm, strlen(q->norm));
+    (void)snprintf(q->reason, sizeof(q->reason), "host %s%s%s:%u denied by the decide callback%s",
+                   v6 ? "[" : "", shown, v6 ? "]" : "", (unsigned)q->port,
+                   o == NP_DECIDE_LATE      ? " (no answer in time)"
+                   : o == NP_DECIDE_STOPPED ? " (the proxy is shutting down)"
+                   : o == NP_DECIDE_DENY    ? ""
+                                            : " (out of memory)");
+    return NP_HOST_DENY_DECIDED;
+}
+
+/* 5. A host no list allows: the decide callback when there is one; else allowed only when
+ * the allowlist is empty and not strict. */
+static enum np_host_verdict
+ask_or_default(struct decision *d)
+{
+    if (d->p->decider != NULL) {
+        return ask(d);
+    }
+    if (np_hostfilter_is_empty(d->p->allow) && !d->p->strict) {
+        return NP_HOST_ALLOW;
+    }
+    not_allowed_reason(d);
+    return NP_HOST_DENY_NOT_ALLOWED;
 }
 
 enum np_host_verdict
-np_hostfilter_decide(const struct np_hostfilter *f, const struct np_resolver *r,
-                     struct np_host_query *q)
+np_host_policy_decide(const struct np_host_policy *p, struct np_host_query *q)
 {
     enum np_host_verdict v = NP_HOST_DENY_INVALID;
-    size_t n = 0;
+    struct decision d;
+    bool allowed = false;
 
+    memset(&d, 0, sizeof(d));
+    d.p = p;
+    d.q = q;
     memset(&q->addrs, 0, sizeof(q->addrs));
     q->norm[0] = '\0';
     q->reason[0] = '\0';
+    q->note[0] = '\0';
+    q->once = false;
 
     /* 1. Normalise; fail closed. */
     if (q->host == NULL || np_host_normalize(q->host, q->host_len, q->norm, sizeof(q->norm)) != 0) {
@@ -832,29 +1082,59 @@ np_hostfilter_decide(const struct np_hostfilter *f, const struct np_resolver *r,
         invalid_reason(q);
         goto out;
     }
-    /* 2. Hard deny list (name or literal address), then the allowlist: no DNS for these. */
-    v = np_hostfilter_check_name(f, q->norm, q->port);
+    /* 2. Names, before any DNS: the hard deny list, then denied_hosts. */
+    v = deny_by_name(&d);
     if (v != NP_HOST_ALLOW) {
-        name_reason(q, v);
         goto out;
     }
-    /* 3. Addresses: an IP literal is its own only address; anything else goes to the resolver. */
+    /* 3. A literal is its own only address: the address lists judge it now. */
     if (np_host_parse_ip(q->norm, &q->addrs.addr[0])) {
-        n = 1;
-    } else {
-        n = resolve(r, q);
-        if (n == 0) {
-            v = NP_HOST_RESOLVE_FAILED;
+        set_port(&q->addrs.addr[0], q->port);
+        d.n = 1;
+        d.have_addrs = true;
+        d.literal = true;
+        v = deny_by_addr(&d);
+        if (v != NP_HOST_ALLOW) {
             goto out;
         }
     }
-    /* 4. Every address: hard deny list, then the proxy itself. */
-    v = check_addrs(q, n);
+    /* 4. The allowlist; 5. if it does not allow: a grant, the decide callback, the default. */
+    v = allow_by_list(&d, &allowed);
+    if (v == NP_HOST_ALLOW && !allowed) {
+        v = ask_or_default(&d);
+    }
+    if (v != NP_HOST_ALLOW) {
+        goto out;
+    }
+    /* 6. The addresses (resolved at most once), each against the hard deny list and
+     * denied_hosts, then the proxy itself. */
+    if (!get_addrs(&d)) {
+        v = NP_HOST_RESOLVE_FAILED;
+        goto out;
+    }
+    v = deny_by_addr(&d);
+    if (v == NP_HOST_ALLOW) {
+        v = deny_self(&d);
+    }
 out:
     if (v == NP_HOST_ALLOW) {
-        q->addrs.n = n;
+        q->addrs.n = d.n;
     } else {
         memset(&q->addrs, 0, sizeof(q->addrs));
+        q->note[0] = '\0';
+        q->once = false;
     }
     return v;
+}
+
+enum np_host_verdict
+np_hostfilter_decide(const struct np_hostfilter *f, const struct np_resolver *r,
+                     struct np_host_query *q)
+{
+    struct np_host_policy p;
+
+    memset(&p, 0, sizeof(p));
+    p.allow = f;
+    p.resolver = r;
+    return np_host_policy_decide(&p, q);
 }

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "audit.h"
+#include "decide.h"
 #include "diag.h"
 #include "env.h"
 #include "listener.h"
@@ -83,6 +84,11 @@ proxy_prepare(struct nonoproxy_proxy *p, const struct nonoproxy_config *cfg,
     rc = np_route_runtime_new(p->s, &p->routes, diag);
     if (rc != NONOPROXY_OK) {
         return rc;
+    }
+    if (p->s->decider != NULL &&
+        np_decider_set_start_diags(p->s->decider, p->routes->diags, p->routes->n_diags) != 0) {
+        np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "decide_cb: out of memory");
+        return NONOPROXY_ERR_NOMEM;
     }
     if (np_token_generate(p->token) != 0) {
         np_diag_set(diag, NONOPROXY_ERR_RNG, errno, "session token: getrandom failed");
@@ -185,6 +191,11 @@ nonoproxy_diagnostics(const struct nonoproxy_proxy *p, const struct nonoproxy_di
     if (p == NULL || list == NULL || n == NULL) {
         return NONOPROXY_ERR_INVALID_ARG;
     }
+    if (p->s->decider != NULL) {
+        /* The start-time diagnostics, then the session grants as they are added. */
+        np_decider_diagnostics(p->s->decider, list, n);
+        return NONOPROXY_OK;
+    }
     *list = p->routes->diags;
     *n = p->routes->n_diags;
     return NONOPROXY_OK;
@@ -213,8 +224,11 @@ nonoproxy_shutdown(struct nonoproxy_proxy *p)
     }
     pthread_mutex_lock(&p->shut_mu);
     if (!p->shut) {
-        /* The stop descriptor stays readable: every wait in every thread returns. */
+        /* The stop descriptor stays readable: every wait in every thread returns. Threads
+         * waiting for another's decide callback are woken and deny; a callback that is running
+         * is waited for (it was given its deadline). */
         (void)write(p->stop_fd, &one, sizeof(one));
+        np_decider_stop(p->s->decider);
         np_listener_stop(p->listener);
         p->listener = NULL;
         np_route_runtime_close_idle(

@@ -452,7 +452,7 @@ rev_open(struct np_xchg *q, struct np_failure *f)
     hq.host_len = strlen(r->host);
     hq.port = r->port;
     hq.self = &ctx->self;
-    v = np_hostfilter_decide(ctx->routes->any, &ctx->s->resolver, &hq);
+    v = np_host_policy_decide(&ctx->s->route_policy, &hq); /* hard deny list, denied_hosts */
     if (v != NP_HOST_ALLOW) {
         f->status = np_session_verdict_status(v, &f->cat);
         (void)snprintf(f->reason, sizeof(f->reason), "%s", hq.reason);

@@ -11,7 +11,9 @@
 #include "common.h"
 #include "config.h"
 #include "config_external.h"
+#include "decide.h"
 #include "diag.h"
+#include "hostrange.h"
 #include "route_config.h"
 
 void
@@ -106,15 +108,126 @@ settings_ca_file(struct np_settings *s, const char *path, struct nonoproxy_diag 
     return NONOPROXY_OK;
 }
 
-/* Compile the allowlist (its entries were validated as they were added). */
+/* Refuse an allowlist range that meets the hard deny list (SPEC §3: the hard deny list cannot
+ * be allowed); log one that only holds a hard-denied address inside a wider network. */
 static enum nonoproxy_err
-settings_allowlist(struct np_settings *s, const struct nonoproxy_config_lists *l,
-                   struct nonoproxy_diag *diag)
+settings_allow_ranges(const struct np_settings *s, const struct nonoproxy_config_lists *l,
+                      struct nonoproxy_diag *diag)
 {
-    if (np_hostfilter_new((const char *const *)l->allowed_hosts, l->n_allowed, &s->allow) != 0) {
-        np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "allowed_hosts: out of memory");
+    char what[64];
+    size_t i;
+
+    for (i = 0; i < l->n_allowed; i++) {
+        struct np_range r;
+        const char *e = l->allowed_hosts[i];
+        enum np_range_overlap o;
+
+        if (!np_host_entry_is_range(e) || np_range_parse(e, strlen(e), &r) != NULL) {
+            continue; /* a name; or malformed, which np_hostfilter_new refuses */
+        }
+        o = np_range_hard_deny_overlap(&r, what, sizeof(what));
+        if (o == NP_RANGE_OVERLAPS_DENIED) {
+            np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0,
+                        "allowed_hosts[%zu]: '%s' overlaps the hard deny list (%s: link-local / "
+                        "cloud metadata), which can never be allowed",
+                        i, e, what);
+            return NONOPROXY_ERR_INVALID_ARG;
+        }
+        if (o == NP_RANGE_HOLDS_DENIED_ADDRESS) {
+            np_log(s, NONOPROXY_LOG_INFO,
+                   "allowed_hosts: %s holds %s (hard deny list), which stays denied", e, what);
+        }
+    }
+    return NONOPROXY_OK;
+}
+
+/* Compile one host list named field into *out. */
+static enum nonoproxy_err
+settings_compile(char *const *entries, size_t n, const char *field, struct np_hostfilter **out,
+                 struct nonoproxy_diag *diag)
+{
+    int r = np_hostfilter_new((const char *const *)entries, n, out);
+
+    if (r == -2) {
+        np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "%s: out of memory", field);
         return NONOPROXY_ERR_NOMEM;
     }
+    if (r != 0) {
+        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0, "%s: malformed entry", field);
+        return NONOPROXY_ERR_INVALID_ARG;
+    }
+    return NONOPROXY_OK;
+}
+
+/* Compile the allowlist and the deny list (their entries were validated as they were added). */
+static enum nonoproxy_err
+settings_host_lists(struct np_settings *s, const struct nonoproxy_config_lists *l,
+                    struct nonoproxy_diag *diag)
+{
+    enum nonoproxy_err rc = settings_allow_ranges(s, l, diag);
+
+    if (rc != NONOPROXY_OK) {
+        return rc;
+    }
+    rc = settings_compile(l->allowed_hosts, l->n_allowed, "allowed_hosts", &s->allow, diag);
+    if (rc == NONOPROXY_OK) {
+        rc = settings_compile(l->denied_hosts, l->n_denied, "denied_hosts", &s->deny, diag);
+    }
+    return rc;
+}
+
+/* Refuse a route whose upstream host is on denied_hosts: by name, or a literal that an entry
+ * holds (a range or the same literal). */
+static enum nonoproxy_err
+settings_routes_denied(const struct np_settings *s, struct nonoproxy_diag *diag)
+{
+    size_t i;
+
+    for (i = 0; i < s->n_routes; i++) {
+        const struct np_route *r = &s->routes[i];
+        struct sockaddr_storage ss;
+        const char *entry = NULL;
+        char shown[96];
+
+        if (np_hostfilter_matches(s->deny, r->host, r->port)) {
+            entry = "a name entry";
+        } else if (np_host_parse_ip(r->host, &ss)) {
+            entry = np_hostfilter_addr_match(s->deny, (const struct sockaddr *)&ss, r->port, true);
+        }
+        if (entry != NULL) {
+            np_copy_printable(shown, sizeof(shown), r->host, strlen(r->host));
+            np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, 0,
+                        "routes[%zu] '%s': upstream: host is denied by denied_hosts (%s) ('%s')", i,
+                        r->prefix, entry, shown);
+            return NONOPROXY_ERR_INVALID_ARG;
+        }
+    }
+    return NONOPROXY_OK;
+}
+
+/* The decide callback's state, and the two host policies that point into s. */
+static enum nonoproxy_err
+settings_policy(struct np_settings *s, const struct nonoproxy_config *cfg,
+                struct nonoproxy_diag *diag)
+{
+    s->strict_allowlist = cfg->strict_allowlist;
+    if (cfg->decide_cb != NULL) {
+        struct np_decider_config dc = {
+            cfg->decide_cb, cfg->decide_userdata, cfg->decide_timeout_ms, 0,
+            cfg->log_cb,    cfg->log_userdata,    cfg->log_level};
+
+        if (np_decider_new(&dc, &s->decider) != 0) {
+            np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "decide_cb: out of memory");
+            return NONOPROXY_ERR_NOMEM;
+        }
+    }
+    s->policy.allow = s->allow;
+    s->policy.deny = s->deny;
+    s->policy.strict = s->strict_allowlist;
+    s->policy.decider = s->decider;
+    s->policy.resolver = &s->resolver;
+    s->route_policy.deny = s->deny;
+    s->route_policy.resolver = &s->resolver;
     return NONOPROXY_OK;
 }
 
@@ -149,7 +262,7 @@ np_settings_new(const struct nonoproxy_config *cfg, struct np_settings **out,
     if (rc != NONOPROXY_OK) {
         goto out;
     }
-    rc = settings_allowlist(s, l, diag);
+    rc = settings_host_lists(s, l, diag);
     if (rc != NONOPROXY_OK) {
         goto out;
     }
@@ -159,6 +272,12 @@ np_settings_new(const struct nonoproxy_config *cfg, struct np_settings **out,
     routes.n = l->n_routes;
     routes.has_callback = cfg->credential_cb != NULL;
     rc = np_routes_validate(&routes, &s->routes, &s->n_routes, diag);
+    if (rc == NONOPROXY_OK) {
+        rc = settings_routes_denied(s, diag);
+    }
+    if (rc == NONOPROXY_OK) {
+        rc = settings_policy(s, cfg, diag);
+    }
     if (rc != NONOPROXY_OK) {
         goto out;
     }
@@ -183,6 +302,8 @@ np_settings_free(struct np_settings *s)
         return;
     }
     np_hostfilter_free(s->allow);
+    np_hostfilter_free(s->deny);
+    np_decider_free(s->decider);
     np_routes_free(s->routes, s->n_routes);
     np_external_free(s->ext);
     np_free(s->ca_file);

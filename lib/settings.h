@@ -37,6 +37,11 @@ struct np_settings {
     struct np_resolver resolver;
 
     struct np_hostfilter *allow; /* compiled allowed_hosts */
+    struct np_hostfilter *deny;  /* compiled denied_hosts */
+    bool strict_allowlist;
+    struct np_decider *decider;   /* the decide callback's state (grants, pending asks); NULL */
+    struct np_host_policy policy; /* CONNECT and forward: every list and the callback */
+    struct np_host_policy route_policy; /* route upstreams: denied_hosts only */
 
     struct np_route *routes; /* validated routes (route_config.c); secrets set at start */
     size_t n_routes;

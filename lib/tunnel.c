@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "config_external.h"
 #include "external.h"
 #include "hostfilter.h"
 #include "pump.h"
@@ -269,6 +270,12 @@ tunnel_admit(struct np_session *se, struct nonoproxy_audit_event *ev, struct np_
     q->host_len = host_len;
     q->port = port;
     q->self = &se->ctx->self;
+    q->method = "CONNECT";
+    q->mode = NONOPROXY_MODE_CONNECT;
+    if (np_host_normalize(host, host_len, q->norm, sizeof(q->norm)) == 0) {
+        /* What the decide callback is told: through the external proxy or not. */
+        q->mode = np_external_mode(se->ctx->s->ext, q->norm, port, NONOPROXY_MODE_CONNECT);
+    }
     return true;
 }
 
@@ -284,9 +291,12 @@ np_tunnel_serve(struct np_session *se)
     if (!tunnel_admit(se, &ev, &q)) {
         return;
     }
-    v = np_hostfilter_decide(se->ctx->s->allow, &se->ctx->s->resolver, &q);
+    v = np_host_policy_decide(&se->ctx->s->policy, &q);
     if (q.norm[0] != '\0') {
         np_audit_set_redacted(ev.target, sizeof(ev.target), q.norm, strlen(q.norm), se->ctx->token);
+    }
+    if (v == NP_HOST_ALLOW) {
+        np_audit_set(ev.reason, sizeof(ev.reason), q.note, strlen(q.note)); /* a grant, or "" */
     }
     if (np_external_applies(se->ctx->s->ext, v, &q)) {
         external_tunnel(se, &ev, &q);

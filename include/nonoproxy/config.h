@@ -120,7 +120,8 @@ struct nonoproxy_decide_query {
     uint16_t port;                  /**< destination port */
     enum nonoproxy_audit_mode mode; /**< CONNECT, FORWARD or EXTERNAL */
     const char *method;             /**< "CONNECT", or the forward request's method */
-    uint32_t timeout_ms;            /**< time left to answer; a later answer counts as deny */
+    uint32_t timeout_ms;            /**< time left to answer; a later answer counts as deny;
+                                         0 = no deadline (decide_timeout_ms 0) */
 };
 
 /**

@@ -60,16 +60,21 @@ NONOPROXY_API enum nonoproxy_err
 nonoproxy_credential_env_vars(const struct nonoproxy_proxy *p,
                               const struct nonoproxy_env_var **vars, size_t *n);
 
-/** A start-time finding that did not stop the proxy (SPEC §1.1), e.g. a credential not found. */
+/** A finding that did not stop the proxy (SPEC §1.1, §13): a credential not found at start, or
+ * a destination the decide callback granted for the session. */
 struct nonoproxy_diagnostic {
-    const char *code;    /**< "credential_not_found" or "credential_unavailable" */
-    const char *route;   /**< the route prefix */
-    const char *message; /**< one line naming the route and reference, never a secret */
+    const char *code;    /**< "credential_not_found", "credential_unavailable" or
+                              "host_granted" */
+    const char *route;   /**< the route prefix; "" for "host_granted" */
+    const char *message; /**< one line naming the route and reference (never a secret), or
+                              "host <host>:<port> granted for the session by the decide callback" */
 };
 
 /**
- * The diagnostics recorded by nonoproxy_start(), in route order. Owned by p, valid until
- * nonoproxy_free().
+ * The diagnostics recorded by nonoproxy_start(), in route order, then one "host_granted" entry
+ * per session grant of the decide callback, in the order granted (the list grows while the
+ * proxy runs: a later call may return a larger n; the first entries never change). Owned by p,
+ * valid until nonoproxy_free().
  * \return NONOPROXY_OK, or NONOPROXY_ERR_INVALID_ARG when an argument is NULL (as
  *         nonoproxy_env_vars()).
  * Thread-safety: [any thread]

@@ -1,5 +1,7 @@
-/* Unit tests for lib/hostfilter.c (SPEC §3): normalisation, hard deny list, allowlist entries and
- * matching, self detection, and the whole decision with a scripted resolver. */
+/* Unit tests for lib/hostfilter.c (SPEC §3, §13): normalisation, hard deny list, allowlist entries
+ * and matching, self detection, the whole decision with a scripted resolver, and the policy of
+ * issue 14: denied_hosts (names never resolved, ranges on every address), allowlist ranges
+ * (every address inside), strict mode and the decide callback's place in the order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "decide.h"
 #include "hostfilter.h"
 
 #define PROXY_PORT 38123
@@ -564,6 +567,20 @@ static const struct entry_row entry_rows[] = {
     {"reject_only_dot", ".", NULL},
     {"reject_percent", "exa%mple.com", NULL},
     {"reject_non_ascii", "caf\xc3\xa9.com", NULL},
+    {"range_v4", "10.0.0.0/8", "10.0.0.0/8"},
+    {"range_v4_slash32", "203.0.113.7/32", "203.0.113.7/32"},
+    {"range_v4_slash0", "0.0.0.0/0", "0.0.0.0/0"},
+    {"range_v6_canonical", "FD00:0::/8", "fd00::/8"},
+    {"range_v6_slash128", "::1/128", "::1/128"},
+    {"reject_range_host_bits", "10.1.2.3/8", NULL},
+    {"reject_range_prefix_v4", "10.0.0.0/33", NULL},
+    {"reject_range_prefix_v6", "fd00::/129", NULL},
+    {"reject_range_brackets", "[fd00::]/8", NULL},
+    {"reject_range_wildcard", "*.example.com/8", NULL},
+    {"reject_range_port", "10.0.0.0/8:443", NULL},
+    {"reject_range_inet_aton_spelling", "10/8", NULL},
+    {"reject_range_space", "10.0.0.0/ 8", NULL},
+    {"reject_range_empty_prefix", "10.0.0.0/", NULL},
 };
 
 static void
@@ -944,6 +961,359 @@ test_decide_returns_exactly_the_checked_addresses(void **state)
     assert_int_equal(q.addrs.n, 0);
 }
 
+/* ---- issue 14: ranges in entries ---------------------------------------------------------- */
+
+static void
+test_entry_range_reasons(void **state)
+{
+    char out[NP_HOST_BUF + 16];
+    char why[128];
+
+    (void)state;
+    assert_int_equal(np_host_entry_normalize("10.1.2.3/8", out, sizeof(out), why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "host bits"));
+    assert_non_null(strstr(why, "10.0.0.0/8")); /* the suggestion */
+    assert_int_equal(np_host_entry_normalize("fd00::/129", out, sizeof(out), why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "0 to 128"));
+    assert_int_equal(np_host_entry_normalize("[fd00::]/8", out, sizeof(out), why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "without brackets"));
+    assert_true(np_host_entry_is_range("10.0.0.0/8"));
+    assert_false(np_host_entry_is_range("10.0.0.1"));
+    assert_false(np_host_entry_is_range(NULL));
+}
+
+/* Ranges never match names or literals by name (np_hostfilter_matches): they are judged on
+ * addresses (np_hostfilter_addr_match); a deny list's literals match addresses too. */
+static void
+test_addr_match(void **state)
+{
+    static const char *const entries[] = {"10.0.0.0/8", "fd00::/8", "good.test", "192.0.2.7",
+                                          "[2001:db8::9]:8443"};
+    struct np_hostfilter *f = NULL;
+    struct sockaddr_storage ss;
+
+    (void)state;
+    assert_int_equal(np_hostfilter_new(entries, NP_ARRAY_LEN(entries), &f), 0);
+    assert_false(np_hostfilter_is_empty(f));
+    assert_true(np_hostfilter_has_ranges(f));
+    assert_false(np_hostfilter_matches(f, "10.1.2.3", 443));
+    assert_true(np_hostfilter_matches(f, "192.0.2.7", 443));
+    mk_addr("10.1.2.3", 443, &ss);
+    assert_string_equal(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, false),
+                        "10.0.0.0/8");
+    mk_addr("::ffff:10.1.2.3", 443, &ss);
+    assert_string_equal(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, false),
+                        "10.0.0.0/8");
+    mk_addr("64:ff9b::a01:203", 443, &ss); /* NAT64 10.1.2.3: deny lists only */
+    assert_null(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, false));
+    assert_string_equal(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, true),
+                        "10.0.0.0/8");
+    mk_addr("fd12::1", 443, &ss);
+    assert_string_equal(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, false),
+                        "fd00::/8");
+    mk_addr("192.0.2.7", 443, &ss);
+    assert_null(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, false));
+    assert_string_equal(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, true),
+                        "192.0.2.7");
+    mk_addr("::ffff:192.0.2.7", 443, &ss);
+    assert_string_equal(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, true),
+                        "192.0.2.7");
+    mk_addr("2001:db8::9", 8443, &ss);
+    assert_string_equal(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 8443, true),
+                        "2001:db8::9");
+    assert_null(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, true)); /* port */
+    mk_addr("11.0.0.1", 443, &ss);
+    assert_null(np_hostfilter_addr_match(f, (struct sockaddr *)&ss, 443, true));
+    assert_null(np_hostfilter_addr_match(NULL, (struct sockaddr *)&ss, 443, true));
+    np_hostfilter_free(f);
+    assert_true(np_hostfilter_is_empty(NULL));
+    assert_false(np_hostfilter_has_ranges(NULL));
+}
+
+/* ---- issue 14: the policy (denied_hosts, allowlist ranges, strict, decide) ---------------- */
+
+/* A decide callback that answers from a script and records whether DNS had run before. */
+struct fake_decide {
+    enum nonoproxy_decide_answer answer;
+    int calls;
+    int dns_calls_before; /* the resolver's call count when the callback ran */
+    const struct fake_resolver *fr;
+    char host[NP_HOST_BUF];
+    uint16_t port;
+};
+
+static enum nonoproxy_decide_answer
+fake_decide_fn(void *userdata, const struct nonoproxy_decide_query *q)
+{
+    struct fake_decide *fd = userdata;
+
+    fd->calls++;
+    fd->dns_calls_before = fd->fr->calls;
+    (void)snprintf(fd->host, sizeof(fd->host), "%s", q->host);
+    fd->port = q->port;
+    return fd->answer;
+}
+
+enum policy_kind {
+    P_DENY_ONLY,     /* denied_hosts, empty allowlist */
+    P_ALLOW_RANGES,  /* allowlist with names and ranges, denied_hosts */
+    P_STRICT_EMPTY,  /* strict, empty allowlist */
+    P_DECIDE,        /* allowlist of names, denied_hosts, a decide callback */
+    P_DECIDE_RANGES, /* allowlist with ranges, denied_hosts, a decide callback */
+};
+
+struct policy_row {
+    const char *rule;
+    enum policy_kind kind;
+    const char *host;
+    uint16_t port;
+    const char *addrs[4]; /* the resolver's answer (rc 0); {NULL}: no address */
+    enum nonoproxy_decide_answer answer;
+    enum np_host_verdict want;
+    int dns;            /* expected resolver calls */
+    int asks;           /* expected decide calls */
+    const char *reason; /* substring of the reason (deny) or the note (allow), or NULL */
+};
+
+static const char *const p_deny[] = {"evil.test",   "*.ads.test", "blocked.test:8443",
+                                     "10.9.0.0/16", "fd66::/16",  "192.0.2.66"};
+static const char *const p_allow[] = {"good.test", "10.0.0.0/8", "2001:db8::/32"};
+static const char *const p_allow_names[] = {"good.test"};
+
+/* clang-format off */
+static const struct policy_row policy_rows[] = {
+    /* denied_hosts: names are never resolved (nor asked about). */
+    {"deny_exact_not_resolved", P_DENY_ONLY, "EVIL.test.", 443, {"1.2.3.4"}, 0,
+     NP_HOST_DENY_LISTED, 0, 0, "host evil.test denied by denied_hosts"},
+    {"deny_wildcard_not_resolved", P_DENY_ONLY, "x.y.ads.test", 80, {"1.2.3.4"}, 0,
+     NP_HOST_DENY_LISTED, 0, 0, "denied by denied_hosts"},
+    {"deny_wildcard_not_bare_domain", P_DENY_ONLY, "ads.test", 80, {"1.2.3.4"}, 0,
+     NP_HOST_ALLOW, 1, 0, NULL},
+    {"deny_port_entry_on_its_port", P_DENY_ONLY, "blocked.test", 8443, {"1.2.3.4"}, 0,
+     NP_HOST_DENY_LISTED, 0, 0, "denied by denied_hosts"},
+    {"deny_port_entry_other_port", P_DENY_ONLY, "blocked.test", 443, {"1.2.3.4"}, 0,
+     NP_HOST_ALLOW, 1, 0, NULL},
+    {"deny_literal_entry", P_DENY_ONLY, "192.0.2.66", 443, {NULL}, 0, NP_HOST_DENY_LISTED, 0, 0,
+     "host 192.0.2.66 denied by denied_hosts"},
+    {"deny_literal_in_range", P_DENY_ONLY, "10.9.1.2", 443, {NULL}, 0, NP_HOST_DENY_LISTED, 0,
+     0, "host 10.9.1.2 denied by denied_hosts (10.9.0.0/16)"},
+    {"deny_mapped_literal_in_v4_range", P_DENY_ONLY, "[::ffff:10.9.1.2]", 443, {NULL}, 0,
+     NP_HOST_DENY_LISTED, 0, 0, "10.9.0.0/16"},
+    {"deny_v6_literal_in_range", P_DENY_ONLY, "[fd66::1]", 443, {NULL}, 0, NP_HOST_DENY_LISTED,
+     0, 0, "fd66::/16"},
+    {"deny_range_any_resolved_address", P_DENY_ONLY, "mixed.test", 443,
+     {"93.184.216.34", "10.9.8.7"}, 0, NP_HOST_DENY_LISTED, 1, 0,
+     "resolved address 10.9.8.7 of mixed.test denied by denied_hosts (10.9.0.0/16)"},
+    {"deny_range_nat64_resolved", P_DENY_ONLY, "nat.test", 443, {"64:ff9b::a09:101"}, 0,
+     NP_HOST_DENY_LISTED, 1, 0, "10.9.0.0/16"},
+    {"deny_literal_entry_resolved", P_DENY_ONLY, "alias.test", 443, {"192.0.2.66"}, 0,
+     NP_HOST_DENY_LISTED, 1, 0, "(192.0.2.66)"},
+    {"deny_range_outside_allowed", P_DENY_ONLY, "fine.test", 443, {"10.10.0.1"}, 0,
+     NP_HOST_ALLOW, 1, 0, NULL},
+    {"hard_deny_before_deny_list", P_DENY_ONLY, "metadata", 80, {"1.2.3.4"}, 0,
+     NP_HOST_DENY_HARD, 0, 0, "hard deny list"},
+    /* The allowlist's ranges: every address inside. */
+    {"allow_name_entry", P_ALLOW_RANGES, "good.test", 443, {"93.184.216.34"}, 0, NP_HOST_ALLOW,
+     1, 0, NULL},
+    {"allow_range_all_inside", P_ALLOW_RANGES, "lab.test", 443, {"10.1.2.3", "2001:db8::5"}, 0,
+     NP_HOST_ALLOW, 1, 0, NULL},
+    {"allow_range_one_outside", P_ALLOW_RANGES, "lab.test", 443, {"10.1.2.3", "93.184.216.34"},
+     0, NP_HOST_DENY_NOT_ALLOWED, 1, 0, "address 93.184.216.34 is outside its ranges"},
+    {"allow_range_mapped_inside", P_ALLOW_RANGES, "lab.test", 443, {"::ffff:10.1.2.3"}, 0,
+     NP_HOST_ALLOW, 1, 0, NULL},
+    {"allow_range_nat64_not_inside", P_ALLOW_RANGES, "lab.test", 443, {"64:ff9b::a01:203"}, 0,
+     NP_HOST_DENY_NOT_ALLOWED, 1, 0, "outside its ranges"},
+    {"allow_range_literal", P_ALLOW_RANGES, "10.200.0.1", 443, {NULL}, 0, NP_HOST_ALLOW, 0, 0,
+     NULL},
+    {"allow_range_literal_outside", P_ALLOW_RANGES, "11.0.0.1", 443, {NULL}, 0,
+     NP_HOST_DENY_NOT_ALLOWED, 0, 0, "outside its ranges"},
+    {"allow_range_deny_range_wins", P_ALLOW_RANGES, "lab.test", 443, {"10.9.0.5"}, 0,
+     NP_HOST_DENY_LISTED, 1, 0, "10.9.0.0/16"},
+    {"allow_range_hard_deny_wins", P_ALLOW_RANGES, "lab.test", 443, {"10.1.1.1", "169.254.1.1"},
+     0, NP_HOST_DENY_HARD, 1, 0, "hard deny list"},
+    {"allow_range_denied_name_not_resolved", P_ALLOW_RANGES, "evil.test", 443, {"10.1.2.3"}, 0,
+     NP_HOST_DENY_LISTED, 0, 0, "denied by denied_hosts"},
+    {"allow_range_dns_failure", P_ALLOW_RANGES, "gone.test", 443, {NULL}, 0,
+     NP_HOST_DENY_NOT_ALLOWED, 1, 0, "no DNS answer"},
+    /* strict_allowlist with an empty allowlist. */
+    {"strict_empty_denies", P_STRICT_EMPTY, "good.test", 443, {"93.184.216.34"}, 0,
+     NP_HOST_DENY_NOT_ALLOWED, 0, 0,
+     "host good.test denied: the allowlist is empty and strict_allowlist is set"},
+    {"strict_empty_denies_literal", P_STRICT_EMPTY, "127.0.0.1", 8080, {NULL}, 0,
+     NP_HOST_DENY_NOT_ALLOWED, 0, 0, "strict_allowlist"},
+    /* The decide callback: only for hosts no list decides, before DNS (no allow ranges). */
+    {"decide_not_for_allowed", P_DECIDE, "good.test", 443, {"93.184.216.34"},
+     NONOPROXY_DECIDE_DENY, NP_HOST_ALLOW, 1, 0, NULL},
+    {"decide_not_for_deny_listed", P_DECIDE, "evil.test", 443, {"93.184.216.34"},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_LISTED, 0, 0, NULL},
+    {"decide_not_for_hard_denied", P_DECIDE, "metadata.google.internal", 80, {"1.2.3.4"},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_HARD, 0, 0, NULL},
+    {"decide_not_for_deny_listed_literal", P_DECIDE, "10.9.0.1", 443, {NULL},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_LISTED, 0, 0, NULL},
+    {"decide_deny", P_DECIDE, "new.test", 443, {"93.184.216.34"}, NONOPROXY_DECIDE_DENY,
+     NP_HOST_DENY_DECIDED, 0, 1, "host new.test:443 denied by the decide callback"},
+    {"decide_once", P_DECIDE, "new.test", 443, {"93.184.216.34"}, NONOPROXY_DECIDE_ALLOW_ONCE,
+     NP_HOST_ALLOW, 1, 1, "allowed once by the decide callback"},
+    {"decide_session", P_DECIDE, "new.test", 443, {"93.184.216.34"},
+     NONOPROXY_DECIDE_ALLOW_SESSION, NP_HOST_ALLOW, 1, 1,
+     "granted for the session by the decide callback"},
+    {"decide_allow_then_deny_range", P_DECIDE, "sneaky.test", 443, {"10.9.9.9"},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_LISTED, 1, 1, "10.9.0.0/16"},
+    {"decide_allow_then_hard_deny", P_DECIDE, "sneaky.test", 443, {"169.254.169.254"},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_HARD, 1, 1, "hard deny list"},
+    {"decide_v6_literal", P_DECIDE, "[2001:DB8::1]", 8443, {NULL}, NONOPROXY_DECIDE_DENY,
+     NP_HOST_DENY_DECIDED, 0, 1, "host [2001:db8::1]:8443 denied by the decide callback"},
+    /* With allow ranges, an unmatched name is resolved first, then asked about. */
+    {"decide_ranges_inside_not_asked", P_DECIDE_RANGES, "lab.test", 443, {"10.1.2.3"},
+     NONOPROXY_DECIDE_DENY, NP_HOST_ALLOW, 1, 0, NULL},
+    {"decide_ranges_outside_asked_once_resolved", P_DECIDE_RANGES, "web.test", 443,
+     {"93.184.216.34"}, NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_ALLOW, 1, 1, NULL},
+    {"decide_ranges_deny_range_not_asked", P_DECIDE_RANGES, "web.test", 443, {"10.9.0.1"},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_LISTED, 1, 0, NULL},
+    {"decide_ranges_dns_failure_asked", P_DECIDE_RANGES, "gone.test", 443, {NULL},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_RESOLVE_FAILED, 1, 1, "DNS resolution of gone.test"},
+};
+/* clang-format on */
+
+/* The filters and the decider of one kind of policy. */
+struct policy_fixture {
+    struct np_hostfilter *allow;
+    struct np_hostfilter *deny;
+    struct np_decider *decider;
+    struct np_host_policy p;
+};
+
+static void
+policy_setup(struct policy_fixture *px, enum policy_kind kind, struct fake_decide *fd,
+             const struct np_resolver *res)
+{
+    memset(px, 0, sizeof(*px));
+    if (kind != P_STRICT_EMPTY) {
+        assert_int_equal(np_hostfilter_new(p_deny, NP_ARRAY_LEN(p_deny), &px->deny), 0);
+    }
+    if (kind == P_ALLOW_RANGES || kind == P_DECIDE_RANGES) {
+        assert_int_equal(np_hostfilter_new(p_allow, NP_ARRAY_LEN(p_allow), &px->allow), 0);
+    } else if (kind == P_DECIDE) {
+        assert_int_equal(np_hostfilter_new(p_allow_names, 1, &px->allow), 0);
+    }
+    if (kind == P_DECIDE || kind == P_DECIDE_RANGES) {
+        struct np_decider_config c;
+
+        memset(&c, 0, sizeof(c));
+        c.fn = fake_decide_fn;
+        c.userdata = fd;
+        c.timeout_ms = 30000;
+        assert_int_equal(np_decider_new(&c, &px->decider), 0);
+    }
+    px->p.allow = px->allow;
+    px->p.deny = px->deny;
+    px->p.strict = kind == P_STRICT_EMPTY;
+    px->p.decider = px->decider;
+    px->p.resolver = res;
+}
+
+static void
+policy_teardown(struct policy_fixture *px)
+{
+    np_hostfilter_free(px->allow);
+    np_hostfilter_free(px->deny);
+    np_decider_free(px->decider);
+}
+
+static void
+check_policy_row(const struct policy_row *r)
+{
+    struct fake_resolver fr;
+    struct fake_decide fd;
+    struct np_resolver res = {fake_resolve, &fr};
+    struct policy_fixture px;
+    struct np_host_query q;
+    enum np_host_verdict v;
+    const char *text;
+
+    memset(&fr, 0, sizeof(fr));
+    memcpy(fr.addrs, r->addrs, sizeof(fr.addrs));
+    memset(&fd, 0, sizeof(fd));
+    fd.answer = r->answer;
+    fd.fr = &fr;
+    policy_setup(&px, r->kind, &fd, &res);
+    memset(&q, 0, sizeof(q));
+    q.host = r->host;
+    q.host_len = strlen(r->host);
+    q.port = r->port;
+    q.mode = NONOPROXY_MODE_CONNECT;
+    v = np_host_policy_decide(&px.p, &q);
+    text = v == NP_HOST_ALLOW ? q.note : q.reason;
+    if (v != r->want || fr.calls != r->dns || fd.calls != r->asks ||
+        (r->reason != NULL && strstr(text, r->reason) == NULL)) {
+        print_error("row %s: verdict %d dns %d asks %d text '%s', want %d dns %d asks %d '%s'\n",
+                    r->rule, (int)v, fr.calls, fd.calls, text, (int)r->want, r->dns, r->asks,
+                    r->reason != NULL ? r->reason : "");
+        fail();
+    }
+    assert_true(v == NP_HOST_ALLOW ? q.reason[0] == '\0' && q.addrs.n > 0 : q.addrs.n == 0);
+    assert_true(is_printable(q.reason) && is_printable(q.note));
+    if (fd.calls > 0) {
+        assert_string_equal(fd.host, q.norm);
+        assert_int_equal(fd.port, r->port);
+        /* Before any DNS query, unless the allowlist's ranges needed the addresses first. */
+        assert_int_equal(fd.dns_calls_before, r->kind == P_DECIDE_RANGES ? 1 : 0);
+    }
+    assert_int_equal(q.once, v == NP_HOST_ALLOW && r->answer == NONOPROXY_DECIDE_ALLOW_ONCE &&
+                                 fd.calls > 0);
+    policy_teardown(&px);
+}
+
+static void
+test_policy_table(void **state)
+{
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < NP_ARRAY_LEN(policy_rows); i++) {
+        check_policy_row(&policy_rows[i]);
+    }
+}
+
+/* A session grant is remembered: the next decision allows without asking, with the note. */
+static void
+test_policy_session_grant_remembered(void **state)
+{
+    struct fake_resolver fr;
+    struct fake_decide fd;
+    struct np_resolver res = {fake_resolve, &fr};
+    struct policy_fixture px;
+    struct np_host_query q;
+
+    (void)state;
+    memset(&fr, 0, sizeof(fr));
+    fr.addrs[0] = "93.184.216.34";
+    memset(&fd, 0, sizeof(fd));
+    fd.answer = NONOPROXY_DECIDE_ALLOW_SESSION;
+    fd.fr = &fr;
+    policy_setup(&px, P_DECIDE, &fd, &res);
+    memset(&q, 0, sizeof(q));
+    q.host = "new.test";
+    q.host_len = strlen(q.host);
+    q.port = 443;
+    assert_int_equal(np_host_policy_decide(&px.p, &q), NP_HOST_ALLOW);
+    fd.answer = NONOPROXY_DECIDE_DENY;
+    assert_int_equal(np_host_policy_decide(&px.p, &q), NP_HOST_ALLOW);
+    assert_string_equal(q.note, "granted for the session by the decide callback");
+    assert_false(q.once);
+    assert_int_equal(fd.calls, 1);
+    q.port = 80; /* another port is another destination */
+    assert_int_equal(np_host_policy_decide(&px.p, &q), NP_HOST_DENY_DECIDED);
+    assert_int_equal(fd.calls, 2);
+    np_decider_stop(px.decider);
+    q.host = "later.test";
+    q.host_len = strlen(q.host);
+    assert_int_equal(np_host_policy_decide(&px.p, &q), NP_HOST_DENY_DECIDED);
+    assert_non_null(strstr(q.reason, "shutting down"));
+    assert_int_equal(fd.calls, 2);
+    policy_teardown(&px);
+}
+
 int
 main(void)
 {
@@ -963,6 +1333,10 @@ main(void)
         cmocka_unit_test(test_self_table),
         cmocka_unit_test(test_decide_table),
         cmocka_unit_test(test_decide_returns_exactly_the_checked_addresses),
+        cmocka_unit_test(test_entry_range_reasons),
+        cmocka_unit_test(test_addr_match),
+        cmocka_unit_test(test_policy_table),
+        cmocka_unit_test(test_policy_session_grant_remembered),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
