@@ -1,6 +1,8 @@
 /* nonoproxy-run --serve: export lines on stdout or in a 0600 file, then wait for a signal. */
 #include "serve.h"
 
+#include "childenv.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -12,58 +14,6 @@
 #define PROG     "nonoproxy-run"
 /* Longest export line: the proxy's variables are URLs and tokens of well under 1 KiB. */
 #define LINE_CAP 4096
-
-/* Returns true when name is a shell variable name. */
-static bool
-shell_name(const char *name)
-{
-    size_t i = 0;
-
-    if (name == NULL || name[0] == '\0' || (name[0] >= '0' && name[0] <= '9')) {
-        return false;
-    }
-    for (i = 0; name[i] != '\0'; i++) {
-        char c = name[i];
-
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_')) {
-            return false;
-        }
-    }
-    return true;
-}
-
-size_t
-cli_export_line(char *dst, size_t cap, const char *name, const char *value)
-{
-    size_t used = 0;
-    size_t nlen = name != NULL ? strlen(name) : 0;
-    size_t i = 0;
-
-    if (!shell_name(name) || cap < nlen + sizeof("export ='") + 2) {
-        return 0;
-    }
-    memcpy(dst, "export ", 7);
-    memcpy(dst + 7, name, nlen);
-    memcpy(dst + 7 + nlen, "='", 2);
-    used = 9 + nlen;
-    for (i = 0; value != NULL && value[i] != '\0'; i++) {
-        const char *piece = value[i] == '\'' ? "'\\''" : NULL;
-        size_t plen = piece != NULL ? 4 : 1;
-
-        if (plen > cap - used - 3) { /* room for "'\n" and the NUL */
-            return 0;
-        }
-        if (piece != NULL) {
-            memcpy(dst + used, piece, plen);
-        } else {
-            dst[used] = value[i];
-        }
-        used += plen;
-    }
-    memcpy(dst + used, "'\n", 3);
-    return used + 2;
-}
 
 /* Writes len bytes to fd; false with errno set on failure. */
 static bool

@@ -11,13 +11,6 @@
 #include "args.h"
 
 /**
- * Write one shell line "export NAME='value'\n" into dst (cap bytes): the value in single quotes,
- * each ' in it written as '\''. NAME must be a shell name ([A-Za-z_][A-Za-z0-9_]*).
- * \return the length written, or 0 when NAME is not a shell name or the line does not fit.
- */
-size_t cli_export_line(char *dst, size_t cap, const char *name, const char *value);
-
-/**
  * The --serve mode once the proxy p runs: write the environment of nonoproxy_env_vars() and
  * nonoproxy_credential_env_vars() as export lines to stdout (then closed: a reader sees end of
  * file) or, with --env-file, to a new file created with mode 0600 (O_EXCL | O_NOFOLLOW: an
