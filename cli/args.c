@@ -8,21 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLI_PROG       "nonoproxy-run"
-#define CLI_SYNOPSIS   "usage: " CLI_PROG " [OPTIONS] [--] COMMAND [ARG...]"
+#define CLI_PROG           "nonoproxy-run"
+#define CLI_SYNOPSIS       "usage: " CLI_PROG " [OPTIONS] [--] COMMAND [ARG...]"
 /* The second form of the synopsis, in the full usage only. */
 #define CLI_SYNOPSIS_SERVE "       " CLI_PROG " [OPTIONS] --serve [--env-file FILE]"
-#define ARRAY_LEN(a)   (sizeof(a) / sizeof((a)[0]))
+#define ARRAY_LEN(a)       (sizeof(a) / sizeof((a)[0]))
 /* getopt value of an option without a short name: LONG_ONLY_BASE + its row, beyond any char. */
-#define LONG_ONLY_BASE 256
+#define LONG_ONLY_BASE     256
 /* How much of an offending value an error message shows. */
-#define SHOWN_LEN      80
+#define SHOWN_LEN          80
 /* Width of the left column of the usage; a longer left part gets a line of its own. */
-#define USAGE_LEFT     26
+#define USAGE_LEFT         26
 /* The syntax of a --route value, as error messages repeat it. */
-#define ROUTE_SYNTAX   "PREFIX=UPSTREAM[,KEY=VALUE...]"
+#define ROUTE_SYNTAX       "PREFIX=UPSTREAM[,KEY=VALUE...]"
 /* -v beyond this count changes nothing; the cap keeps the counter from wrapping. */
-#define MAX_VERBOSE    8u
+#define MAX_VERBOSE        8u
 
 struct cli_opt;
 
@@ -437,11 +437,21 @@ route_key_given(struct cli_route *r, const struct route_key *k)
     return false;
 }
 
+/* Where an error about one route goes: the route's printable prefix and the error buffer. */
+struct route_err {
+    const char *shown_prefix;
+    char *err;
+    size_t err_len;
+};
+
 /* Appends rule=METHOD:PATH (value, split in place at its first ':') to r's rules. The method
  * and the path must not be empty; the library validates them further at start. */
 static bool
-route_rule(struct cli_route *r, char *value, const char *shown_prefix, char *err, size_t err_len)
+route_rule(struct cli_route *r, char *value, const struct route_err *re)
 {
+    const char *shown_prefix = re->shown_prefix;
+    char *err = re->err;
+    size_t err_len = re->err_len;
     struct nonoproxy_endpoint_rule *grown = NULL;
     char *colon = strchr(value, ':');
     size_t cap = 0;
@@ -478,7 +488,7 @@ route_rule(struct cli_route *r, char *value, const char *shown_prefix, char *err
 /* Stores the value of key k (kind RK_UINT) into r: an integer in 0..k->max. */
 static bool
 route_uint(struct cli_route *r, const struct route_key *k, const char *value,
-           const char *shown_prefix, char *err, size_t err_len)
+           const struct route_err *re)
 {
     struct cli_uint *dst = (struct cli_uint *)(void *)((char *)r + k->field);
     char shown[SHOWN_LEN];
@@ -486,9 +496,9 @@ route_uint(struct cli_route *r, const struct route_key *k, const char *value,
 
     if (!parse_decimal(value, k->max, &v)) {
         cli_printable(shown, sizeof(shown), value);
-        (void)snprintf(err, err_len,
+        (void)snprintf(re->err, re->err_len,
                        "--route '%s': invalid %s '%s' (expected an integer from 0 to %llu)",
-                       shown_prefix, k->name, shown, k->max);
+                       re->shown_prefix, k->name, shown, k->max);
         return false;
     }
     dst->set = true;
@@ -498,20 +508,19 @@ route_uint(struct cli_route *r, const struct route_key *k, const char *value,
 
 /* Stores the value of key k into r according to its kind. */
 static bool
-route_store(struct cli_route *r, const struct route_key *k, char *value, const char *shown_prefix,
-            char *err, size_t err_len)
+route_store(struct cli_route *r, const struct route_key *k, char *value, const struct route_err *re)
 {
     switch (k->kind) {
     case RK_RULE:
-        return route_rule(r, value, shown_prefix, err, err_len);
+        return route_rule(r, value, re);
     case RK_UINT:
-        return route_uint(r, k, value, shown_prefix, err, err_len);
+        return route_uint(r, k, value, re);
     case RK_STRING:
         break;
     }
     *route_field(r, k) = value;
     if (k->field == offsetof(struct cli_route, inject_name)) {
-        return route_inject(r, value, shown_prefix, err, err_len);
+        return route_inject(r, value, re->shown_prefix, re->err, re->err_len);
     }
     return true;
 }
@@ -520,6 +529,7 @@ route_store(struct cli_route *r, const struct route_key *k, char *value, const c
 static bool
 route_item(struct cli_route *r, char *item, const char *shown_prefix, char *err, size_t err_len)
 {
+    const struct route_err re = {shown_prefix, err, err_len};
     const struct route_key *k = NULL;
     char *eq = strchr(item, '=');
     char shown[SHOWN_LEN];
@@ -554,7 +564,7 @@ route_item(struct cli_route *r, char *item, const char *shown_prefix, char *err,
                        k->name);
         return false;
     }
-    return route_store(r, k, eq + 1, shown_prefix, err, err_len);
+    return route_store(r, k, eq + 1, &re);
 }
 
 /* Splits buf (an owned copy of a --route value) in place into r: PREFIX at the first '=',
@@ -934,6 +944,8 @@ usage_row(FILE *out, const char *left, const char *help)
     }
 }
 
+static void usage_notes(FILE *out);
+
 void
 cli_args_usage(FILE *out)
 {
@@ -973,23 +985,28 @@ cli_args_usage(FILE *out)
                        "connect_timeout, ask_timeout (seconds); null = not set. Options add to\n"
                        "its lists and override its other values. Example:\n"
                        "docs/examples/nonoproxy.json.\n");
-    (void)fprintf(out,
-                  "\nHosts: the built-in deny list, then --deny, then --allow decide; a host\n"
-                  "none of them names is allowed when there is no --allow (denied with\n"
-                  "--strict), or with --ask the terminal is asked: y allows once, a for the\n"
-                  "session, anything else (or no answer within --ask-timeout) denies. A\n"
-                  "range (10.0.0.0/8) in --allow must hold every address of the host, in\n"
-                  "--deny any one of them.\n");
-    (void)fprintf(out,
-                  "\nrule=METHOD:PATH: once a route has rules, a request whose method (or *)\n"
-                  "and path after the prefix (a glob: * within a segment, ** any segments)\n"
-                  "match none gets 403. rpm=N: at most N requests a minute after a burst\n"
-                  "of burst=N, then 429 with Retry-After.\n");
-    (void)fprintf(out,
-                  "\n--serve runs the proxy for processes started elsewhere until SIGINT or\n"
-                  "SIGTERM: it prints their environment as export NAME='value' lines on\n"
-                  "stdout, or writes them to --env-file FILE, which must not exist (created\n"
-                  "with mode 0600, removed at exit; a symlink is refused).\n");
+    usage_notes(out);
+}
+
+/* Writes the paragraphs of the usage after the config file's: hosts, rules, --serve, the
+ * external proxy, the sandbox, the environment and the exit status. */
+static void
+usage_notes(FILE *out)
+{
+    (void)fprintf(out, "\nHosts: the built-in deny list, then --deny, then --allow decide; a host\n"
+                       "none of them names is allowed when there is no --allow (denied with\n"
+                       "--strict), or with --ask the terminal is asked: y allows once, a for the\n"
+                       "session, anything else (or no answer within --ask-timeout) denies. A\n"
+                       "range (10.0.0.0/8) in --allow must hold every address of the host, in\n"
+                       "--deny any one of them.\n");
+    (void)fprintf(out, "\nrule=METHOD:PATH: once a route has rules, a request whose method (or *)\n"
+                       "and path after the prefix (a glob: * within a segment, ** any segments)\n"
+                       "match none gets 403. rpm=N: at most N requests a minute after a burst\n"
+                       "of burst=N, then 429 with Retry-After.\n");
+    (void)fprintf(out, "\n--serve runs the proxy for processes started elsewhere until SIGINT or\n"
+                       "SIGTERM: it prints their environment as export NAME='value' lines on\n"
+                       "stdout, or writes them to --env-file FILE, which must not exist (created\n"
+                       "with mode 0600, removed at exit; a symlink is refused).\n");
     (void)fprintf(out,
                   "\nWith --external-proxy, or else %s, or else the\n"
                   "external_proxy of the --config file, connections to hosts that are neither\n"

@@ -127,14 +127,17 @@ struct cli_args {
     struct cli_uint port;               /**< --port N, 0..65535 */
     struct cli_uint max_connections;    /**< --max-connections N */
     const char *audit_log;              /**< --audit-log FILE; "-" = stderr; NULL = none */
+    const char *env_file;               /**< --env-file FILE (only with --serve); NULL */
     struct cli_uint header_timeout_ms;  /**< --header-timeout SECS */
     struct cli_uint idle_timeout_ms;    /**< --idle-timeout SECS */
     struct cli_uint connect_timeout_ms; /**< --connect-timeout SECS */
+    struct cli_uint ask_timeout_ms;     /**< --ask-timeout SECS (ask_timeout) */
     char *external_proxy;               /**< --external-proxy ADDR, at most once; NULL = none.
                                              Points into argv, writable: once the address is
                                              copied, cli_blank_userinfo() hides its password
                                              from /proc/<pid>/cmdline */
     struct cli_list bypass;             /**< --bypass HOST, repeatable */
+    struct cli_list deny;               /**< --deny HOST, repeatable (denied_hosts) */
     char *file_external_proxy;          /**< file only: external_proxy.address (may hold a
                                              password; owned by the loaded file, writable so
                                              that cli_blank_userinfo() can wipe it); used when
@@ -142,12 +145,9 @@ struct cli_args {
                                              NONOPROXY_EXTERNAL_PROXY is given */
     struct cli_uint audit_capacity;     /**< file only: audit_capacity */
     struct cli_bool require_auth;       /**< file only: require_auth */
-    struct cli_list deny;               /**< --deny HOST, repeatable (denied_hosts) */
     struct cli_bool strict;             /**< --strict (strict_allowlist) */
     bool ask;                           /**< --ask: decide unknown hosts on /dev/tty */
-    struct cli_uint ask_timeout_ms;     /**< --ask-timeout SECS (ask_timeout) */
     bool serve;                         /**< --serve: no COMMAND, run until SIGINT/SIGTERM */
-    const char *env_file;               /**< --env-file FILE (only with --serve); NULL */
     enum cli_sandbox_mode sandbox;      /**< --sandbox auto|on|off; default auto */
     bool quiet;                         /**< -q: no summary, no default warning lines */
     unsigned verbose;                   /**< -v count: 1 = INFO, 2+ = DEBUG */

@@ -140,6 +140,26 @@ poll_timeout(uint64_t deadline)
     return deadline - now > INT32_MAX ? INT32_MAX : (int)(deadline - now);
 }
 
+/* Appends the n bytes of chunk to the line in buf (*len bytes, cap > 0), dropping what does
+ * not fit; returns true when chunk holds the end of the line (then buf is NUL-terminated). */
+static bool
+take_chunk(char *buf, size_t cap, size_t *len, const char *chunk, size_t n)
+{
+    size_t i = 0;
+
+    for (i = 0; i < n; i++) {
+        if (chunk[i] == '\n' || chunk[i] == '\r') {
+            buf[*len] = '\0';
+            return true;
+        }
+        if (*len < cap - 1) {
+            buf[(*len)++] = chunk[i];
+        }
+    }
+    buf[*len] = '\0';
+    return false;
+}
+
 /* Reads one line from the terminal into buf (cap > 0; a longer line is cut, and marked by a
  * full buffer) until deadline (0 = none) or a cancellation. */
 static enum ask_end
@@ -173,16 +193,9 @@ read_line(const struct cli_ask *ask, uint64_t deadline, char *buf, size_t cap)
         if (n <= 0) {
             return ASK_EOF;
         }
-        for (ssize_t i = 0; i < n; i++) {
-            if (chunk[i] == '\n' || chunk[i] == '\r') {
-                buf[len] = '\0';
-                return ASK_LINE;
-            }
-            if (len < cap - 1) {
-                buf[len++] = chunk[i];
-            }
+        if (take_chunk(buf, cap, &len, chunk, (size_t)n)) {
+            return ASK_LINE;
         }
-        buf[len] = '\0';
     }
 }
 

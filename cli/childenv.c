@@ -218,14 +218,16 @@ cli_export_line(char *dst, size_t cap, const char *name, const char *value)
     size_t used = 0;
     size_t nlen = name != NULL ? strlen(name) : 0;
     size_t i = 0;
+    int w = 0;
 
     if (!shell_name(name) || cap < nlen + sizeof("export ='") + 2) {
         return 0;
     }
-    memcpy(dst, "export ", 7);
-    memcpy(dst + 7, name, nlen);
-    memcpy(dst + 7 + nlen, "='", 2);
-    used = 9 + nlen;
+    w = snprintf(dst, cap, "export %s='", name);
+    if (w < 0 || (size_t)w != nlen + 9) {
+        return 0;
+    }
+    used = (size_t)w;
     for (i = 0; value != NULL && value[i] != '\0'; i++) {
         const char *piece = value[i] == '\'' ? "'\\''" : NULL;
         size_t plen = piece != NULL ? 4 : 1;
@@ -234,12 +236,12 @@ cli_export_line(char *dst, size_t cap, const char *name, const char *value)
             return 0;
         }
         if (piece != NULL) {
-            memcpy(dst + used, piece, plen);
+            memcpy(dst + used, piece, plen + 1);
         } else {
             dst[used] = value[i];
         }
         used += plen;
     }
-    memcpy(dst + used, "'\n", 3);
+    memcpy(dst + used, "'\n", 3); /* with the NUL */
     return used + 2;
 }

@@ -195,8 +195,9 @@ cli_serve(const struct cli_args *a, const struct nonoproxy_proxy *p, const sigse
         return CLI_EXIT_FAILURE;
     }
     if (!a->quiet) {
-        (void)fprintf(stderr, PROG ": serving on port %u (environment %s%s); stop with SIGINT or "
-                              "SIGTERM\n",
+        (void)fprintf(stderr,
+                      PROG ": serving on port %u (environment %s%s); stop with SIGINT or "
+                           "SIGTERM\n",
                       (unsigned)nonoproxy_port(p), a->env_file != NULL ? "in " : "on stdout",
                       a->env_file != NULL ? shown : "");
     }
