@@ -41,11 +41,11 @@ struct parse_case {
     const char *config;
     const char *command; /* command words joined by ' ' */
     const char *deny;    /* --deny values joined by ',' ("" or NULL = none) */
+    const char *ask_ms;
+    const char *env_file;
     bool strict;
     bool ask;
-    const char *ask_ms;
     bool serve;
-    const char *env_file;
 };
 
 #define NR "nonoproxy-run"
