@@ -357,8 +357,8 @@ put_key(struct np_buf *w, const char *key)
     np_buf_put(w, "\":", 2);
 }
 
-static const char *
-kind_name(enum nonoproxy_audit_kind kind)
+const char *
+nonoproxy_audit_kind_name(enum nonoproxy_audit_kind kind)
 {
     switch (kind) {
     case NONOPROXY_EVENT_DECISION:
@@ -369,8 +369,8 @@ kind_name(enum nonoproxy_audit_kind kind)
     return "";
 }
 
-static const char *
-decision_name(enum nonoproxy_audit_decision d)
+const char *
+nonoproxy_audit_decision_name(enum nonoproxy_audit_decision d)
 {
     switch (d) {
     case NONOPROXY_DECISION_ALLOW:
@@ -381,8 +381,8 @@ decision_name(enum nonoproxy_audit_decision d)
     return "";
 }
 
-static const char *
-mechanism_name(enum nonoproxy_auth_mechanism m)
+const char *
+nonoproxy_auth_mechanism_name(enum nonoproxy_auth_mechanism m)
 {
     switch (m) {
     case NONOPROXY_AUTH_MECH_NONE:
@@ -399,8 +399,8 @@ mechanism_name(enum nonoproxy_auth_mechanism m)
     return "";
 }
 
-static const char *
-outcome_name(enum nonoproxy_auth_outcome o)
+const char *
+nonoproxy_auth_outcome_name(enum nonoproxy_auth_outcome o)
 {
     switch (o) {
     case NONOPROXY_AUTH_OUTCOME_NONE:
@@ -413,8 +413,8 @@ outcome_name(enum nonoproxy_auth_outcome o)
     return "";
 }
 
-static const char *
-injection_name(enum nonoproxy_inject_mode m)
+const char *
+nonoproxy_inject_mode_name(enum nonoproxy_inject_mode m)
 {
     switch (m) {
     case NONOPROXY_INJECT_NONE:
@@ -526,11 +526,11 @@ nonoproxy_audit_event_to_json(const struct nonoproxy_audit_event *ev, char *buf,
     put_key(&w, "timestamp_unix_ms");
     np_buf_put_u64(&w, ev->timestamp_unix_ms);
     put_key(&w, "event");
-    put_name(&w, kind_name(ev->kind));
+    put_name(&w, nonoproxy_audit_kind_name(ev->kind));
     put_key(&w, "mode");
     put_name(&w, nonoproxy_audit_mode_name(ev->mode));
     put_key(&w, "decision");
-    put_name(&w, decision_name(ev->decision));
+    put_name(&w, nonoproxy_audit_decision_name(ev->decision));
     put_key(&w, "target");
     put_field(&w, ev->target, sizeof(ev->target));
     put_key(&w, "port");
@@ -546,13 +546,13 @@ nonoproxy_audit_event_to_json(const struct nonoproxy_audit_event *ev, char *buf,
     put_key(&w, "route_id");
     put_field(&w, ev->route_id, sizeof(ev->route_id));
     put_key(&w, "auth_mechanism");
-    put_name(&w, mechanism_name(ev->auth_mechanism));
+    put_name(&w, nonoproxy_auth_mechanism_name(ev->auth_mechanism));
     put_key(&w, "auth_outcome");
-    put_name(&w, outcome_name(ev->auth_outcome));
+    put_name(&w, nonoproxy_auth_outcome_name(ev->auth_outcome));
     put_key(&w, "managed_credential_active");
     np_buf_puts(&w, tristate_json(ev->managed_credential_active));
     put_key(&w, "injection_mode");
-    put_name(&w, injection_name(ev->injection_mode));
+    put_name(&w, nonoproxy_inject_mode_name(ev->injection_mode));
     put_key(&w, "denial_category");
     put_name(&w, nonoproxy_denial_category_name(ev->denial_category));
     put_key(&w, "bytes_up");

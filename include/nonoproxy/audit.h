@@ -140,5 +140,10 @@ NONOPROXY_API size_t nonoproxy_audit_event_to_json(const struct nonoproxy_audit_
 /** Static snake_case names used in the JSON (never NULL; "" for the *_NONE values). [any thread] */
 NONOPROXY_API const char *nonoproxy_audit_mode_name(enum nonoproxy_audit_mode mode);
 NONOPROXY_API const char *nonoproxy_denial_category_name(enum nonoproxy_denial_category cat);
+NONOPROXY_API const char *nonoproxy_audit_kind_name(enum nonoproxy_audit_kind kind);
+NONOPROXY_API const char *nonoproxy_audit_decision_name(enum nonoproxy_audit_decision d);
+NONOPROXY_API const char *nonoproxy_auth_mechanism_name(enum nonoproxy_auth_mechanism m);
+NONOPROXY_API const char *nonoproxy_auth_outcome_name(enum nonoproxy_auth_outcome o);
+NONOPROXY_API const char *nonoproxy_inject_mode_name(enum nonoproxy_inject_mode m);
 
 #endif /* NONOPROXY_AUDIT_H */

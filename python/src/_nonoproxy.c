@@ -772,68 +772,6 @@ static PyTypeObject config_type = {
 /* Audit events as dicts                                                                      */
 /* ---------------------------------------------------------------------------------------- */
 
-static const char *
-kind_name(enum nonoproxy_audit_kind k)
-{
-    return k == NONOPROXY_EVENT_CLOSE ? "close" : "decision";
-}
-
-static const char *
-decision_name(enum nonoproxy_audit_decision d)
-{
-    return d == NONOPROXY_DECISION_DENY ? "deny" : "allow";
-}
-
-static const char *
-mechanism_name(enum nonoproxy_auth_mechanism m)
-{
-    switch (m) {
-    case NONOPROXY_AUTH_MECH_NONE:
-        return "";
-    case NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION:
-        return "proxy_authorization";
-    case NONOPROXY_AUTH_MECH_PHANTOM_HEADER:
-        return "phantom_header";
-    case NONOPROXY_AUTH_MECH_PHANTOM_PATH:
-        return "phantom_path";
-    case NONOPROXY_AUTH_MECH_PHANTOM_QUERY:
-        return "phantom_query";
-    }
-    return "";
-}
-
-static const char *
-outcome_name(enum nonoproxy_auth_outcome o)
-{
-    switch (o) {
-    case NONOPROXY_AUTH_OUTCOME_NONE:
-        return "";
-    case NONOPROXY_AUTH_OUTCOME_SUCCEEDED:
-        return "succeeded";
-    case NONOPROXY_AUTH_OUTCOME_FAILED:
-        return "failed";
-    }
-    return "";
-}
-
-static const char *
-injection_name(enum nonoproxy_inject_mode m)
-{
-    switch (m) {
-    case NONOPROXY_INJECT_NONE:
-        return "";
-    case NONOPROXY_INJECT_HEADER:
-        return "header";
-    case NONOPROXY_INJECT_URL_PATH:
-        return "url_path";
-    case NONOPROXY_INJECT_QUERY_PARAM:
-        return "query_param";
-    case NONOPROXY_INJECT_BASIC_AUTH:
-        return "basic_auth";
-    }
-    return "";
-}
-
 /* Set d[key] to the text of field (at most cap bytes), None when empty. */
 static int
 put_text(PyObject *d, const char *key, const char *field, size_t cap)
@@ -891,9 +829,9 @@ event_dict(const struct nonoproxy_audit_event *ev)
         return NULL;
     }
     if (put_u64(d, "timestamp_unix_ms", 1, ev->timestamp_unix_ms) < 0 ||
-        put_name(d, "event", kind_name(ev->kind)) < 0 ||
+        put_name(d, "event", nonoproxy_audit_kind_name(ev->kind)) < 0 ||
         put_name(d, "mode", nonoproxy_audit_mode_name(ev->mode)) < 0 ||
-        put_name(d, "decision", decision_name(ev->decision)) < 0 ||
+        put_name(d, "decision", nonoproxy_audit_decision_name(ev->decision)) < 0 ||
         put_text(d, "target", ev->target, sizeof(ev->target)) < 0 ||
         put_u64(d, "port", ev->has_port, ev->port) < 0 ||
         put_text(d, "method", ev->method, sizeof(ev->method)) < 0 ||
@@ -901,10 +839,10 @@ event_dict(const struct nonoproxy_audit_event *ev)
         put_u64(d, "status", ev->status != 0, ev->status) < 0 ||
         put_text(d, "reason", ev->reason, sizeof(ev->reason)) < 0 ||
         put_text(d, "route_id", ev->route_id, sizeof(ev->route_id)) < 0 ||
-        put_name(d, "auth_mechanism", mechanism_name(ev->auth_mechanism)) < 0 ||
-        put_name(d, "auth_outcome", outcome_name(ev->auth_outcome)) < 0 ||
+        put_name(d, "auth_mechanism", nonoproxy_auth_mechanism_name(ev->auth_mechanism)) < 0 ||
+        put_name(d, "auth_outcome", nonoproxy_auth_outcome_name(ev->auth_outcome)) < 0 ||
         put_tristate(d, "managed_credential_active", ev->managed_credential_active) < 0 ||
-        put_name(d, "injection_mode", injection_name(ev->injection_mode)) < 0 ||
+        put_name(d, "injection_mode", nonoproxy_inject_mode_name(ev->injection_mode)) < 0 ||
         put_name(d, "denial_category", nonoproxy_denial_category_name(ev->denial_category)) < 0 ||
         put_u64(d, "bytes_up", closing, ev->bytes_up) < 0 ||
         put_u64(d, "bytes_down", closing, ev->bytes_down) < 0 ||

@@ -693,6 +693,8 @@ denial_category_names(void **state)
         {NONOPROXY_DENIAL_UNSUPPORTED_REQUEST, "unsupported_request"},
         {NONOPROXY_DENIAL_ROUTE_NOT_FOUND, "route_not_found"},
         {NONOPROXY_DENIAL_UPSTREAM_TIMEOUT, "upstream_timeout"},
+        {NONOPROXY_DENIAL_ENDPOINT_POLICY, "endpoint_policy"},
+        {NONOPROXY_DENIAL_RATE_LIMITED, "rate_limited"},
         {(enum nonoproxy_denial_category)999, ""},
     };
     size_t i;
@@ -701,6 +703,37 @@ denial_category_names(void **state)
     for (i = 0; i < NP_ARRAY_LEN(rows); i++) {
         assert_string_equal(nonoproxy_denial_category_name(rows[i].cat), rows[i].name);
     }
+}
+
+/* The other enum fields: every value, and "" for one that does not exist. */
+static void
+field_names(void **state)
+{
+    (void)state;
+    assert_string_equal(nonoproxy_audit_kind_name(NONOPROXY_EVENT_DECISION), "decision");
+    assert_string_equal(nonoproxy_audit_kind_name(NONOPROXY_EVENT_CLOSE), "close");
+    assert_string_equal(nonoproxy_audit_kind_name((enum nonoproxy_audit_kind)7), "");
+    assert_string_equal(nonoproxy_audit_decision_name(NONOPROXY_DECISION_ALLOW), "allow");
+    assert_string_equal(nonoproxy_audit_decision_name(NONOPROXY_DECISION_DENY), "deny");
+    assert_string_equal(nonoproxy_audit_decision_name((enum nonoproxy_audit_decision)7), "");
+    assert_string_equal(nonoproxy_auth_mechanism_name(NONOPROXY_AUTH_MECH_NONE), "");
+    assert_string_equal(nonoproxy_auth_mechanism_name(NONOPROXY_AUTH_MECH_PROXY_AUTHORIZATION),
+                        "proxy_authorization");
+    assert_string_equal(nonoproxy_auth_mechanism_name(NONOPROXY_AUTH_MECH_PHANTOM_HEADER),
+                        "phantom_header");
+    assert_string_equal(nonoproxy_auth_mechanism_name(NONOPROXY_AUTH_MECH_PHANTOM_PATH),
+                        "phantom_path");
+    assert_string_equal(nonoproxy_auth_mechanism_name(NONOPROXY_AUTH_MECH_PHANTOM_QUERY),
+                        "phantom_query");
+    assert_string_equal(nonoproxy_auth_outcome_name(NONOPROXY_AUTH_OUTCOME_NONE), "");
+    assert_string_equal(nonoproxy_auth_outcome_name(NONOPROXY_AUTH_OUTCOME_SUCCEEDED), "succeeded");
+    assert_string_equal(nonoproxy_auth_outcome_name(NONOPROXY_AUTH_OUTCOME_FAILED), "failed");
+    assert_string_equal(nonoproxy_inject_mode_name(NONOPROXY_INJECT_NONE), "");
+    assert_string_equal(nonoproxy_inject_mode_name(NONOPROXY_INJECT_HEADER), "header");
+    assert_string_equal(nonoproxy_inject_mode_name(NONOPROXY_INJECT_URL_PATH), "url_path");
+    assert_string_equal(nonoproxy_inject_mode_name(NONOPROXY_INJECT_QUERY_PARAM), "query_param");
+    assert_string_equal(nonoproxy_inject_mode_name(NONOPROXY_INJECT_BASIC_AUTH), "basic_auth");
+    assert_string_equal(nonoproxy_inject_mode_name((enum nonoproxy_inject_mode)9), "");
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
@@ -1120,6 +1153,7 @@ main(void)
         cmocka_unit_test(redact_target_token_across_cut),
         cmocka_unit_test(escape_digits_never_complete_the_token),
         cmocka_unit_test(mode_names),
+        cmocka_unit_test(field_names),
         cmocka_unit_test(denial_category_names),
         cmocka_unit_test(json_full_event),
         cmocka_unit_test(json_minimal_event_is_nulls),
