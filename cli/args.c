@@ -8,19 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLI_PROG       "nonoproxy-run"
-#define CLI_SYNOPSIS   "usage: " CLI_PROG " [OPTIONS] [--] COMMAND [ARG...]"
-#define ARRAY_LEN(a)   (sizeof(a) / sizeof((a)[0]))
+#define CLI_PROG           "nonoproxy-run"
+#define CLI_SYNOPSIS       "usage: " CLI_PROG " [OPTIONS] [--] COMMAND [ARG...]"
+/* The second form of the synopsis, in the full usage only. */
+#define CLI_SYNOPSIS_SERVE "       " CLI_PROG " [OPTIONS] --serve [--env-file FILE]"
+#define ARRAY_LEN(a)       (sizeof(a) / sizeof((a)[0]))
 /* getopt value of an option without a short name: LONG_ONLY_BASE + its row, beyond any char. */
-#define LONG_ONLY_BASE 256
+#define LONG_ONLY_BASE     256
 /* How much of an offending value an error message shows. */
-#define SHOWN_LEN      80
+#define SHOWN_LEN          80
 /* Width of the left column of the usage; a longer left part gets a line of its own. */
-#define USAGE_LEFT     26
+#define USAGE_LEFT         26
 /* The syntax of a --route value, as error messages repeat it. */
-#define ROUTE_SYNTAX   "PREFIX=UPSTREAM[,KEY=VALUE...]"
+#define ROUTE_SYNTAX       "PREFIX=UPSTREAM[,KEY=VALUE...]"
 /* -v beyond this count changes nothing; the cap keeps the counter from wrapping. */
-#define MAX_VERBOSE    8u
+#define MAX_VERBOSE        8u
 
 struct cli_opt;
 
@@ -48,6 +50,7 @@ static cli_opt_fn opt_string;
 static cli_opt_fn opt_uint;
 static cli_opt_fn opt_seconds;
 static cli_opt_fn opt_flag;
+static cli_opt_fn opt_true;
 static cli_opt_fn opt_count;
 static cli_opt_fn opt_help;
 static cli_opt_fn opt_version;
@@ -59,7 +62,15 @@ static const struct cli_opt OPTS[] = {
     {"config", 'c', "FILE", opt_once, offsetof(struct cli_args, config), 0,
      "read settings from JSON FILE (see below)"},
     {"allow", 0, "HOST", opt_list, offsetof(struct cli_args, allow), 0,
-     "allow HOST: name, *.domain or IP[:port]; repeatable"},
+     "allow name, *.domain, IP[:port] or CIDR; repeatable"},
+    {"deny", 0, "HOST", opt_list, offsetof(struct cli_args, deny), 0,
+     "deny HOST (as --allow; wins over it); repeatable"},
+    {"strict", 0, NULL, opt_true, offsetof(struct cli_args, strict), 0,
+     "no --allow then means deny all, not allow all"},
+    {"ask", 0, NULL, opt_flag, offsetof(struct cli_args, ask), 0,
+     "ask on the terminal about hosts no list decides"},
+    {"ask-timeout", 0, "SECS", opt_seconds, offsetof(struct cli_args, ask_timeout_ms),
+     CLI_MAX_TIMEOUT_SECS, "--ask: deny after SECS (default 30; 0: wait)"},
     {"route", 0, ROUTE_SYNTAX, opt_route, offsetof(struct cli_args, routes), 0,
      "proxy /PREFIX/ to UPSTREAM; repeatable (keys below)"},
     {"ca-file", 0, "FILE", opt_string, offsetof(struct cli_args, ca_file), 0,
@@ -85,6 +96,10 @@ static const struct cli_opt OPTS[] = {
      CLI_MAX_TIMEOUT_SECS, "close tunnels idle for SECS (default 600; 0: never)"},
     {"connect-timeout", 0, "SECS", opt_seconds, offsetof(struct cli_args, connect_timeout_ms),
      CLI_MAX_TIMEOUT_SECS, "limit for an upstream connect (default 10; 0: none)"},
+    {"serve", 0, NULL, opt_flag, offsetof(struct cli_args, serve), 0,
+     "run until SIGINT/SIGTERM; print the environment"},
+    {"env-file", 0, "FILE", opt_string, offsetof(struct cli_args, env_file), 0,
+     "--serve: write it to new FILE (0600), not stdout"},
     {"sandbox", 0, "MODE", opt_sandbox, offsetof(struct cli_args, sandbox), 0,
      "auto (default), on or off: see below"},
     {"quiet", 'q', NULL, opt_flag, offsetof(struct cli_args, quiet), 0,
@@ -95,30 +110,54 @@ static const struct cli_opt OPTS[] = {
     {"version", 0, NULL, opt_version, 0, 0, "print the version and exit"},
 };
 
+/* What the value of a route KEY is, and where it goes. */
+enum route_kind {
+    RK_STRING, /* a const char * field, at most once */
+    RK_UINT,   /* a struct cli_uint field: integer 0..max, at most once */
+    RK_RULE,   /* rule=METHOD:PATH, appended to the route's rules (repeatable) */
+};
+
 /* One KEY of --route PREFIX=UPSTREAM[,KEY=VALUE...]: parser and usage both come from it. */
 struct route_key {
     const char *name;  /* as written on the command line */
     const char *value; /* name of the value in the usage */
-    size_t field;      /* offsetof the const char * field in struct cli_route */
+    size_t field;      /* offsetof the field in struct cli_route */
+    enum route_kind kind;
+    unsigned long long max; /* RK_UINT: largest accepted value */
     const char *help;
 };
 
 static const struct route_key ROUTE_KEYS[] = {
-    {"credential", "KEY", offsetof(struct cli_route, credential),
+    {"credential", "KEY", offsetof(struct cli_route, credential), RK_STRING, 0,
      "env://VAR, file:///PATH, keyring://SVC/ACCT or NAME"},
-    {"inject", "MODE", offsetof(struct cli_route, inject_name),
+    {"inject", "MODE", offsetof(struct cli_route, inject_name), RK_STRING, 0,
      "header (default), url_path, query_param, basic_auth"},
-    {"header", "H", offsetof(struct cli_route, header), "header to inject (default Authorization)"},
-    {"format", "F", offsetof(struct cli_route, format),
+    {"header", "H", offsetof(struct cli_route, header), RK_STRING, 0,
+     "header to inject (default Authorization)"},
+    {"format", "F", offsetof(struct cli_route, format), RK_STRING, 0,
      "{} = secret (default 'Bearer {}' for Authorization)"},
-    {"path-pattern", "P", offsetof(struct cli_route, path_pattern),
+    {"path-pattern", "P", offsetof(struct cli_route, path_pattern), RK_STRING, 0,
      "url_path: incoming pattern with one {} (/bot{}/)"},
-    {"path-replacement", "R", offsetof(struct cli_route, path_replacement),
+    {"path-replacement", "R", offsetof(struct cli_route, path_replacement), RK_STRING, 0,
      "url_path: outgoing pattern (default: path-pattern)"},
-    {"query-param", "Q", offsetof(struct cli_route, query_param), "query_param: parameter name"},
-    {"env-var", "V", offsetof(struct cli_route, env_var),
+    {"query-param", "Q", offsetof(struct cli_route, query_param), RK_STRING, 0,
+     "query_param: parameter name"},
+    {"env-var", "V", offsetof(struct cli_route, env_var), RK_STRING, 0,
      "variable that gives COMMAND the phantom token"},
-    {"tls-ca", "FILE", offsetof(struct cli_route, tls_ca), "extra PEM trust roots for UPSTREAM"},
+    {"tls-ca", "FILE", offsetof(struct cli_route, tls_ca), RK_STRING, 0,
+     "extra PEM trust roots for UPSTREAM"},
+    {"rule", "METHOD:PATH", offsetof(struct cli_route, rules), RK_RULE, 0,
+     "allow only matching requests; repeatable"},
+    {"rpm", "N", offsetof(struct cli_route, rpm), RK_UINT, CLI_MAX_RATE,
+     "rate limit: N requests per minute, then 429"},
+    {"burst", "N", offsetof(struct cli_route, burst), RK_UINT, CLI_MAX_RATE,
+     "rate limit: bucket size (default 5)"},
+    {"max-delay", "MS", offsetof(struct cli_route, max_delay_ms), RK_UINT, CLI_MAX_DELAY_MS,
+     "rate limit: wait up to MS for a token (default 0)"},
+    {"client-cert", "FILE", offsetof(struct cli_route, client_cert), RK_STRING, 0,
+     "PEM client certificate for UPSTREAM (mutual TLS)"},
+    {"client-key", "FILE", offsetof(struct cli_route, client_key), RK_STRING, 0,
+     "PEM private key of client-cert"},
 };
 
 /* The values of --sandbox, in the order of enum cli_sandbox_mode (row i is value i). */
@@ -383,10 +422,114 @@ opt_sandbox(struct cli_args *a, const struct cli_opt *o, char *value, char *err,
     return false;
 }
 
+/* Returns true when key k of r was already given (a rule may be given any number of times). */
+static bool
+route_key_given(struct cli_route *r, const struct route_key *k)
+{
+    switch (k->kind) {
+    case RK_STRING:
+        return *route_field(r, k) != NULL;
+    case RK_UINT:
+        return ((struct cli_uint *)(void *)((char *)r + k->field))->set;
+    case RK_RULE:
+        break;
+    }
+    return false;
+}
+
+/* Where an error about one route goes: the route's printable prefix and the error buffer. */
+struct route_err {
+    const char *shown_prefix;
+    char *err;
+    size_t err_len;
+};
+
+/* Appends rule=METHOD:PATH (value, split in place at its first ':') to r's rules. The method
+ * and the path must not be empty; the library validates them further at start. */
+static bool
+route_rule(struct cli_route *r, char *value, const struct route_err *re)
+{
+    const char *shown_prefix = re->shown_prefix;
+    char *err = re->err;
+    size_t err_len = re->err_len;
+    struct nonoproxy_endpoint_rule *grown = NULL;
+    char *colon = strchr(value, ':');
+    size_t cap = 0;
+
+    if (colon == NULL || colon == value || colon[1] == '\0') {
+        char shown[SHOWN_LEN];
+
+        cli_printable(shown, sizeof(shown), value);
+        (void)snprintf(err, err_len, "--route '%s': invalid rule '%s' (expected METHOD:PATH)",
+                       shown_prefix, shown);
+        return false;
+    }
+    if (r->n_rules == r->cap_rules) {
+        if (r->cap_rules > SIZE_MAX / 2 / sizeof(*r->rules)) {
+            (void)snprintf(err, err_len, "--route '%s': too many rules", shown_prefix);
+            return false;
+        }
+        cap = r->cap_rules == 0 ? 4 : r->cap_rules * 2;
+        grown = realloc(r->rules, cap * sizeof(*r->rules));
+        if (grown == NULL) {
+            (void)snprintf(err, err_len, "out of memory");
+            return false;
+        }
+        r->rules = grown;
+        r->cap_rules = cap;
+    }
+    *colon = '\0';
+    r->rules[r->n_rules].method = value;
+    r->rules[r->n_rules].path = colon + 1;
+    r->n_rules++;
+    return true;
+}
+
+/* Stores the value of key k (kind RK_UINT) into r: an integer in 0..k->max. */
+static bool
+route_uint(struct cli_route *r, const struct route_key *k, const char *value,
+           const struct route_err *re)
+{
+    struct cli_uint *dst = (struct cli_uint *)(void *)((char *)r + k->field);
+    char shown[SHOWN_LEN];
+    unsigned long long v = 0;
+
+    if (!parse_decimal(value, k->max, &v)) {
+        cli_printable(shown, sizeof(shown), value);
+        (void)snprintf(re->err, re->err_len,
+                       "--route '%s': invalid %s '%s' (expected an integer from 0 to %llu)",
+                       re->shown_prefix, k->name, shown, k->max);
+        return false;
+    }
+    dst->set = true;
+    dst->value = v;
+    return true;
+}
+
+/* Stores the value of key k into r according to its kind. */
+static bool
+route_store(struct cli_route *r, const struct route_key *k, char *value, const struct route_err *re)
+{
+    switch (k->kind) {
+    case RK_RULE:
+        return route_rule(r, value, re);
+    case RK_UINT:
+        return route_uint(r, k, value, re);
+    case RK_STRING:
+        break;
+    }
+    *route_field(r, k) = value;
+    if (k->field == offsetof(struct cli_route, inject_name)) {
+        return route_inject(r, value, re->shown_prefix, re->err, re->err_len);
+    }
+    return true;
+}
+
 /* Applies one KEY=VALUE item of a route (item is NUL-terminated and split in place). */
 static bool
 route_item(struct cli_route *r, char *item, const char *shown_prefix, char *err, size_t err_len)
 {
+    const struct route_err re = {shown_prefix, err, err_len};
     const struct route_key *k = NULL;
     char *eq = strchr(item, '=');
     char shown[SHOWN_LEN];
@@ -412,7 +555,7 @@ route_item(struct cli_route *r, char *item, const char *shown_prefix, char *err,
                        shown, expected);
         return false;
     }
-    if (*route_field(r, k) != NULL) {
+    if (route_key_given(r, k)) {
         (void)snprintf(err, err_len, "--route '%s': key '%s' given twice", shown_prefix, k->name);
         return false;
     }
@@ -421,11 +564,7 @@ route_item(struct cli_route *r, char *item, const char *shown_prefix, char *err,
                        k->name);
         return false;
     }
-    *route_field(r, k) = eq + 1;
-    if (k->field == offsetof(struct cli_route, inject_name)) {
-        return route_inject(r, eq + 1, shown_prefix, err, err_len);
-    }
-    return true;
+    return route_store(r, k, eq + 1, &re);
 }
 
 /* Splits buf (an owned copy of a --route value) in place into r: PREFIX at the first '=',
@@ -524,10 +663,12 @@ opt_route(struct cli_args *a, const struct cli_opt *o, char *value, char *err, s
     }
     l->items[l->len] = r;
     l->len++;
-    r.buf = NULL; /* ownership moved to the list */
+    r.buf = NULL; /* ownership moved to the list, with r.rules */
+    r.rules = NULL;
     ok = true;
 out:
     free(r.buf);
+    free(r.rules);
     return ok;
 }
 
@@ -587,6 +728,20 @@ opt_flag(struct cli_args *a, const struct cli_opt *o, char *value, char *err, si
     (void)err;
     (void)err_len;
     *dst = true;
+    return true;
+}
+
+/* Sets a struct cli_bool to true (a flag whose absence leaves the --config file's value). */
+static bool
+opt_true(struct cli_args *a, const struct cli_opt *o, char *value, char *err, size_t err_len)
+{
+    struct cli_bool *dst = field_of(a, o);
+
+    (void)value;
+    (void)err;
+    (void)err_len;
+    dst->set = true;
+    dst->value = true;
     return true;
 }
 
@@ -683,6 +838,33 @@ getopt_error(int c, int argc, char **argv, char *err, size_t err_len)
     }
 }
 
+/* Checks what follows the options (n words) against --serve: a COMMAND is required without it
+ * and refused with it; --env-file and --sandbox on make sense only one way. */
+static bool
+check_command(const struct cli_args *a, int n, char *err, size_t err_len)
+{
+    if (!a->serve) {
+        if (a->env_file != NULL) {
+            (void)snprintf(err, err_len, "--env-file: only with --serve");
+            return false;
+        }
+        if (n <= 0) {
+            (void)snprintf(err, err_len, "missing COMMAND");
+            return false;
+        }
+        return true;
+    }
+    if (n > 0) {
+        (void)snprintf(err, err_len, "--serve: takes no COMMAND");
+        return false;
+    }
+    if (a->sandbox == CLI_SANDBOX_ON) {
+        (void)snprintf(err, err_len, "--sandbox on: not with --serve (there is no COMMAND)");
+        return false;
+    }
+    return true;
+}
+
 enum cli_action
 cli_args_parse(struct cli_args *out, int argc, char **argv, char *err, size_t err_len)
 {
@@ -719,12 +901,13 @@ cli_args_parse(struct cli_args *out, int argc, char **argv, char *err, size_t er
             goto out;
         }
     }
-    if (optind >= argc) {
-        (void)snprintf(err, err_len, "missing COMMAND");
+    if (!check_command(out, argc - optind, err, err_len)) {
         goto out;
     }
-    out->command = argv + optind;
-    out->command_argc = argc - optind;
+    if (!out->serve) {
+        out->command = argv + optind;
+        out->command_argc = argc - optind;
+    }
     act = CLI_ACTION_RUN;
 out:
     out->action = act;
@@ -741,8 +924,10 @@ cli_args_free(struct cli_args *a)
     }
     free(a->allow.items);
     free(a->bypass.items);
-    for (i = 0; i < a->routes.len; i++) {
-        free(a->routes.items[i].buf);
+    free(a->deny.items);
+    for (i = a->routes.n_file; i < a->routes.len; i++) {
+        free(a->routes.items[i].buf); /* the file's routes are the loaded file's */
+        free(a->routes.items[i].rules);
     }
     free(a->routes.items);
     memset(a, 0, sizeof(*a));
@@ -759,13 +944,15 @@ usage_row(FILE *out, const char *left, const char *help)
     }
 }
 
+static void usage_notes(FILE *out);
+
 void
 cli_args_usage(FILE *out)
 {
     char left[64];
     size_t i = 0;
 
-    (void)fprintf(out, "%s\n\n", CLI_SYNOPSIS);
+    (void)fprintf(out, "%s\n%s\n\n", CLI_SYNOPSIS, CLI_SYNOPSIS_SERVE);
     (void)fprintf(out, "Run COMMAND with its HTTP(S) traffic sent through a filtering proxy on "
                        "loopback.\n\nOptions:\n");
     for (i = 0; i < ARRAY_LEN(OPTS); i++) {
@@ -781,21 +968,45 @@ cli_args_usage(FILE *out)
     }
     (void)fprintf(out, "\nRoute keys (--route " ROUTE_SYNTAX "; UPSTREAM is\n"
                        "https://host[:port][/base], or http:// to a loopback host, and cannot\n"
-                       "contain ','; each KEY at most once):\n");
+                       "contain ','; each KEY at most once, but rule= any number of times):\n");
     for (i = 0; i < ARRAY_LEN(ROUTE_KEYS); i++) {
         (void)snprintf(left, sizeof(left), "%s=%s", ROUTE_KEYS[i].name, ROUTE_KEYS[i].value);
         usage_row(out, left, ROUTE_KEYS[i].help);
     }
     (void)fprintf(out, "\n--config FILE holds one JSON object with any of the keys allowed_hosts\n"
-                       "(array), routes (array of objects with the keys prefix, upstream,\n"
-                       "credential_key, inject_mode, inject_header, credential_format,\n"
-                       "path_pattern, path_replacement, query_param_name, env_var, tls_ca),\n"
-                       "external_proxy (object: address, bypass_hosts), bind_addr, bind_port,\n"
-                       "max_connections, ca_file, audit_log, audit_capacity, require_auth,\n"
-                       "header_timeout, idle_timeout, connect_timeout (seconds); null = not set.\n"
-                       "Options add to its lists and override its other values. Example:\n"
+                       "and denied_hosts (arrays), strict_allowlist, routes (array of objects\n"
+                       "with the keys prefix, upstream, credential_key, inject_mode,\n"
+                       "inject_header, credential_format, path_pattern, path_replacement,\n"
+                       "query_param_name, env_var, tls_ca, tls_client_cert, tls_client_key,\n"
+                       "endpoint_rules (array of {method, path}), rate_limit (object:\n"
+                       "requests_per_minute, burst, max_delay_ms)), external_proxy (object:\n"
+                       "address, bypass_hosts), bind_addr, bind_port, max_connections, ca_file,\n"
+                       "audit_log, audit_capacity, require_auth, header_timeout, idle_timeout,\n"
+                       "connect_timeout, ask_timeout (seconds); null = not set. Options add to\n"
+                       "its lists and override its other values. Example:\n"
                        "docs/examples/nonoproxy.json.\n");
-    (void)fprintf(out, "\nWithout --allow, every host not on the built-in deny list is allowed.\n");
+    usage_notes(out);
+}
+
+/* Writes the paragraphs of the usage after the config file's: hosts, rules, --serve, the
+ * external proxy, the sandbox, the environment and the exit status. */
+static void
+usage_notes(FILE *out)
+{
+    (void)fprintf(out, "\nHosts: the built-in deny list, then --deny, then --allow decide; a host\n"
+                       "none of them names is allowed when there is no --allow (denied with\n"
+                       "--strict), or with --ask the terminal is asked: y allows once, a for the\n"
+                       "session, anything else (or no answer within --ask-timeout) denies. A\n"
+                       "range (10.0.0.0/8) in --allow must hold every address of the host, in\n"
+                       "--deny any one of them.\n");
+    (void)fprintf(out, "\nrule=METHOD:PATH: once a route has rules, a request whose method (or *)\n"
+                       "and path after the prefix (a glob: * within a segment, ** any segments)\n"
+                       "match none gets 403. rpm=N: at most N requests a minute after a burst\n"
+                       "of burst=N, then 429 with Retry-After.\n");
+    (void)fprintf(out, "\n--serve runs the proxy for processes started elsewhere until SIGINT or\n"
+                       "SIGTERM: it prints their environment as export NAME='value' lines on\n"
+                       "stdout, or writes them to --env-file FILE, which must not exist (created\n"
+                       "with mode 0600, removed at exit; a symlink is refused).\n");
     (void)fprintf(out,
                   "\nWith --external-proxy, or else %s, or else the\n"
                   "external_proxy of the --config file, connections to hosts that are neither\n"

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <nonoproxy/config.h>
+
 #include "sandbox.h"
 
 /** Exit status for nonoproxy-run's own errors (bad option, start failure), as env(1). */
@@ -20,6 +22,12 @@
 
 /** Upper bound of the --*-timeout options, in seconds (one day). */
 #define CLI_MAX_TIMEOUT_SECS 86400u
+
+/** Upper bound of rpm= / requests_per_minute and of burst= / burst (a million a minute). */
+#define CLI_MAX_RATE 1000000u
+
+/** Upper bound of max-delay= / max_delay_ms, in milliseconds (ten minutes). */
+#define CLI_MAX_DELAY_MS 600000u
 
 /** Environment variable read for the external proxy's address when --external-proxy is not
  * given; always removed from COMMAND's environment (it may hold a password). */
@@ -82,6 +90,16 @@ struct cli_route {
     const char *query_param;      /**< query-param=Q */
     const char *env_var;          /**< env-var=V */
     const char *tls_ca;           /**< tls-ca=FILE */
+    const char *client_cert;      /**< client-cert=FILE */
+    const char *client_key;       /**< client-key=FILE */
+    struct nonoproxy_endpoint_rule *rules; /**< rule=METHOD:PATH, repeatable, in order; owned
+                                                array (for a file route: owned by the loaded
+                                                file), strings in buf or in the file */
+    size_t n_rules;
+    size_t cap_rules;
+    struct cli_uint rpm;          /**< rpm=N: requests per minute; unset = no rate limit */
+    struct cli_uint burst;        /**< burst=N; unset = the library's default (5) */
+    struct cli_uint max_delay_ms; /**< max-delay=MS; unset = 0 (429 at once) */
 };
 
 /** The --route options, in command-line order; after cli_config_merge() the first n_file
@@ -109,14 +127,17 @@ struct cli_args {
     struct cli_uint port;               /**< --port N, 0..65535 */
     struct cli_uint max_connections;    /**< --max-connections N */
     const char *audit_log;              /**< --audit-log FILE; "-" = stderr; NULL = none */
+    const char *env_file;               /**< --env-file FILE (only with --serve); NULL */
     struct cli_uint header_timeout_ms;  /**< --header-timeout SECS */
     struct cli_uint idle_timeout_ms;    /**< --idle-timeout SECS */
     struct cli_uint connect_timeout_ms; /**< --connect-timeout SECS */
+    struct cli_uint ask_timeout_ms;     /**< --ask-timeout SECS (ask_timeout) */
     char *external_proxy;               /**< --external-proxy ADDR, at most once; NULL = none.
                                              Points into argv, writable: once the address is
                                              copied, cli_blank_userinfo() hides its password
                                              from /proc/<pid>/cmdline */
     struct cli_list bypass;             /**< --bypass HOST, repeatable */
+    struct cli_list deny;               /**< --deny HOST, repeatable (denied_hosts) */
     char *file_external_proxy;          /**< file only: external_proxy.address (may hold a
                                              password; owned by the loaded file, writable so
                                              that cli_blank_userinfo() can wipe it); used when
@@ -124,16 +145,20 @@ struct cli_args {
                                              NONOPROXY_EXTERNAL_PROXY is given */
     struct cli_uint audit_capacity;     /**< file only: audit_capacity */
     struct cli_bool require_auth;       /**< file only: require_auth */
+    struct cli_bool strict;             /**< --strict (strict_allowlist) */
+    bool ask;                           /**< --ask: decide unknown hosts on /dev/tty */
+    bool serve;                         /**< --serve: no COMMAND, run until SIGINT/SIGTERM */
     enum cli_sandbox_mode sandbox;      /**< --sandbox auto|on|off; default auto */
     bool quiet;                         /**< -q: no summary, no default warning lines */
     unsigned verbose;                   /**< -v count: 1 = INFO, 2+ = DEBUG */
     enum cli_action action;
-    char **command; /**< COMMAND [ARG...], NULL-terminated (argv's end) */
+    char **command; /**< COMMAND [ARG...], NULL-terminated (argv's end); NULL with --serve */
     int command_argc;
 };
 
 /**
- * Parse argv (getopt_long, stops at the first non-option or after "--") into *out.
+ * Parse argv (getopt_long, stops at the first non-option or after "--") into *out. COMMAND is
+ * required, except with --serve, which refuses one (and --sandbox on); --env-file needs --serve.
  * On CLI_ACTION_ERROR, err receives one line without the program name or a newline, e.g.
  * "--port: invalid value '65536' (expected an integer from 0 to 65535)".
  * Always release *out with cli_args_free(), whatever the result.

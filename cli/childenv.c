@@ -191,3 +191,57 @@ cli_env_free(struct cli_env *env)
     }
     memset(env, 0, sizeof(*env));
 }
+
+/* Returns true when name is a shell variable name. */
+static bool
+shell_name(const char *name)
+{
+    size_t i = 0;
+
+    if (name == NULL || name[0] == '\0' || (name[0] >= '0' && name[0] <= '9')) {
+        return false;
+    }
+    for (i = 0; name[i] != '\0'; i++) {
+        char c = name[i];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+size_t
+cli_export_line(char *dst, size_t cap, const char *name, const char *value)
+{
+    size_t used = 0;
+    size_t nlen = name != NULL ? strlen(name) : 0;
+    size_t i = 0;
+    int w = 0;
+
+    if (!shell_name(name) || cap < nlen + sizeof("export ='") + 2) {
+        return 0;
+    }
+    w = snprintf(dst, cap, "export %s='", name);
+    if (w < 0 || (size_t)w != nlen + 9) {
+        return 0;
+    }
+    used = (size_t)w;
+    for (i = 0; value != NULL && value[i] != '\0'; i++) {
+        const char *piece = value[i] == '\'' ? "'\\''" : NULL;
+        size_t plen = piece != NULL ? 4 : 1;
+
+        if (plen > cap - used - 3) { /* room for "'\n" and the NUL */
+            return 0;
+        }
+        if (piece != NULL) {
+            memcpy(dst + used, piece, plen + 1);
+        } else {
+            dst[used] = value[i];
+        }
+        used += plen;
+    }
+    memcpy(dst + used, "'\n", 3); /* with the NUL */
+    return used + 2;
+}

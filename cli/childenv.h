@@ -72,4 +72,11 @@ bool cli_env_build(const struct cli_env_plan *plan, struct cli_env *out);
  * Idempotent; env may be zeroed. */
 void cli_env_free(struct cli_env *env);
 
+/**
+ * Write one shell line "export NAME='value'\n" into dst (cap bytes): the value in single quotes,
+ * each ' in it written as '\''. NAME must be a shell name ([A-Za-z_][A-Za-z0-9_]*).
+ * \return the length written, or 0 when NAME is not a shell name or the line does not fit.
+ */
+size_t cli_export_line(char *dst, size_t cap, const char *name, const char *value);
+
 #endif /* NONOPROXY_CLI_CHILDENV_H */

@@ -35,6 +35,8 @@ enum key_kind {
     KIND_INJECT,      /* inject mode name -> struct cli_route inject_name + inject */
     KIND_ROUTES,      /* array of route objects -> struct cli_routes (top level only) */
     KIND_EXTERNAL,    /* {address, bypass_hosts} (top level only) */
+    KIND_RULES,       /* array of {method, path} -> struct cli_route rules (routes only) */
+    KIND_RATE,        /* {requests_per_minute, burst, max_delay_ms} (routes only) */
 };
 
 /* One key of a JSON object: the loader and the messages come from it. */
@@ -49,6 +51,8 @@ struct key_rule {
 /* The top-level object: the seed's ProxyConfig field names plus the C-side additions. */
 static const struct key_rule TOP_KEYS[] = {
     {"allowed_hosts", offsetof(struct cli_args, allow), 0, KIND_STRING_LIST, false},
+    {"denied_hosts", offsetof(struct cli_args, deny), 0, KIND_STRING_LIST, false},
+    {"strict_allowlist", offsetof(struct cli_args, strict), 0, KIND_BOOL, false},
     {"routes", offsetof(struct cli_args, routes), 0, KIND_ROUTES, false},
     {"external_proxy", 0, 0, KIND_EXTERNAL, false},
     {"bind_addr", offsetof(struct cli_args, bind_addr), 0, KIND_STRING, false},
@@ -65,6 +69,8 @@ static const struct key_rule TOP_KEYS[] = {
      false},
     {"connect_timeout", offsetof(struct cli_args, connect_timeout_ms), CLI_MAX_TIMEOUT_SECS,
      KIND_SECONDS, false},
+    {"ask_timeout", offsetof(struct cli_args, ask_timeout_ms), CLI_MAX_TIMEOUT_SECS, KIND_SECONDS,
+     false},
 };
 
 /* external_proxy: the seed's ExternalProxyConfig. */
@@ -86,10 +92,29 @@ static const struct key_rule ROUTE_KEYS[] = {
     {"query_param_name", offsetof(struct cli_route, query_param), 0, KIND_STRING, false},
     {"env_var", offsetof(struct cli_route, env_var), 0, KIND_STRING, false},
     {"tls_ca", offsetof(struct cli_route, tls_ca), 0, KIND_STRING, false},
+    {"tls_client_cert", offsetof(struct cli_route, client_cert), 0, KIND_STRING, false},
+    {"tls_client_key", offsetof(struct cli_route, client_key), 0, KIND_STRING, false},
+    {"endpoint_rules", 0, 0, KIND_RULES, false},
+    {"rate_limit", 0, 0, KIND_RATE, false},
+};
+
+/* routes[i].rate_limit: the reference's names; requests_per_minute is what makes a limit. */
+static const struct key_rule RATE_KEYS[] = {
+    {"requests_per_minute", offsetof(struct cli_route, rpm), CLI_MAX_RATE, KIND_UINT, true},
+    {"burst", offsetof(struct cli_route, burst), CLI_MAX_RATE, KIND_UINT, false},
+    {"max_delay_ms", offsetof(struct cli_route, max_delay_ms), CLI_MAX_DELAY_MS, KIND_UINT, false},
+};
+
+/* routes[i].endpoint_rules[j]: both keys required (the library validates their values). */
+static const struct key_rule RULE_KEYS[] = {
+    {"method", offsetof(struct nonoproxy_endpoint_rule, method), 0, KIND_STRING, true},
+    {"path", offsetof(struct nonoproxy_endpoint_rule, path), 0, KIND_STRING, true},
 };
 
 /* A bit per rule tracks duplicate and required keys. */
-_Static_assert(ARRAY_LEN(TOP_KEYS) <= 32 && ARRAY_LEN(ROUTE_KEYS) <= 32, "rule bits fit");
+_Static_assert(ARRAY_LEN(TOP_KEYS) <= 32 && ARRAY_LEN(ROUTE_KEYS) <= 32 &&
+                   ARRAY_LEN(RATE_KEYS) <= 32 && ARRAY_LEN(RULE_KEYS) <= 32,
+               "rule bits fit");
 
 /* inject_mode values, in the order of enum cli_inject (row i is value i + 1); matched in any
  * case, so that the seed's "HEADER" spelling works too. */
@@ -275,9 +300,12 @@ load_inject(struct loader *ld, struct cli_route *r, const cJSON *item)
     return fail(ld, INJECT_EXPECTED);
 }
 
+/* Stores the value of a key r (not null) into the struct at base; one kind per table. */
+typedef bool value_fn(struct loader *ld, void *base, const struct key_rule *r, const cJSON *item);
+
 /* Stores the value of a scalar or list key r (not null) into the struct at base. */
 static bool
-load_value(struct loader *ld, void *base, const struct key_rule *r, const cJSON *item)
+load_scalar(struct loader *ld, void *base, const struct key_rule *r, const cJSON *item)
 {
     char *field = (char *)base + r->field;
     char *s = NULL;
@@ -311,7 +339,9 @@ load_value(struct loader *ld, void *base, const struct key_rule *r, const cJSON 
         return load_inject(ld, (struct cli_route *)base, item);
     case KIND_ROUTES:
     case KIND_EXTERNAL:
-        break; /* objects: handled by load_top(), never in a nested table */
+    case KIND_RULES:
+    case KIND_RATE:
+        break; /* objects: load_top() and load_route_value() handle them */
     }
     return fail(ld, "internal error: key not allowed here");
 }
@@ -356,11 +386,21 @@ check_required(struct loader *ld, const struct key_rule *rules, size_t n, uint32
     return true;
 }
 
-/* Loads the object obj (already on the path) into base through rules: scalar and list keys
- * only. A null value leaves its field unset. */
+/* A JSON object's keys: their table and how a value is stored. */
+struct object_rules {
+    const struct key_rule *rules;
+    size_t n;
+    value_fn *load; /* load_scalar, or load_route_value for a route */
+};
+
+/* Loads the object obj (already on the path) into base through o's rules. A null value leaves
+ * its field unset. The nested objects of a route are loaded with load_scalar, so the nesting
+ * ends there. */
 static bool
-load_fields(struct loader *ld, void *base, const struct key_rule *rules, size_t n, const cJSON *obj)
+load_fields(struct loader *ld, void *base, const struct object_rules *o, const cJSON *obj)
 {
+    const struct key_rule *rules = o->rules;
+    size_t n = o->n;
     const struct key_rule *r = NULL;
     const cJSON *item = NULL;
     uint32_t seen = 0;
@@ -377,7 +417,7 @@ load_fields(struct loader *ld, void *base, const struct key_rule *rules, size_t 
             return false;
         }
         if (!cJSON_IsNull(item)) {
-            if (!load_value(ld, base, r, item)) {
+            if (!o->load(ld, base, r, item)) {
                 return false;
             }
             set |= UINT32_C(1) << (size_t)(r - rules);
@@ -386,6 +426,58 @@ load_fields(struct loader *ld, void *base, const struct key_rule *rules, size_t 
     }
     return check_required(ld, rules, n, set);
 }
+
+static const struct object_rules RATE_OBJECT = {RATE_KEYS, ARRAY_LEN(RATE_KEYS), load_scalar};
+static const struct object_rules RULE_OBJECT = {RULE_KEYS, ARRAY_LEN(RULE_KEYS), load_scalar};
+static const struct object_rules EXTERNAL_OBJECT = {EXTERNAL_KEYS, ARRAY_LEN(EXTERNAL_KEYS),
+                                                    load_scalar};
+
+/* Loads "endpoint_rules": an array of {method, path} objects into route r, in file order. */
+static bool
+load_rules(struct loader *ld, struct cli_route *r, const cJSON *item)
+{
+    const cJSON *el = NULL;
+    size_t n = 0;
+    size_t mark = 0;
+
+    if (!cJSON_IsArray(item)) {
+        return fail(ld, "expected an array of objects");
+    }
+    n = (size_t)cJSON_GetArraySize(item);
+    if (n == 0) {
+        return true; /* no rules: every endpoint, as when the key is absent */
+    }
+    r->rules = calloc(n, sizeof(*r->rules));
+    if (r->rules == NULL) {
+        return fail(ld, "out of memory");
+    }
+    r->cap_rules = n;
+    for (el = item->child; el != NULL && r->n_rules < n; el = el->next) {
+        mark = path_push_index(ld, r->n_rules);
+        r->n_rules++;
+        if (!load_fields(ld, &r->rules[r->n_rules - 1], &RULE_OBJECT, el)) {
+            return false;
+        }
+        path_pop(ld, mark);
+    }
+    return true;
+}
+
+/* The value_fn of a route: endpoint_rules and rate_limit, else a scalar. */
+static bool
+load_route_value(struct loader *ld, void *base, const struct key_rule *r, const cJSON *item)
+{
+    if (r->kind == KIND_RULES) {
+        return load_rules(ld, (struct cli_route *)base, item);
+    }
+    if (r->kind == KIND_RATE) {
+        return load_fields(ld, base, &RATE_OBJECT, item);
+    }
+    return load_scalar(ld, base, r, item);
+}
+
+static const struct object_rules ROUTE_OBJECT = {ROUTE_KEYS, ARRAY_LEN(ROUTE_KEYS),
+                                                 load_route_value};
 
 /* Loads "routes": an array of route objects, in file order. */
 static bool
@@ -410,7 +502,7 @@ load_routes(struct loader *ld, struct cli_routes *dst, const cJSON *item)
     for (el = item->child; el != NULL && dst->len < n; el = el->next) {
         mark = path_push_index(ld, dst->len);
         dst->len++; /* counted first: cli_config_free() sees every started route */
-        if (!load_fields(ld, &dst->items[dst->len - 1], ROUTE_KEYS, ARRAY_LEN(ROUTE_KEYS), el)) {
+        if (!load_fields(ld, &dst->items[dst->len - 1], &ROUTE_OBJECT, el)) {
             return false;
         }
         path_pop(ld, mark);
@@ -442,9 +534,9 @@ load_top(struct loader *ld, struct cli_args *v, const cJSON *root)
         } else if (r->kind == KIND_ROUTES) {
             ok = load_routes(ld, &v->routes, item);
         } else if (r->kind == KIND_EXTERNAL) {
-            ok = load_fields(ld, v, EXTERNAL_KEYS, ARRAY_LEN(EXTERNAL_KEYS), item);
+            ok = load_fields(ld, v, &EXTERNAL_OBJECT, item);
         } else {
-            ok = load_value(ld, v, r, item);
+            ok = load_scalar(ld, v, r, item);
         }
         if (ok) {
             path_pop(ld, mark);
@@ -685,6 +777,7 @@ static const size_t UINT_FIELDS[] = {
     offsetof(struct cli_args, idle_timeout_ms),
     offsetof(struct cli_args, connect_timeout_ms),
     offsetof(struct cli_args, audit_capacity),
+    offsetof(struct cli_args, ask_timeout_ms),
 };
 
 /* Takes the file's value of each scalar the command line did not give. */
@@ -714,7 +807,21 @@ merge_scalars(struct cli_args *a, const struct cli_args *f)
     if (!a->require_auth.set) {
         a->require_auth = f->require_auth; /* no option sets it today */
     }
+    if (!a->strict.set) {
+        a->strict = f->strict; /* --strict can only say true: the file's false stays false */
+    }
     a->file_external_proxy = f->file_external_proxy; /* precedence is decided in run.c */
+}
+
+/* Sets *l to the file's items fl followed by its own, given the concatenated array. */
+static void
+adopt_list(struct cli_list *l, const struct cli_list *fl, void *items)
+{
+    free(l->items);
+    l->items = items;
+    l->len += fl->len;
+    l->cap = l->len;
+    l->n_file = fl->len;
 }
 
 bool
@@ -722,33 +829,31 @@ cli_config_merge(struct cli_args *a, const struct cli_file_config *f, char *err,
 {
     const struct cli_args *fv = &f->v;
     void *allow = NULL;
+    void *deny = NULL;
     void *bypass = NULL;
     void *routes = NULL;
     struct span fa = {fv->allow.items, fv->allow.len};
+    struct span fd = {fv->deny.items, fv->deny.len};
     struct span fb = {fv->bypass.items, fv->bypass.len};
     struct span fr = {fv->routes.items, fv->routes.len};
     struct span ca = {a->allow.items, a->allow.len};
+    struct span cd = {a->deny.items, a->deny.len};
     struct span cb = {a->bypass.items, a->bypass.len};
     struct span cr = {a->routes.items, a->routes.len};
 
     if (!concat(fa, ca, sizeof(*a->allow.items), &allow) ||
+        !concat(fd, cd, sizeof(*a->deny.items), &deny) ||
         !concat(fb, cb, sizeof(*a->bypass.items), &bypass) ||
         !concat(fr, cr, sizeof(*a->routes.items), &routes)) {
         free(allow);
+        free(deny);
         free(bypass);
         (void)snprintf(err, err_len, "out of memory");
         return false;
     }
-    free(a->allow.items);
-    a->allow.items = allow;
-    a->allow.len += fv->allow.len;
-    a->allow.cap = a->allow.len;
-    a->allow.n_file = fv->allow.len;
-    free(a->bypass.items);
-    a->bypass.items = bypass;
-    a->bypass.len += fv->bypass.len;
-    a->bypass.cap = a->bypass.len;
-    a->bypass.n_file = fv->bypass.len;
+    adopt_list(&a->allow, &fv->allow, allow);
+    adopt_list(&a->deny, &fv->deny, deny);
+    adopt_list(&a->bypass, &fv->bypass, bypass);
     free(a->routes.items); /* the command line's route buffers moved to the new array */
     a->routes.items = routes;
     a->routes.len += fv->routes.len;

@@ -16,8 +16,10 @@
 
 #include <nonoproxy/nonoproxy.h>
 
+#include "ask.h"
 #include "childenv.h"
 #include "sandbox.h"
+#include "serve.h"
 #include "sink.h"
 
 #define PROG "nonoproxy-run"
@@ -46,10 +48,14 @@ print_errno(const char *what, int e)
  * thread exists, so that every thread inherits the mask and only wait_child() receives them.
  * A forwarded signal that the caller left ignored (nohup) stays ignored and is not forwarded.
  * Also ignores SIGPIPE (a closed stderr must not kill us and orphan the command) and makes
- * sure SIGCHLD is not ignored (an ignored SIGCHLD would reap the command behind our back). */
+ * sure SIGCHLD is not ignored (an ignored SIGCHLD would reap the command behind our back).
+ * With tty (--ask) SIGTTIN and SIGTTOU are blocked too: a question asked while we are not in
+ * the terminal's foreground then fails with EIO instead of stopping the whole proxy. */
 static bool
-block_signals(struct cli_signals *sig)
+block_signals(struct cli_signals *sig, bool tty)
 {
+    sigset_t job;
+
     struct sigaction act;
     struct sigaction cur;
     size_t i = 0;
@@ -66,6 +72,12 @@ block_signals(struct cli_signals *sig)
         (void)sigaddset(&sig->wait_set, FORWARDED[i]);
     }
     rc = pthread_sigmask(SIG_BLOCK, &sig->wait_set, &sig->old_mask);
+    if (rc == 0 && tty) {
+        (void)sigemptyset(&job);
+        (void)sigaddset(&job, SIGTTIN);
+        (void)sigaddset(&job, SIGTTOU);
+        rc = pthread_sigmask(SIG_BLOCK, &job, NULL); /* the child gets old_mask back */
+    }
     if (rc != 0) {
         print_errno("pthread_sigmask", rc);
         return false;
@@ -119,6 +131,12 @@ apply_scalars(const struct cli_args *a, struct nonoproxy_config *cfg)
     if (a->require_auth.set) {
         cfg->require_auth = a->require_auth.value;
     }
+    if (a->strict.set) {
+        cfg->strict_allowlist = a->strict.value;
+    }
+    if (a->ask_timeout_ms.set) {
+        cfg->decide_timeout_ms = (uint32_t)a->ask_timeout_ms.value; /* <= 86400000 */
+    }
 }
 
 /* Returns the library's inject mode for m; UNSET gives the library default dflt. */
@@ -147,6 +165,26 @@ set_if_given(const char **dst, const char *v)
     if (v != NULL) {
         *dst = v;
     }
+}
+
+/* Copies the policy keys of cr into r: endpoint rules (borrowed; add_route copies them), the
+ * rate limit (parsers cap every number below UINT32_MAX) and the client certificate. */
+static void
+set_route_policy(const struct cli_route *cr, struct nonoproxy_route_config *r)
+{
+    r->endpoint_rules = cr->rules;
+    r->n_endpoint_rules = cr->n_rules;
+    if (cr->rpm.set) {
+        r->rate_limit_per_minute = (uint32_t)cr->rpm.value;
+    }
+    if (cr->burst.set) {
+        r->rate_limit_burst = (uint32_t)cr->burst.value;
+    }
+    if (cr->max_delay_ms.set) {
+        r->rate_limit_max_delay_ms = (uint32_t)cr->max_delay_ms.value;
+    }
+    set_if_given(&r->tls_client_cert, cr->client_cert);
+    set_if_given(&r->tls_client_key, cr->client_key);
 }
 
 /* One item of a list option, for messages: the first n_file items came from the --config
@@ -199,6 +237,7 @@ add_routes(const struct cli_args *a, struct nonoproxy_config *cfg)
         set_if_given(&r.query_param_name, cr->query_param);
         set_if_given(&r.env_var, cr->env_var);
         set_if_given(&r.tls_ca, cr->tls_ca);
+        set_route_policy(cr, &r);
         rc = nonoproxy_config_add_route(cfg, &r);
         if (rc != NONOPROXY_OK) {
             struct list_item it = {a->routes.n_file, i, "routes", "--route", cr->prefix};
@@ -285,44 +324,75 @@ add_external(const struct cli_args *a, struct nonoproxy_config *cfg)
     return true;
 }
 
-/* Builds the configuration from a and starts the proxy into *out; on failure prints the
- * one-line reason and returns false. */
+/* The function that adds one entry of a host list to a config. */
+typedef enum nonoproxy_err host_add_fn(struct nonoproxy_config *cfg, const char *host,
+                                       struct nonoproxy_diag *diag);
+
+/* A host list and where its items come from, for messages. */
+struct host_list {
+    const struct cli_list *list;
+    const char *file_key;
+    const char *option;
+    host_add_fn *add;
+};
+
+/* Adds every item of hl to cfg (the library validates and copies them); on failure prints the
+ * item's origin and the reason and returns false. */
 static bool
-start_proxy(const struct cli_args *a, struct cli_sink *sink, struct nonoproxy_proxy **out)
+add_hosts(const struct cli_args *a, const struct host_list *hl, struct nonoproxy_config *cfg)
 {
+    struct nonoproxy_diag diag;
+    enum nonoproxy_err rc = NONOPROXY_OK;
+    char shown[400];
+    size_t i = 0;
+
+    memset(&diag, 0, sizeof(diag));
+    for (i = 0; i < hl->list->len; i++) {
+        rc = hl->add(cfg, hl->list->items[i], &diag);
+        if (rc != NONOPROXY_OK) {
+            struct list_item it = {hl->list->n_file, i, hl->file_key, hl->option,
+                                   hl->list->items[i]};
+
+            item_origin(a, &it, shown, sizeof(shown));
+            (void)fprintf(stderr, PROG ": %s: %s\n", shown, diag_text(&diag, rc));
+            if (i >= hl->list->n_file) {
+                cli_args_usage_hint(stderr);
+            }
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Builds the configuration from a and starts the proxy into *out, with ask (NULL without
+ * --ask) as the decide callback; on failure prints the one-line reason and returns false. */
+static bool
+start_proxy(const struct cli_args *a, struct cli_sink *sink, struct cli_ask *ask,
+            struct nonoproxy_proxy **out)
+{
+    const struct host_list allow = {&a->allow, "allowed_hosts", "--allow",
+                                    nonoproxy_config_allow_host};
+    const struct host_list deny = {&a->deny, "denied_hosts", "--deny", nonoproxy_config_deny_host};
     struct nonoproxy_config cfg;
     struct nonoproxy_diag diag;
     enum nonoproxy_err rc = NONOPROXY_ERR_INVALID_ARG;
-    char shown[400];
     bool ok = false;
-    size_t i = 0;
 
     nonoproxy_config_init(&cfg);
     memset(&diag, 0, sizeof(diag));
     if (!add_external(a, &cfg)) {
         goto out; /* first: the password leaves argv as early as possible */
     }
-    for (i = 0; i < a->allow.len; i++) {
-        rc = nonoproxy_config_allow_host(&cfg, a->allow.items[i], &diag);
-        if (rc != NONOPROXY_OK) {
-            struct list_item it = {a->allow.n_file, i, "allowed_hosts", "--allow",
-                                   a->allow.items[i]};
-
-            item_origin(a, &it, shown, sizeof(shown));
-            (void)fprintf(stderr, PROG ": %s: %s\n", shown, diag_text(&diag, rc));
-            if (i >= a->allow.n_file) {
-                cli_args_usage_hint(stderr);
-            }
-            goto out;
-        }
-    }
-    if (!add_routes(a, &cfg)) {
+    if (!add_hosts(a, &deny, &cfg) || !add_hosts(a, &allow, &cfg) || !add_routes(a, &cfg)) {
         goto out;
     }
     if (a->ca_file != NULL) {
         cfg.ca_file = a->ca_file;
     }
     apply_scalars(a, &cfg);
+    if (ask != NULL) {
+        nonoproxy_config_set_decide(&cfg, cli_ask_decide, ask);
+    }
     cli_sink_install(sink, a, &cfg);
     rc = nonoproxy_start(&cfg, out, &diag);
     if (rc != NONOPROXY_OK) {
@@ -618,8 +688,8 @@ sandbox_decide(const struct cli_args *a, bool *confine)
     int rc = 0;
 
     *confine = false;
-    if (a->sandbox == CLI_SANDBOX_OFF) {
-        return true;
+    if (a->sandbox == CLI_SANDBOX_OFF || a->serve) {
+        return true; /* --serve runs no COMMAND (the parser refuses --sandbox on with it) */
     }
     why[0] = '\0';
     rc = cli_sandbox_probe(why, sizeof(why));
@@ -698,64 +768,100 @@ wait_child(pid_t child, const struct cli_signals *sig)
     }
 }
 
+/* Prints what -v shows before COMMAND starts: the address, the external proxy, the sandbox. */
+static void
+print_verbose(const struct cli_args *a, const struct nonoproxy_proxy *p, bool confine)
+{
+    print_listening(a, p);
+    print_external(a);
+    if (confine) {
+        (void)fprintf(stderr,
+                      PROG ": sandbox: COMMAND may connect only to TCP port %u and bind no "
+                           "TCP port\n",
+                      (unsigned)nonoproxy_port(p));
+    }
+}
+
+/* Runs COMMAND under the proxy p: its environment, the fork and exec, the wait with signal
+ * forwarding. True once it ran, with *status its exit status; false with *status set (and the
+ * message printed) when it could not be started. */
+static bool
+run_command(const struct cli_args *a, const struct nonoproxy_proxy *p,
+            const struct cli_signals *sig, bool confine, int *status)
+{
+    struct child_plan plan = {NULL, NULL, NULL, confine, 0};
+    struct cli_env env = {NULL, 0, 0};
+    pid_t child = -1;
+    bool spawned = false;
+
+    *status = CLI_EXIT_FAILURE;
+    if (!proxy_env(a, p, &env)) {
+        return false;
+    }
+    scrub_own_environ(a);
+    plan.command = a->command;
+    plan.envp = env.envp;
+    plan.sig = sig;
+    plan.proxy_port = nonoproxy_port(p);
+    spawned = spawn_child(&plan, &child, status);
+    cli_env_free(&env); /* the token lives on only in the child's environment */
+    if (spawned) {
+        *status = wait_child(child, sig);
+    }
+    return spawned;
+}
+
 int
 cli_run(const struct cli_args *a)
 {
     struct cli_signals sig;
-    struct child_plan plan = {NULL, NULL, NULL, false, 0};
-    struct cli_env env = {NULL, 0, 0};
     struct cli_sink *sink = NULL;
+    struct cli_ask *ask = NULL;
     struct nonoproxy_proxy *proxy = NULL;
     char err[CLI_ERR_LEN];
-    pid_t child = -1;
     int status = CLI_EXIT_FAILURE;
-    bool spawned = false;
+    bool confine = false;
+    bool served = false;
 
-    if (!sandbox_decide(a, &plan.confine)) {
+    if (!sandbox_decide(a, &confine)) {
         goto out; /* --sandbox on without Landlock: nothing started, no file created */
+    }
+    if (a->ask) {
+        ask = cli_ask_open(err, sizeof(err)); /* first: without a terminal nothing starts */
+        if (ask == NULL) {
+            (void)fprintf(stderr, PROG ": %s\n", err);
+            goto out;
+        }
     }
     sink = cli_sink_create(a, err, sizeof(err));
     if (sink == NULL) {
         (void)fprintf(stderr, PROG ": %s\n", err);
         goto out;
     }
-    if (!block_signals(&sig) || !start_proxy(a, sink, &proxy)) {
+    if (!block_signals(&sig, a->ask) || !start_proxy(a, sink, ask, &proxy)) {
         goto out;
     }
     if (!report_diagnostics(a, proxy)) {
         goto out; /* nonoproxy_free() below shuts the proxy down */
     }
-    plan.proxy_port = nonoproxy_port(proxy);
     if (a->verbose > 0) {
-        print_listening(a, proxy);
-        print_external(a);
-        if (plan.confine) {
-            (void)fprintf(stderr,
-                          PROG ": sandbox: COMMAND may connect only to TCP port %u and bind no "
-                               "TCP port\n",
-                          (unsigned)plan.proxy_port);
-        }
+        print_verbose(a, proxy, confine);
     }
-    if (!proxy_env(a, proxy, &env)) {
-        goto out;
+    if (a->serve) {
+        status = cli_serve(a, proxy, &sig.wait_set);
+        served = status == 0;
+    } else {
+        served = run_command(a, proxy, &sig, confine, &status);
     }
-    scrub_own_environ(a);
-    plan.command = a->command;
-    plan.envp = env.envp;
-    plan.sig = &sig;
-    spawned = spawn_child(&plan, &child, &status);
-    cli_env_free(&env); /* the token lives on only in the child's environment */
-    if (!spawned) {
-        goto out;
-    }
-    status = wait_child(child, &sig);
+    cli_ask_cancel(ask); /* no connection thread waits for an answer any more */
     nonoproxy_shutdown(proxy);
-    if (!a->quiet) {
+    if (served && !a->quiet) {
         cli_sink_print_summary(sink, stderr);
     }
 out:
-    cli_env_free(&env);
+    cli_ask_cancel(ask);
     nonoproxy_free(proxy); /* shuts down first if needed; the port is closed before we exit */
+    cli_ask_close(ask);
     cli_sink_destroy(sink);
     return status;
 }

@@ -40,6 +40,12 @@ struct parse_case {
     unsigned verbose;
     const char *config;
     const char *command; /* command words joined by ' ' */
+    const char *deny;    /* --deny values joined by ',' ("" or NULL = none) */
+    const char *ask_ms;
+    const char *env_file;
+    bool strict;
+    bool ask;
+    bool serve;
 };
 
 #define NR "nonoproxy-run"
@@ -221,15 +227,18 @@ static struct parse_case CASES[] = {
     {.rule = "route_unknown_key",
      .argv = {NR, "--route", "p=https://h,token=x", "x"},
      .err = "--route 'p': unknown key 'token' (expected credential, inject, header, format, "
-            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+            "path-pattern, path-replacement, query-param, env-var, tls-ca, rule, rpm, burst, "
+            "max-delay, client-cert or client-key)"},
     {.rule = "route_keys_use_dashes",
      .argv = {NR, "--route", "p=https://h,env_var=X", "x"},
      .err = "--route 'p': unknown key 'env_var' (expected credential, inject, header, format, "
-            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+            "path-pattern, path-replacement, query-param, env-var, tls-ca, rule, rpm, burst, "
+            "max-delay, client-cert or client-key)"},
     {.rule = "route_keys_are_case_sensitive",
      .argv = {NR, "--route", "p=https://h,Credential=k", "x"},
      .err = "--route 'p': unknown key 'Credential' (expected credential, inject, header, format, "
-            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+            "path-pattern, path-replacement, query-param, env-var, tls-ca, rule, rpm, burst, "
+            "max-delay, client-cert or client-key)"},
     {.rule = "route_empty_key_value",
      .argv = {NR, "--route", "p=https://h,header=", "x"},
      .err = "--route 'p': empty value for key 'header'"},
@@ -266,11 +275,13 @@ static struct parse_case CASES[] = {
     {.rule = "route_error_after_good_route",
      .argv = {NR, "--route", "a=https://a,credential=k", "--route", "b=https://b,x=1", "x"},
      .err = "--route 'b': unknown key 'x' (expected credential, inject, header, format, "
-            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+            "path-pattern, path-replacement, query-param, env-var, tls-ca, rule, rpm, burst, "
+            "max-delay, client-cert or client-key)"},
     {.rule = "route_control_characters_not_echoed",
      .argv = {NR, "--route", "p\x1b=https://h,k\n=1", "x"},
      .err = "--route 'p?': unknown key 'k?' (expected credential, inject, header, format, "
-            "path-pattern, path-replacement, query-param, env-var or tls-ca)"},
+            "path-pattern, path-replacement, query-param, env-var, tls-ca, rule, rpm, burst, "
+            "max-delay, client-cert or client-key)"},
 
     /* --ca-file, --allow-missing-credentials */
     {.rule = "ca_file",
@@ -661,6 +672,151 @@ static struct parse_case CASES[] = {
      .argv = {NR, "--sandbox"},
      .err = "--sandbox: missing value MODE"},
 
+    /* policy (issue 14): --deny, --strict, --ask, --ask-timeout */
+    {.rule = "deny_is_repeatable_in_order",
+     .argv = {NR, "--deny", "evil.example", "--allow", "a", "--deny=*.ads.example", "--deny",
+              "10.9.0.0/16", "x"},
+     .action = CLI_ACTION_RUN,
+     .allow = "a",
+     .deny = "evil.example,*.ads.example,10.9.0.0/16",
+     .command = "x"},
+    {.rule = "deny_value_is_not_validated_by_the_parser",
+     .argv = {NR, "--deny", "a b", "x"},
+     .action = CLI_ACTION_RUN,
+     .deny = "a b",
+     .command = "x"},
+    {.rule = "deny_needs_a_value", .argv = {NR, "--deny"}, .err = "--deny: missing value HOST"},
+    {.rule = "allow_takes_a_range",
+     .argv = {NR, "--allow", "127.0.0.1/32", "--allow", "fd00::/8", "x"},
+     .action = CLI_ACTION_RUN,
+     .allow = "127.0.0.1/32,fd00::/8",
+     .command = "x"},
+    {.rule = "strict_flag",
+     .argv = {NR, "--strict", "x"},
+     .action = CLI_ACTION_RUN,
+     .strict = true,
+     .command = "x"},
+    {.rule = "strict_takes_no_value",
+     .argv = {NR, "--strict=yes", "x"},
+     .err = "--strict: takes no value"},
+    {.rule = "ask_flag_and_timeout",
+     .argv = {NR, "--ask", "--ask-timeout", "5", "x"},
+     .action = CLI_ACTION_RUN,
+     .ask = true,
+     .ask_ms = "5000",
+     .command = "x"},
+    {.rule = "ask_timeout_zero_means_wait",
+     .argv = {NR, "--ask-timeout=0", "x"},
+     .action = CLI_ACTION_RUN,
+     .ask_ms = "0",
+     .command = "x"},
+    {.rule = "ask_timeout_above_one_day",
+     .argv = {NR, "--ask-timeout", "86401", "x"},
+     .err = "--ask-timeout: invalid value '86401' (expected an integer from 0 to 86400)"},
+    {.rule = "ask_timeout_negative",
+     .argv = {NR, "--ask-timeout", "-1", "x"},
+     .err = "--ask-timeout: invalid value '-1' (expected an integer from 0 to 86400)"},
+
+    /* --serve and --env-file */
+    {.rule = "serve_without_command",
+     .argv = {NR, "--serve", "--port", "3128"},
+     .action = CLI_ACTION_RUN,
+     .serve = true,
+     .port = "3128"},
+    {.rule = "serve_with_env_file",
+     .argv = {NR, "--serve", "--env-file", "/run/np.env"},
+     .action = CLI_ACTION_RUN,
+     .serve = true,
+     .env_file = "/run/np.env"},
+    {.rule = "serve_after_double_dash_alone",
+     .argv = {NR, "--serve", "--"},
+     .action = CLI_ACTION_RUN,
+     .serve = true},
+    {.rule = "serve_refuses_a_command",
+     .argv = {NR, "--serve", "curl", "https://x"},
+     .err = "--serve: takes no COMMAND"},
+    {.rule = "serve_refuses_a_command_after_double_dash",
+     .argv = {NR, "--serve", "--", "sh"},
+     .err = "--serve: takes no COMMAND"},
+    {.rule = "serve_refuses_sandbox_on",
+     .argv = {NR, "--sandbox", "on", "--serve"},
+     .err = "--sandbox on: not with --serve (there is no COMMAND)"},
+    {.rule = "serve_accepts_sandbox_off",
+     .argv = {NR, "--sandbox", "off", "--serve"},
+     .action = CLI_ACTION_RUN,
+     .sandbox = CLI_SANDBOX_OFF,
+     .serve = true},
+    {.rule = "env_file_needs_serve",
+     .argv = {NR, "--env-file", "/tmp/e", "x"},
+     .err = "--env-file: only with --serve"},
+    {.rule = "env_file_empty_rejected",
+     .argv = {NR, "--serve", "--env-file="},
+     .err = "--env-file: empty value"},
+
+    /* route policy keys: rule=, rpm=, burst=, max-delay=, client-cert=, client-key= */
+    {.rule = "route_rules_repeatable_in_order",
+     .argv = {NR, "--route", "o=https://h,rule=GET:/v1/models,rule=*:/v1/chat/**,rule=POST:/a",
+              "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "o=https://h,rule=GET:/v1/models,rule=*:/v1/chat/**,rule=POST:/a",
+     .command = "x"},
+    {.rule = "route_rule_splits_at_first_colon",
+     .argv = {NR, "--route", "o=https://h,rule=GET:/a:b", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "o=https://h,rule=GET:/a:b",
+     .command = "x"},
+    {.rule = "route_rule_grows_past_initial_capacity",
+     .argv = {NR, "--route", "o=u,rule=A:/1,rule=B:/2,rule=C:/3,rule=D:/4,rule=E:/5,rule=F:/6",
+              "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "o=u,rule=A:/1,rule=B:/2,rule=C:/3,rule=D:/4,rule=E:/5,rule=F:/6",
+     .command = "x"},
+    {.rule = "route_rule_without_colon",
+     .argv = {NR, "--route", "o=https://h,rule=/v1", "x"},
+     .err = "--route 'o': invalid rule '/v1' (expected METHOD:PATH)"},
+    {.rule = "route_rule_empty_method",
+     .argv = {NR, "--route", "o=https://h,rule=:/v1", "x"},
+     .err = "--route 'o': invalid rule ':/v1' (expected METHOD:PATH)"},
+    {.rule = "route_rule_empty_path",
+     .argv = {NR, "--route", "o=https://h,rule=GET:", "x"},
+     .err = "--route 'o': invalid rule 'GET:' (expected METHOD:PATH)"},
+    {.rule = "route_rule_error_after_a_good_rule",
+     .argv = {NR, "--route", "o=https://h,rule=GET:/a,rule=bad", "x"},
+     .err = "--route 'o': invalid rule 'bad' (expected METHOD:PATH)"},
+    {.rule = "route_rate_limit_keys",
+     .argv = {NR, "--route", "o=https://h,rpm=60,burst=5,max-delay=250", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "o=https://h,rpm=60,burst=5,max-delay=250",
+     .command = "x"},
+    {.rule = "route_rate_limit_maxima",
+     .argv = {NR, "--route", "o=https://h,rpm=1000000,burst=1000000,max-delay=600000", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "o=https://h,rpm=1000000,burst=1000000,max-delay=600000",
+     .command = "x"},
+    {.rule = "route_rpm_too_large",
+     .argv = {NR, "--route", "o=https://h,rpm=1000001", "x"},
+     .err = "--route 'o': invalid rpm '1000001' (expected an integer from 0 to 1000000)"},
+    {.rule = "route_rpm_negative",
+     .argv = {NR, "--route", "o=https://h,rpm=-1", "x"},
+     .err = "--route 'o': invalid rpm '-1' (expected an integer from 0 to 1000000)"},
+    {.rule = "route_burst_not_a_number",
+     .argv = {NR, "--route", "o=https://h,burst=5x", "x"},
+     .err = "--route 'o': invalid burst '5x' (expected an integer from 0 to 1000000)"},
+    {.rule = "route_max_delay_too_large",
+     .argv = {NR, "--route", "o=https://h,max-delay=600001", "x"},
+     .err = "--route 'o': invalid max-delay '600001' (expected an integer from 0 to 600000)"},
+    {.rule = "route_rpm_given_twice",
+     .argv = {NR, "--route", "o=https://h,rpm=1,rpm=2", "x"},
+     .err = "--route 'o': key 'rpm' given twice"},
+    {.rule = "route_client_certificate",
+     .argv = {NR, "--route", "m=https://h,client-cert=/c.pem,client-key=/k.pem", "x"},
+     .action = CLI_ACTION_RUN,
+     .routes = "m=https://h,client-cert=/c.pem,client-key=/k.pem",
+     .command = "x"},
+    {.rule = "route_client_key_given_twice",
+     .argv = {NR, "--route", "m=https://h,client-key=/a,client-key=/b", "x"},
+     .err = "--route 'm': key 'client-key' given twice"},
+
     /* --help, --version */
     {.rule = "help_needs_no_command", .argv = {NR, "--help"}, .action = CLI_ACTION_HELP},
     {.rule = "help_stops_parsing", .argv = {NR, "--help", "--bogus"}, .action = CLI_ACTION_HELP},
@@ -755,6 +911,33 @@ render_key(char *dst, size_t cap, const char *key, const char *value)
     }
 }
 
+/* Appends ",rule=METHOD:PATH" per endpoint rule, then ",rpm=N", ",burst=N", ",max-delay=N"
+ * for the numbers that are set. */
+static void
+render_policy(char *dst, size_t cap, const struct cli_route *r)
+{
+    char buf[256];
+    size_t i = 0;
+
+    assert_true(r->n_rules <= r->cap_rules);
+    for (i = 0; i < r->n_rules; i++) {
+        (void)snprintf(buf, sizeof(buf), "%s:%s", r->rules[i].method, r->rules[i].path);
+        render_key(dst, cap, "rule", buf);
+    }
+    if (r->rpm.set) {
+        (void)snprintf(buf, sizeof(buf), "%llu", r->rpm.value);
+        render_key(dst, cap, "rpm", buf);
+    }
+    if (r->burst.set) {
+        (void)snprintf(buf, sizeof(buf), "%llu", r->burst.value);
+        render_key(dst, cap, "burst", buf);
+    }
+    if (r->max_delay_ms.set) {
+        (void)snprintf(buf, sizeof(buf), "%llu", r->max_delay_ms.value);
+        render_key(dst, cap, "max-delay", buf);
+    }
+}
+
 /* Writes the routes as "PREFIX=UPSTREAM[,KEY=VALUE...]" joined by " | ", keys in a fixed
  * order, inject as "NAME#ENUM" so that both the text and the enum are checked. */
 static void
@@ -787,6 +970,9 @@ render_routes(const struct cli_routes *l, char *dst, size_t cap)
         render_key(dst, cap, "query-param", r->query_param);
         render_key(dst, cap, "env-var", r->env_var);
         render_key(dst, cap, "tls-ca", r->tls_ca);
+        render_key(dst, cap, "client-cert", r->client_cert);
+        render_key(dst, cap, "client-key", r->client_key);
+        render_policy(dst, cap, r);
     }
 }
 
@@ -819,11 +1005,20 @@ check_fields(const struct parse_case *c, const struct cli_args *a)
     assert_int_equal(a->verbose, c->verbose);
     check_str(a->config, c->config);
     assert_int_equal(a->sandbox, c->sandbox);
+    s = join(a->deny.items, a->deny.len, ',');
+    assert_string_equal(s, c->deny != NULL ? c->deny : "");
+    free(s);
+    assert_int_equal(a->strict.set, c->strict);
+    assert_int_equal(a->strict.value, c->strict);
+    assert_int_equal(a->ask, c->ask);
+    check_uint(&a->ask_timeout_ms, c->ask_ms);
+    assert_int_equal(a->serve, c->serve);
+    check_str(a->env_file, c->env_file);
     /* the fields only a --config file sets stay unset */
     assert_null(a->file_external_proxy);
     assert_false(a->audit_capacity.set);
     assert_false(a->require_auth.set);
-    assert_int_equal(a->allow.n_file + a->bypass.n_file + a->routes.n_file, 0);
+    assert_int_equal(a->allow.n_file + a->bypass.n_file + a->routes.n_file + a->deny.n_file, 0);
     if (c->command == NULL) {
         assert_null(a->command);
         return;
@@ -948,6 +1143,20 @@ usage_lists_every_option(void **state)
         "-v, --verbose",
         "--help",
         "--version",
+        "--deny HOST",
+        "--strict",
+        "--ask",
+        "--ask-timeout SECS",
+        "--serve",
+        "--env-file FILE",
+        "nonoproxy-run [OPTIONS] --serve [--env-file FILE]",
+        "rule=METHOD:PATH",
+        "rpm=N",
+        "burst=N",
+        "max-delay=MS",
+        "client-cert=FILE",
+        "client-key=FILE",
+        "export NAME='value'",
     };
     char *text = NULL;
     size_t len = 0;
@@ -1410,6 +1619,52 @@ run_env_case(void **state)
     }
 }
 
+/* cli_export_line rows: {name, value, line or NULL when refused}. The value is single-quoted,
+ * each ' written as '\'' (close, escaped quote, reopen), so a shell reads it back unchanged. */
+static void
+export_line_quotes_for_the_shell(void **state)
+{
+    static const struct {
+        const char *name;
+        const char *value;
+        const char *want;
+    } rows[] = {
+        {"HTTPS_PROXY", "http://nono:abc@127.0.0.1:9",
+         "export HTTPS_PROXY='http://nono:abc@127.0.0.1:9'\n"},
+        {"A", "", "export A=''\n"},
+        {"_x9", "it's", "export _x9='it'\\''s'\n"},
+        {"Q", "''", "export Q=''\\'''\\'''\n"},
+        {"D", "$(id) `id` \\ \" ;", "export D='$(id) `id` \\ \" ;'\n"},
+        {"N", "a\nb", "export N='a\nb'\n"},
+        {"9A", "v", NULL},
+        {"A-B", "v", NULL},
+        {"A=B", "v", NULL},
+        {"", "v", NULL},
+        {"A B", "v", NULL},
+    };
+    char buf[128];
+    size_t i = 0;
+
+    (void)state;
+    for (i = 0; i < ARRAY_LEN(rows); i++) {
+        size_t n = cli_export_line(buf, sizeof(buf), rows[i].name, rows[i].value);
+
+        if (rows[i].want == NULL) {
+            assert_int_equal(n, 0);
+        } else {
+            assert_int_equal(n, strlen(rows[i].want));
+            assert_string_equal(buf, rows[i].want);
+        }
+    }
+    /* too small a buffer: refused, never cut ("export AB='v'\n" is 14 bytes + NUL) */
+    assert_int_equal(cli_export_line(buf, 14, "AB", "v"), 0);
+    assert_int_equal(cli_export_line(buf, 15, "AB", "v"), 14);
+    assert_string_equal(buf, "export AB='v'\n");
+    assert_int_equal(cli_export_line(buf, 17, "AB", "'"), 0);
+    assert_int_equal(cli_export_line(buf, 18, "AB", "'"), 17);
+    assert_int_equal(cli_export_line(buf, sizeof(buf), NULL, "v"), 0);
+}
+
 /* The hint after an error is the synopsis plus a pointer to --help. */
 static void
 usage_hint_is_two_lines(void **state)
@@ -1430,7 +1685,7 @@ usage_hint_is_two_lines(void **state)
 int
 main(void)
 {
-    struct CMUnitTest tests[ARRAY_LEN(CASES) + ARRAY_LEN(ENV_CASES) + 10];
+    static struct CMUnitTest tests[ARRAY_LEN(CASES) + ARRAY_LEN(ENV_CASES) + 11];
     size_t i = 0;
     size_t j = 0;
 
@@ -1463,6 +1718,8 @@ main(void)
     tests[i++].test_func = blank_through_parsed_value_changes_argv;
     tests[i].name = "proxy_hostport_never_shows_userinfo";
     tests[i++].test_func = proxy_hostport_never_shows_userinfo;
+    tests[i].name = "export_line_quotes_for_the_shell";
+    tests[i++].test_func = export_line_quotes_for_the_shell;
     tests[i].name = "env_value_exact_name_first_entry";
     tests[i++].test_func = env_value_exact_name_first_entry;
     return cmocka_run_group_tests_name("cli_args", tests, NULL, NULL);

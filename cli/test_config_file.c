@@ -128,6 +128,40 @@ render_key(char *dst, const char *key, const char *value)
     }
 }
 
+/* Appends ",rule=METHOD:PATH" for each endpoint rule of r. */
+static void
+render_rules(char *dst, const struct cli_route *r)
+{
+    size_t i = 0;
+
+    if (r->n_rules == 0) {
+        assert_null(r->rules);
+        return;
+    }
+    assert_true(r->n_rules <= r->cap_rules);
+    for (i = 0; i < r->n_rules; i++) {
+        assert_non_null(r->rules[i].method);
+        assert_non_null(r->rules[i].path);
+        add_pair(dst, false, "rule", r->rules[i].method);
+        add(dst, ":");
+        add(dst, r->rules[i].path);
+    }
+}
+
+/* Appends ",KEY=N" for a set number of a route. */
+static void
+render_route_uint(char *dst, const char *key, const struct cli_uint *u)
+{
+    if (u->set) {
+        add(dst, ",");
+        add(dst, key);
+        add(dst, "=");
+        add_num(dst, u->value);
+    } else {
+        assert_int_equal(u->value, 0);
+    }
+}
+
 /* Renders routes as "routes/N_FILE=P=U[,KEY=VALUE...] | ...", inject as "NAME#ENUM". */
 static void
 render_routes(char *dst, const struct cli_routes *l)
@@ -169,6 +203,12 @@ render_routes(char *dst, const struct cli_routes *l)
         render_key(dst, "query-param", r->query_param);
         render_key(dst, "env-var", r->env_var);
         render_key(dst, "tls-ca", r->tls_ca);
+        render_key(dst, "client-cert", r->client_cert);
+        render_key(dst, "client-key", r->client_key);
+        render_rules(dst, r);
+        render_route_uint(dst, "rpm", &r->rpm);
+        render_route_uint(dst, "burst", &r->burst);
+        render_route_uint(dst, "max-delay", &r->max_delay_ms);
     }
 }
 
@@ -203,6 +243,12 @@ render(char *dst, const struct cli_args *v)
 {
     dst[0] = '\0';
     render_list(dst, "allow", &v->allow);
+    render_list(dst, "deny", &v->deny);
+    if (v->strict.set) {
+        sep(dst);
+        add_pair(dst, true, "strict", v->strict.value ? "true" : "false");
+    }
+    render_uint(dst, "ask-ms", &v->ask_timeout_ms);
     render_routes(dst, &v->routes);
     render_str(dst, "ext", v->file_external_proxy);
     render_str(dst, "cli-ext", v->external_proxy);
@@ -325,6 +371,45 @@ static const struct accept_case ACCEPT[] = {
      "'https://a', 'credential_key': 'k'}, {'prefix': 'c', 'upstream': 'https://c'}]}",
      "routes/0=b=https://b | a=https://a,credential=k | c=https://c"},
     {"routes_empty_array", "{'routes': []}", ""},
+
+    /* policy (issue 14) */
+    {"denied_hosts_in_file_order",
+     "{'denied_hosts': ['evil.example.com', '*.ads.example', '10.9.0.0/16', 'fd00::/8']}",
+     "deny/0=evil.example.com,*.ads.example,10.9.0.0/16,fd00::/8"},
+    {"denied_hosts_empty_array", "{'denied_hosts': []}", ""},
+    {"allowed_hosts_ranges_as_they_are", "{'allowed_hosts': ['10.0.0.0/8', '203.0.113.7/32']}",
+     "allow/0=10.0.0.0/8,203.0.113.7/32"},
+    {"strict_allowlist_true", "{'strict_allowlist': true}", "strict=true"},
+    {"strict_allowlist_false", "{'strict_allowlist': false}", "strict=false"},
+    {"ask_timeout_seconds_to_ms", "{'ask_timeout': 45}", "ask-ms=45000"},
+    {"ask_timeout_zero_waits", "{'ask_timeout': 0}", "ask-ms=0"},
+    {"route_endpoint_rules_in_order",
+     R0 ", 'endpoint_rules': [{'method': 'GET', 'path': '/v1/models'}, "
+        "{'path': '/v1/chat/**', 'method': '*'}]}]}",
+     "routes/0=p=https://h,rule=GET:/v1/models,rule=*:/v1/chat/**"},
+    {"route_endpoint_rules_empty_is_none", R0 ", 'endpoint_rules': []}]}", "routes/0=p=https://h"},
+    {"route_endpoint_rule_values_not_validated_by_the_loader",
+     R0 ", 'endpoint_rules': [{'method': 'get me', 'path': 'no-slash'}]}]}",
+     "routes/0=p=https://h,rule=get me:no-slash"},
+    {"route_rate_limit_every_key",
+     R0 ", 'rate_limit': {'requests_per_minute': 60, 'burst': 5, 'max_delay_ms': 250}}]}",
+     "routes/0=p=https://h,rpm=60,burst=5,max-delay=250"},
+    {"route_rate_limit_only_rpm", R0 ", 'rate_limit': {'requests_per_minute': 1}}]}",
+     "routes/0=p=https://h,rpm=1"},
+    {"route_rate_limit_maxima",
+     R0 ", 'rate_limit': {'requests_per_minute': 1000000, 'burst': 1000000, "
+        "'max_delay_ms': 600000}}]}",
+     "routes/0=p=https://h,rpm=1000000,burst=1000000,max-delay=600000"},
+    {"route_rate_limit_null_burst",
+     R0 ", 'rate_limit': {'requests_per_minute': 2, 'burst': null}}]}",
+     "routes/0=p=https://h,rpm=2"},
+    {"route_client_certificate",
+     R0 ", 'tls_client_cert': '/abs/cert.pem', 'tls_client_key': '/abs/key.pem'}]}",
+     "routes/0=p=https://h,client-cert=/abs/cert.pem,client-key=/abs/key.pem"},
+    {"route_policy_nulls",
+     R0 ", 'endpoint_rules': null, 'rate_limit': null, 'tls_client_cert': null, "
+        "'tls_client_key': null}]}",
+     "routes/0=p=https://h"},
 
     /* everything */
     {"every_top_level_key",
@@ -542,6 +627,66 @@ static const struct reject_case REJECT[] = {
     {"require_auth_string", "{'require_auth': 'true'}",
      NAME ": require_auth: expected true or false"},
     {"require_auth_number", "{'require_auth': 1}", NAME ": require_auth: expected true or false"},
+
+    /* policy (issue 14) */
+    {"denied_hosts_string", "{'denied_hosts': 'evil.example'}",
+     NAME ": denied_hosts: expected an array of strings"},
+    {"denied_hosts_number_item", "{'denied_hosts': ['a', 10]}",
+     NAME ": denied_hosts[1]: expected a non-empty string"},
+    {"strict_allowlist_string", "{'strict_allowlist': 'yes'}",
+     NAME ": strict_allowlist: expected true or false"},
+    {"ask_timeout_negative", "{'ask_timeout': -1}",
+     NAME ": ask_timeout: expected an integer from 0 to 86400 (seconds)"},
+    {"ask_timeout_above_one_day", "{'ask_timeout': 86401}",
+     NAME ": ask_timeout: expected an integer from 0 to 86400 (seconds)"},
+    {"endpoint_rules_object", R0 ", 'endpoint_rules': {'method': 'GET', 'path': '/'}}]}",
+     NAME ": routes[0].endpoint_rules: expected an array of objects"},
+    {"endpoint_rule_string", R0 ", 'endpoint_rules': ['GET /v1']}]}",
+     NAME ": routes[0].endpoint_rules[0]: expected an object"},
+    {"endpoint_rule_unknown_key",
+     R0 ", 'endpoint_rules': [{'method': 'GET', 'path': '/a'}, {'method': 'GET', 'path': '/b', "
+        "'verb': 'POST'}]}]}",
+     NAME ": routes[0].endpoint_rules[1].verb: unknown key"},
+    {"endpoint_rule_without_path", R0 ", 'endpoint_rules': [{'method': 'GET'}]}]}",
+     NAME ": routes[0].endpoint_rules[0].path: missing (required)"},
+    {"endpoint_rule_without_method", R0 ", 'endpoint_rules': [{'path': '/'}]}]}",
+     NAME ": routes[0].endpoint_rules[0].method: missing (required)"},
+    {"endpoint_rule_method_number", R0 ", 'endpoint_rules': [{'method': 1, 'path': '/'}]}]}",
+     NAME ": routes[0].endpoint_rules[0].method: expected a non-empty string"},
+    {"endpoint_rule_path_empty", R0 ", 'endpoint_rules': [{'method': 'GET', 'path': ''}]}]}",
+     NAME ": routes[0].endpoint_rules[0].path: expected a non-empty string"},
+    {"endpoint_rule_duplicate_key",
+     R0 ", 'endpoint_rules': [{'method': 'GET', 'path': '/', 'path': '/x'}]}]}",
+     NAME ": routes[0].endpoint_rules[0].path: duplicate key"},
+    {"endpoint_rules_nested_object", R0 ", 'endpoint_rules': [{'method': 'GET', 'path': {}}]}]}",
+     NAME ": routes[0].endpoint_rules[0].path: expected a non-empty string"},
+    {"rate_limit_number", R0 ", 'rate_limit': 60}]}",
+     NAME ": routes[0].rate_limit: expected an object"},
+    {"rate_limit_unknown_key", R0 ", 'rate_limit': {'requests_per_minute': 1, 'per_hour': 2}}]}",
+     NAME ": routes[0].rate_limit.per_hour: unknown key"},
+    {"rate_limit_without_rpm", R0 ", 'rate_limit': {'burst': 5}}]}",
+     NAME ": routes[0].rate_limit.requests_per_minute: missing (required)"},
+    {"rate_limit_rpm_negative", R0 ", 'rate_limit': {'requests_per_minute': -1}}]}",
+     NAME ": routes[0].rate_limit.requests_per_minute: expected an integer from 0 to 1000000"},
+    {"rate_limit_rpm_too_large", R0 ", 'rate_limit': {'requests_per_minute': 1000001}}]}",
+     NAME ": routes[0].rate_limit.requests_per_minute: expected an integer from 0 to 1000000"},
+    {"rate_limit_rpm_fraction", R0 ", 'rate_limit': {'requests_per_minute': 0.5}}]}",
+     NAME ": routes[0].rate_limit.requests_per_minute: expected an integer from 0 to 1000000"},
+    {"rate_limit_burst_string", R0 ", 'rate_limit': {'requests_per_minute': 1, 'burst': '5'}}]}",
+     NAME ": routes[0].rate_limit.burst: expected an integer from 0 to 1000000"},
+    {"rate_limit_max_delay_too_large",
+     R0 ", 'rate_limit': {'requests_per_minute': 1, 'max_delay_ms': 600001}}]}",
+     NAME ": routes[0].rate_limit.max_delay_ms: expected an integer from 0 to 600000"},
+    {"rate_limit_rules_key_inside",
+     R0 ", 'rate_limit': {'requests_per_minute': 1, "
+        "'endpoint_rules': []}}]}",
+     NAME ": routes[0].rate_limit.endpoint_rules: unknown key"},
+    {"tls_client_cert_number", R0 ", 'tls_client_cert': 1}]}",
+     NAME ": routes[0].tls_client_cert: expected a non-empty string"},
+    {"tls_client_key_empty", R0 ", 'tls_client_key': ''}]}",
+     NAME ": routes[0].tls_client_key: expected a non-empty string"},
+    {"policy_keys_are_route_keys_not_top_level", "{'endpoint_rules': []}",
+     NAME ": endpoint_rules: unknown key"},
 
     /* the first error in file order is the one reported */
     {"first_error_wins", "{'bind_port': -1, 'bogus': 1}",
@@ -831,16 +976,21 @@ documented_example_loads(void **state)
     (void)state;
     load_render(NONOPROXY_EXAMPLE_CONFIG, got);
     assert_string_equal(
-        got, "allow/0=api.github.com,*.pypi.org,files.pythonhosted.org,registry.npmjs.org:443; "
+        got, "allow/0=api.github.com,*.pypi.org,files.pythonhosted.org,registry.npmjs.org:443,"
+             "10.20.0.0/16; deny/0=evil.example.com,*.ads.example,10.9.0.0/16; strict=true; "
+             "ask-ms=30000; "
              "routes/0=openai=https://api.openai.com/v1,credential=env://OPENAI_API_KEY,"
-             "env-var=OPENAI_API_KEY | github=https://api.github.com,"
+             "env-var=OPENAI_API_KEY,rule=GET:/models,rule=*:/chat/**,rpm=60,burst=5,max-delay=0"
+             " | github=https://api.github.com,"
              "credential=keyring://nono/github-token,inject=header#1,header=Authorization,"
              "format=token {},env-var=GH_TOKEN | telegram=https://api.telegram.org,"
              "credential=file:///run/secrets/telegram-bot-token,inject=url_path#2,"
              "path-pattern=/bot{}/,path-replacement=/bot{}/ | maps=https://maps.googleapis.com,"
              "credential=google-maps-key,inject=query_param#3,query-param=key | "
              "registry=https://registry.corp.example,credential=env://REGISTRY_USER_PASS,"
-             "inject=basic_auth#4,tls-ca=/etc/ssl/corp/registry-ca.pem; "
+             "inject=basic_auth#4,tls-ca=/etc/ssl/corp/registry-ca.pem,"
+             "client-cert=/etc/ssl/corp/registry-client.pem,"
+             "client-key=/etc/ssl/corp/registry-client.key; "
              "ext=proxy.corp.example:3128; bypass/0=*.corp.example; bind=127.0.0.1; port=0; "
              "maxconn=256; cap=4096; auth=true; header-ms=30000; idle-ms=600000; "
              "connect-ms=10000");
@@ -903,6 +1053,26 @@ static const struct merge_case MERGE[] = {
      {"--max-connections", "0"},
      "maxconn=0"},
     {"file_only_keys", "{'audit_capacity': 0, 'require_auth': true}", {NULL}, "cap=0; auth=true"},
+    {"deny_appends_after_the_file",
+     "{'denied_hosts': ['f1', '10.0.0.0/8']}",
+     {"--deny", "c1", "--deny", "*.c2"},
+     "deny/2=f1,10.0.0.0/8,c1,*.c2"},
+    {"strict_option_overrides_file_false",
+     "{'strict_allowlist': false}",
+     {"--strict"},
+     "strict=true"},
+    {"strict_file_true_stays_without_option", "{'strict_allowlist': true}", {NULL}, "strict=true"},
+    {"ask_timeout_option_overrides_file",
+     "{'ask_timeout': 5}",
+     {"--ask-timeout", "7"},
+     "ask-ms=7000"},
+    {"ask_timeout_from_file", "{'ask_timeout': 5}", {"--ask"}, "ask-ms=5000"},
+    {"route_policy_of_file_and_command_line",
+     "{'routes': [{'prefix': 'f', 'upstream': 'https://f', 'endpoint_rules': [{'method': 'GET', "
+     "'path': '/a'}], 'rate_limit': {'requests_per_minute': 6}}]}",
+     {"--route", "c=https://c,rule=POST:/b/**,rule=*:/c,rpm=7,burst=2,max-delay=10"},
+     "routes/1=f=https://f,rule=GET:/a,rpm=6 | c=https://c,rule=POST:/b/**,rule=*:/c,rpm=7,"
+     "burst=2,max-delay=10"},
 };
 
 /* Parses the row's command line and file, merges them and compares the result. */
@@ -1009,6 +1179,17 @@ usage_names_every_config_key(void **state)
                                        "query_param_name",
                                        "env_var",
                                        "tls_ca",
+                                       "denied_hosts",
+                                       "strict_allowlist",
+                                       "ask_timeout",
+                                       "tls_client_cert",
+                                       "tls_client_key",
+                                       "endpoint_rules",
+                                       "method, path",
+                                       "rate_limit",
+                                       "requests_per_minute",
+                                       "burst",
+                                       "max_delay_ms",
                                        "docs/examples/nonoproxy.json",
                                        "-c, --config FILE",
                                        "--sandbox MODE"};
@@ -1032,7 +1213,7 @@ usage_names_every_config_key(void **state)
 int
 main(void)
 {
-    struct CMUnitTest tests[ARRAY_LEN(ACCEPT) + ARRAY_LEN(REJECT) + ARRAY_LEN(MERGE) + 10];
+    static struct CMUnitTest tests[ARRAY_LEN(ACCEPT) + ARRAY_LEN(REJECT) + ARRAY_LEN(MERGE) + 10];
     size_t n = 0;
     size_t i = 0;
 

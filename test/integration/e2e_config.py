@@ -83,6 +83,9 @@ class ConfigCase(E2ETestCase):
                 route["credential_key"] = "env://" + var
             if route.get("tls_ca") is not None:
                 route["tls_ca"] = Certs.get().ca_cert
+            if route.get("tls_client_cert") is not None:  # issue 14: a real PEM pair
+                route["tls_client_cert"] = Certs.get().leaf_cert
+                route["tls_client_key"] = Certs.get().leaf_key
         doc["allowed_hosts"].append("localhost")
         doc["external_proxy"] = None
         doc["ca_file"] = Certs.get().ca_cert

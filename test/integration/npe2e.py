@@ -496,7 +496,7 @@ class ProxyRun:
     """One nonoproxy-run process: options, child command, audit log and collected output."""
 
     def __init__(self, options, command, audit=True, env=None, stdin=subprocess.PIPE,
-                 workdir=None):
+                 workdir=None, argv_prefix=()):
         self.workdir = workdir or tempfile.mkdtemp(prefix="nonoproxy-e2e-")
         self._own_workdir = workdir is None
         self.audit_path = os.path.join(self.workdir, "audit.jsonl") if audit else None
@@ -505,11 +505,14 @@ class ProxyRun:
             self.argv += ["--audit-log", self.audit_path]
         if callable(command):
             command = command(self.workdir)
-        self.argv += ["--"] + list(command)
+        if command is not None:  # None: no COMMAND (--serve)
+            self.argv += ["--"] + list(command)
         self.env = dict(os.environ if env is None else env)
-        self.proc = subprocess.Popen(self.argv, stdin=stdin, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=self.env, cwd=self.workdir,
-                                     start_new_session=True)
+        # argv_prefix: a wrapper that execs nonoproxy-run (same pid), e.g. to give it a
+        # controlling terminal (e2e_policy.py, --ask).
+        self.proc = subprocess.Popen(list(argv_prefix) + self.argv, stdin=stdin,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=self.env, cwd=self.workdir, start_new_session=True)
         self.pid = self.proc.pid
         self.stdout = _StreamCollector(self.proc.stdout, "stdout")
         self.stderr = _StreamCollector(self.proc.stderr, "stderr")
