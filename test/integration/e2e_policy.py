@@ -412,7 +412,12 @@ class AllowRanges(PolicyCase):
         self.assertEqual(out, "200")
 
     def test_range_over_the_hard_deny_list_refused_at_start(self):
-        self.assert_refused_at_start(["--allow", "169.254.0.0/16"], "--allow '169.254.0.0/16'")
+        # Checked when the proxy starts (the entry itself is well-formed), naming the list,
+        # the value and why.
+        self.assert_refused_at_start(["--allow", "169.254.0.0/16"],
+                                     "allowed_hosts[0]: '169.254.0.0/16'", "hard deny list")
+        self.assert_refused_at_start(["--allow", "10.0.0.0/8", "--allow", "0.0.0.0/0"],
+                                     "allowed_hosts[1]: '0.0.0.0/0'", "hard deny list")
 
 
 class Strict(PolicyCase):
