@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -34,14 +36,26 @@ static atomic_uint linger_ms_hook;
 static atomic_bool paint_hook;
 static atomic_size_t stack_high_water;
 
+/* A worker lives in the mapping that holds its stack (worker_map): the struct ends the
+ * stack's last page, where the thread's own block keeps that page resident anyway, placed so
+ * that se.req (the session's last member) starts the next page, one of its own. */
 struct worker {
     struct np_listener *l;
     pthread_t thread;
-    void *stack;          /* guard page + NP_THREAD_STACK, mmap'd here; MAP_FAILED = none */
+    void *stack;          /* the mapping: guard page, stack and this struct, se.req's page,
+                             the request buffer */
+    size_t map_len;       /* its length */
+    size_t stack_size;    /* the thread's stack: from stack + guard to below this struct */
     bool painted;         /* the stack was painted (paint_hook) */
     struct worker *next;  /* on l->workers or l->zombies, under l->mu */
-    struct np_session se; /* buffers reused between connections */
+    struct np_session se; /* buffers reused between connections; se.req last */
 };
+
+_Static_assert(offsetof(struct worker, se.req) % _Alignof(struct worker) == 0,
+               "a worker placed so that se.req starts a page is aligned");
+_Static_assert(offsetof(struct worker, se.req) <= 4096 &&
+                   sizeof(struct worker) - offsetof(struct worker, se.req) <= 4096,
+               "a worker fits the stack's last page and se.req's page");
 
 struct reject_slot {
     int fd;
@@ -99,80 +113,98 @@ stack_measure(const struct worker *w)
     size_t used;
     size_t seen = atomic_load(&stack_high_water);
 
-    while (i < NP_THREAD_STACK && low[i] == STACK_PAINT) {
+    while (i < w->stack_size && low[i] == STACK_PAINT) {
         i++;
     }
-    used = NP_THREAD_STACK - i;
+    used = w->stack_size - i;
     while (used > seen && !atomic_compare_exchange_weak(&stack_high_water, &seen, used)) {
     }
 }
 
-/* Free a worker that never ran or has been joined: its buffers, its stack and its request
- * buffer (wiped first: it may still hold the last request's head). NULL-safe. */
+/* Free a worker that never ran or has been joined: its buffers, and the mapping that holds
+ * its stack, its request buffer (wiped first: it may still hold the last request's head) and
+ * w itself. NULL-safe. */
 static void
 worker_free(struct worker *w)
 {
+    void *map;
+    size_t len;
+
     if (w != NULL) {
         np_session_release(&w->se);
         if (w->painted) {
             stack_measure(w);
         }
-        if (w->stack != MAP_FAILED) {
-            np_secure_zero(w->se.in, w->se.in_len);
-            (void)munmap(w->stack, stack_guard() + NP_THREAD_STACK + in_map_size());
-        }
-        np_free(w);
+        np_secure_zero(w->se.in, w->se.in_len);
+        map = w->stack;
+        len = w->map_len;
+        (void)munmap(map, len); /* w is gone */
     }
 }
 
-/* Map w's stack: NP_THREAD_STACK bytes above one inaccessible guard page, and the request
- * buffer se.in above it, in whole pages of its own so that an idle tunnel can give them back
- * (np_session_trim). The stack is ours, not glibc's: glibc would keep up to 40 MiB of exited
- * threads' stacks cached, each with its top pages resident (16 KiB each), so RSS would not
- * come back after a burst; ours is unmapped as soon as the worker is joined. Sets attr.
- * Returns 0 or -1 with errno. */
-static int
-stack_map(struct worker *w, pthread_attr_t *attr)
+/* Map a worker: its stack above one inaccessible guard page, the struct itself at the top of
+ * the stack's NP_THREAD_STACK bytes (the stack proper ends below it), se.req on the next page
+ * and the request buffer se.in after that, in whole pages, so that an idle tunnel can give the
+ * buffer, its head and the stack's unused depth back (np_session_trim). The stack is ours, not
+ * glibc's: glibc would keep up to 40 MiB of exited threads' stacks cached, each with its top
+ * pages resident (16 KiB each), so RSS would not come back after a burst; ours is unmapped as
+ * soon as the worker is joined. Sets attr. Returns the worker (zeroed but for the mapping's
+ * fields) or NULL with errno. */
+static struct worker *
+worker_map(pthread_attr_t *attr)
 {
-    size_t guard = stack_guard();
+    size_t page = stack_guard();
+    size_t len = page + NP_THREAD_STACK + page + in_map_size();
+    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    char *req_page = map + page + NP_THREAD_STACK;
+    struct worker *w;
 
-    w->stack = mmap(NULL, guard + NP_THREAD_STACK + in_map_size(), PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-    if (w->stack == MAP_FAILED) {
-        return -1;
+    if (map == MAP_FAILED) {
+        return NULL;
     }
-    if (mprotect(w->stack, guard, PROT_NONE) != 0) {
-        return -1; /* no guard, no thread */
+    if (mprotect(map, page, PROT_NONE) != 0) {
+        (void)munmap(map, len);
+        return NULL; /* no guard, no thread */
     }
-    w->se.in = (char *)w->stack + guard + NP_THREAD_STACK;
+    w = (struct worker *)(req_page - offsetof(struct worker, se.req));
+    w->stack = map;
+    w->map_len = len;
+    w->stack_size = (size_t)(((uintptr_t)w & ~(uintptr_t)63) - (uintptr_t)(map + page));
+    w->se.fd = -1;
+    w->se.req_map = page;
+    w->se.in = req_page + page;
     w->se.in_map = in_map_size();
     if (atomic_load(&paint_hook)) {
-        memset((char *)w->stack + guard, STACK_PAINT, NP_THREAD_STACK);
+        memset(map + page, STACK_PAINT, w->stack_size);
         w->painted = true;
     } else {
-        w->se.stack_lo = (char *)w->stack + guard; /* painted stacks are not trimmed */
+        w->se.stack_lo = map + page; /* painted stacks are not trimmed */
     }
-    errno = pthread_attr_setstack(attr, (char *)w->stack + guard, NP_THREAD_STACK);
-    return errno == 0 ? 0 : -1;
+    errno = pthread_attr_setstack(attr, map + page, w->stack_size);
+    if (errno != 0) {
+        (void)munmap(map, len);
+        return NULL;
+    }
+    return w;
 }
 
-/* Create a worker, waiting in accept4() on its own small stack (stack_map). Called under
+/* Create a worker, waiting in accept4() on its own small stack (worker_map). Called under
  * l->mu. Returns 0 or -1 with errno. */
 static int
 worker_spawn(struct np_listener *l)
 {
-    struct worker *w = np_calloc(1, sizeof(*w));
+    struct worker *w;
     pthread_attr_t attr;
     int rc;
 
-    if (w == NULL) {
-        return -1;
-    }
-    w->l = l;
-    w->stack = MAP_FAILED;
-    w->se.fd = -1; /* se.in comes with the stack; the relay buffers when first needed */
     pthread_attr_init(&attr);
-    rc = stack_map(w, &attr) == 0 ? pthread_create(&w->thread, &attr, worker_main, w) : errno;
+    w = worker_map(&attr); /* the relay buffers come when first needed */
+    rc = w == NULL ? errno : 0;
+    if (w != NULL) {
+        w->l = l;
+        rc = pthread_create(&w->thread, &attr, worker_main, w);
+    }
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         worker_free(w);

@@ -246,6 +246,10 @@ np_session_trim(struct np_session *se)
         se->head_len = 0;
         (void)madvise(se->in, se->in_map, MADV_DONTNEED);
     }
+    if (se->req_map > 0) {
+        /* The tunnel's head: read before the relay started, not after. */
+        (void)madvise(&se->req, se->req_map, MADV_DONTNEED);
+    }
     if (lo != 0 && here > lo + 2 * page && hi > lo) {
         (void)madvise(se->stack_lo, hi - lo, MADV_DONTNEED);
     }

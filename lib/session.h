@@ -50,11 +50,14 @@ struct np_session {
     char *relay_a;     /* NP_RELAY_CAP each, NULL until np_session_relay_bufs */
     char *relay_b;
     struct np_pipes pipes;          /* the spliced tunnel relay's, opened by the first tunnel */
-    struct np_http_req req;         /* the current head, pointing into in */
     bool linger;                    /* an error was answered: drain before closing */
     struct np_uconn *fwd_conn;      /* forward proxy: the kept-alive upstream connection of
                                        this client connection (closed when it ends), or NULL */
     char fwd_key[NP_HOST_BUF + 16]; /* "host:port" (and "!" when through the external proxy) */
+    size_t req_map;                 /* req starts a page of its own, of req_map bytes, that
+                                       np_session_trim may give back; 0 = it does not */
+    struct np_http_req req;         /* the current head, pointing into in; last, so that the
+                                       listener can give it a page of its own */
 };
 
 /* Allocate relay_a and relay_b unless they are. False when out of memory. */
