@@ -1050,7 +1050,26 @@ ask(struct decision *d)
 static enum np_host_verdict
 ask_or_default(struct decision *d)
 {
+    enum np_host_verdict v;
+
     if (d->p->decider != NULL) {
+        /* Resolve first (once): a name that resolves into denied_hosts, the hard deny list or
+         * the proxy itself is refused without asking (SPEC §13: never asked about a denied
+         * host). A failed lookup is a 502 without asking, except through the external proxy,
+         * which resolves the name itself (SPEC §8). */
+        if (!get_addrs(d)) {
+            if (d->q->mode != NONOPROXY_MODE_EXTERNAL) {
+                return NP_HOST_RESOLVE_FAILED;
+            }
+        } else {
+            v = deny_by_addr(d);
+            if (v == NP_HOST_ALLOW) {
+                v = deny_self(d);
+            }
+            if (v != NP_HOST_ALLOW) {
+                return v;
+            }
+        }
         return ask(d);
     }
     if (np_hostfilter_is_empty(d->p->allow) && !d->p->strict) {

@@ -9,7 +9,9 @@
  * empty, not strict, and there is no callback) → resolve (at most once) → every address
  * against the hard deny list, denied_hosts (ranges and literals) and the proxy itself →
  * return exactly the checked addresses. Hard-denied and deny-listed names never reach the
- * resolver nor the callback; without allowlist ranges the callback is asked before any DNS. */
+ * resolver nor the callback; the callback is asked only once the name's addresses were
+ * resolved and passed the hard deny list, denied_hosts and the self check, so that a name
+ * resolving into a denied range is never asked about (SPEC §13). */
 #ifndef NP_HOSTFILTER_H
 #define NP_HOSTFILTER_H
 

@@ -126,7 +126,10 @@ struct nonoproxy_decide_query {
 
 /**
  * Asked about a destination that is neither denied (hard deny list, denied_hosts) nor allowed
- * by an allowlist entry (SPEC §13), on the connection's thread, before any DNS query. Asks for
+ * by an allowlist entry (SPEC §13), on the connection's thread, once the name's addresses are
+ * resolved and checked (a name resolving into denied_hosts, the hard deny list or the proxy
+ * itself is refused without asking; one that does not resolve gets 502 without asking, except
+ * through the external proxy). Asks for
  * the same host:port that arrive while one is pending wait for its answer instead of asking
  * again. Runs on connection threads: asks for different destinations may run concurrently, so
  * it must be thread-safe. It should answer within q->timeout_ms (decide_timeout_ms); an answer

@@ -618,6 +618,20 @@ class Ask(PolicyCase):
         self.finish(run)
         self.assertEqual(PROMPT_RE.findall(term.text()), [], term.text())
 
+    def test_name_resolving_into_a_denied_range_is_never_asked(self):
+        # localhost resolves into 127.0.0.0/8: refused by the deny range before any question
+        # (before the fix it was asked about, then refused whatever the answer).
+        echo = self.echo_server()
+        term = self.terminal()
+        run = self.start_ask(["-q", "--deny", "127.0.0.0/8", "--ask-timeout", "2"],
+                             holder_command, term)
+        info = ProxyInfo(run.holder_ready())
+        self.assertEqual(self.connect_status(info, "localhost:%d" % echo.port), 403)
+        self.assertEqual(self.connect_status(info, "127.0.0.1:%d" % echo.port), 403)
+        self.assertEqual(PROMPT_RE.findall(term.text()), [], term.text())
+        self.finish(run)
+        self.assertEqual(PROMPT_RE.findall(term.text()), [], term.text())
+
     def test_without_a_terminal_is_a_start_error(self):
         marker = os.path.join(self.tmpdir(), "child-ran")
         run = self.start(["--ask"], ["sh", "-c", 'echo ran > "$1"', "sh", marker],

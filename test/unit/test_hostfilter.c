@@ -1141,7 +1141,8 @@ static const struct policy_row policy_rows[] = {
      "host good.test denied: the allowlist is empty and strict_allowlist is set"},
     {"strict_empty_denies_literal", P_STRICT_EMPTY, "127.0.0.1", 8080, {NULL}, 0,
      NP_HOST_DENY_NOT_ALLOWED, 0, 0, "strict_allowlist"},
-    /* The decide callback: only for hosts no list decides, before DNS (no allow ranges). */
+    /* The decide callback: only for hosts no list decides, after their addresses were
+     * resolved and checked (a name resolving into a denied range is never asked about). */
     {"decide_not_for_allowed", P_DECIDE, "good.test", 443, {"93.184.216.34"},
      NONOPROXY_DECIDE_DENY, NP_HOST_ALLOW, 1, 0, NULL},
     {"decide_not_for_deny_listed", P_DECIDE, "evil.test", 443, {"93.184.216.34"},
@@ -1151,16 +1152,21 @@ static const struct policy_row policy_rows[] = {
     {"decide_not_for_deny_listed_literal", P_DECIDE, "10.9.0.1", 443, {NULL},
      NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_LISTED, 0, 0, NULL},
     {"decide_deny", P_DECIDE, "new.test", 443, {"93.184.216.34"}, NONOPROXY_DECIDE_DENY,
-     NP_HOST_DENY_DECIDED, 0, 1, "host new.test:443 denied by the decide callback"},
+     NP_HOST_DENY_DECIDED, 1, 1, "host new.test:443 denied by the decide callback"},
     {"decide_once", P_DECIDE, "new.test", 443, {"93.184.216.34"}, NONOPROXY_DECIDE_ALLOW_ONCE,
      NP_HOST_ALLOW, 1, 1, "allowed once by the decide callback"},
     {"decide_session", P_DECIDE, "new.test", 443, {"93.184.216.34"},
      NONOPROXY_DECIDE_ALLOW_SESSION, NP_HOST_ALLOW, 1, 1,
      "granted for the session by the decide callback"},
-    {"decide_allow_then_deny_range", P_DECIDE, "sneaky.test", 443, {"10.9.9.9"},
-     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_LISTED, 1, 1, "10.9.0.0/16"},
-    {"decide_allow_then_hard_deny", P_DECIDE, "sneaky.test", 443, {"169.254.169.254"},
-     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_HARD, 1, 1, "hard deny list"},
+    {"decide_not_for_name_in_deny_range", P_DECIDE, "sneaky.test", 443, {"10.9.9.9"},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_LISTED, 1, 0, "10.9.0.0/16"},
+    {"decide_not_for_name_on_hard_deny", P_DECIDE, "sneaky.test", 443, {"169.254.169.254"},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_HARD, 1, 0, "hard deny list"},
+    {"decide_not_for_name_one_address_denied", P_DECIDE, "sneaky.test", 443,
+     {"93.184.216.34", "10.9.0.7"}, NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_LISTED, 1, 0,
+     "10.9.0.0/16"},
+    {"decide_not_for_dns_failure", P_DECIDE, "gone.test", 443, {NULL},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_RESOLVE_FAILED, 1, 0, "DNS resolution of gone.test"},
     {"decide_v6_literal", P_DECIDE, "[2001:DB8::1]", 8443, {NULL}, NONOPROXY_DECIDE_DENY,
      NP_HOST_DENY_DECIDED, 0, 1, "host [2001:db8::1]:8443 denied by the decide callback"},
     /* With allow ranges, an unmatched name is resolved first, then asked about. */
@@ -1170,8 +1176,8 @@ static const struct policy_row policy_rows[] = {
      {"93.184.216.34"}, NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_ALLOW, 1, 1, NULL},
     {"decide_ranges_deny_range_not_asked", P_DECIDE_RANGES, "web.test", 443, {"10.9.0.1"},
      NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_DENY_LISTED, 1, 0, NULL},
-    {"decide_ranges_dns_failure_asked", P_DECIDE_RANGES, "gone.test", 443, {NULL},
-     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_RESOLVE_FAILED, 1, 1, "DNS resolution of gone.test"},
+    {"decide_ranges_dns_failure_not_asked", P_DECIDE_RANGES, "gone.test", 443, {NULL},
+     NONOPROXY_DECIDE_ALLOW_ONCE, NP_HOST_RESOLVE_FAILED, 1, 0, "DNS resolution of gone.test"},
 };
 /* clang-format on */
 
@@ -1256,8 +1262,8 @@ check_policy_row(const struct policy_row *r)
     if (fd.calls > 0) {
         assert_string_equal(fd.host, q.norm);
         assert_int_equal(fd.port, r->port);
-        /* Before any DNS query, unless the allowlist's ranges needed the addresses first. */
-        assert_int_equal(fd.dns_calls_before, r->kind == P_DECIDE_RANGES ? 1 : 0);
+        /* After the one lookup (none for a literal): the addresses were checked first. */
+        assert_int_equal(fd.dns_calls_before, fr.calls);
     }
     assert_int_equal(q.once, v == NP_HOST_ALLOW && r->answer == NONOPROXY_DECIDE_ALLOW_ONCE &&
                                  fd.calls > 0);
