@@ -17,11 +17,15 @@
 
 #include "args.h"
 
-#define PROG       "nonoproxy-run"
+#define PROG          "nonoproxy-run"
 /* Longest answer kept ("always" and a little slack); a longer line is a "no". */
-#define ANSWER_CAP 16
+#define ANSWER_CAP    16
+/* A question that waited behind others and has less than this left is not shown: a prompt
+ * the user cannot answer in time only scrolls the terminal. */
+#define ASK_MIN_MS    2000
+#define ASK_QUEUED_MS 50 /* a question that got the lock later than this waited for another */
 /* Room for one question: the host (at most 253 bytes, printable) and the method. */
-#define PROMPT_CAP 512
+#define PROMPT_CAP    512
 
 struct cli_ask {
     int fd;             /* /dev/tty, O_RDWR | O_CLOEXEC */
@@ -287,11 +291,22 @@ cli_ask_decide(void *userdata, const struct nonoproxy_decide_query *q)
     struct termios saved;
     bool restore = false;
     enum ask_end end = ASK_CANCELLED;
+    uint64_t shown_ms = q->timeout_ms;
+    uint64_t asked = now_ms();
 
     (void)pthread_mutex_lock(&ask->lock); /* one question at a time */
-    if (atomic_load(&ask->closed) || (deadline != 0 && now_ms() >= deadline)) {
-        goto out; /* shutting down, or the time ran out while another question was open */
+    if (atomic_load(&ask->closed)) {
+        goto out; /* shutting down */
     }
+    if (deadline != 0 && now_ms() > asked + ASK_QUEUED_MS && now_ms() + ASK_MIN_MS > deadline) {
+        /* Its time ran out while another question was open: say so in one line. */
+        format_question(q, question, sizeof(question));
+        question[strcspn(question, "?")] = '\0';
+        tty_write(ask->fd, question);
+        tty_write(ask->fd, ": not asked (timed out behind another question): denied\n");
+        goto out;
+    }
+    shown_ms = deadline != 0 ? deadline - now_ms() : 0;
     if (tcgetpgrp(ask->fd) != getpgrp()) {
         tty_write(ask->fd, "\n" PROG ": --ask: not in the terminal's foreground: denied\n");
         goto out;
@@ -304,7 +319,7 @@ cli_ask_decide(void *userdata, const struct nonoproxy_decide_query *q)
     if (end == ASK_LINE && strlen(line) < sizeof(line) - 1) {
         answer = parse_answer(line);
     }
-    tell(ask->fd, end, answer, q->timeout_ms);
+    tell(ask->fd, end, answer, (uint32_t)shown_ms);
     if (restore) {
         (void)tcsetattr(ask->fd, TCSANOW, &saved);
     }

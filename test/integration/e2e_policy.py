@@ -607,6 +607,24 @@ class Ask(PolicyCase):
         self.assertEqual(echo.connection_count(), 0)
         self.finish(run)
 
+    def test_question_that_timed_out_in_the_queue_is_not_shown(self):
+        # Two hosts at once, nobody answers: the first question runs its 3 s; the second waited
+        # for it and has no time left, so it is not shown (a prompt that cannot be answered
+        # only scrolls the terminal) but said in one line, and denied.
+        echo = self.echo_server()
+        term = self.terminal()
+        run = self.start_ask(["-q", "--ask-timeout", "3"], holder_command, term)
+        info = ProxyInfo(run.holder_ready())
+        first = self.connect_in_thread(info, "localhost:%d" % echo.port)
+        term.wait_for(PROMPT_RE.pattern)
+        second = self.connect_in_thread(info, "127.0.0.1:%d" % echo.port)
+        self.assertEqual(first(), 403)
+        self.assertEqual(second(), 403)
+        term.wait_for(r"not asked \(timed out behind another question\): denied")
+        self.assertEqual(len(PROMPT_RE.findall(term.text())), 1, term.text())
+        self.assertEqual(echo.connection_count(), 0)
+        self.finish(run)
+
     def test_deny_list_is_never_asked(self):
         echo = self.echo_server()
         term = self.terminal()
