@@ -101,7 +101,7 @@ seg_next(const struct reading *rd, size_t *pos, const char **s, size_t *slen)
     }
 }
 
-/* Whether the segment s[0..len) matches the glob segment g ('*' any run, '?' one byte). */
+/* Whether the segment s[0..len) matches the glob segment g ('*' any run of bytes). */
 static bool
 seg_match(const struct np_rule_seg *g, const char *s, size_t len)
 {
@@ -111,7 +111,7 @@ seg_match(const struct np_rule_seg *g, const char *s, size_t len)
     size_t mark = 0;
 
     while (si < len) {
-        if (gi < g->len && (g->p[gi] == '?' || g->p[gi] == s[si])) {
+        if (gi < g->len && g->p[gi] != '*' && g->p[gi] == s[si]) {
             gi++;
             si++;
         } else if (gi < g->len && g->p[gi] == '*') {
@@ -282,6 +282,12 @@ method_problem(const char *m)
         if (!np_http_is_tchar(m[i])) {
             return "must be '*' or an HTTP method (a token, case-sensitive)";
         }
+        if (m[i] >= 'a' && m[i] <= 'z') {
+            return "must be upper case: a request with another method never reaches a route";
+        }
+    }
+    if (strcmp(m, "CONNECT") == 0 || strcmp(m, "TRACE") == 0 || strcmp(m, "TRACK") == 0) {
+        return "never reaches a route (CONNECT is a tunnel; TRACE and TRACK get 405)";
     }
     return NULL;
 }
@@ -330,6 +336,9 @@ path_chars_problem(const char *p)
         }
         if (ch == '#' || ch == '\\') {
             return "'#' and '\\' are not allowed";
+        }
+        if (ch == '?') {
+            return "'?' is not allowed: rules match the path only, never the query";
         }
         if (ch == ';') {
             return "';' (path parameters) is not allowed: requests are matched with and "

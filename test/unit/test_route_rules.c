@@ -65,7 +65,7 @@ static const struct row rows[] = {
     {"GET", "/v1/*/content", "GET", "/v1/x%2Fcontent", DENY},
     {"GET", "/v1/**", "GET", "/v1/a%2Fb", ALLOW},
     {"GET", "/v1/**", "GET", "/v1%2Fa", DENY},
-    {"GET", "/v1/??", "GET", "/v1/a%2F", DENY},
+    {"GET", "/v1/a*", "GET", "/v1/a%2F", DENY},
     {"GET", "/**", "GET", "/a%2F%2Fb", ALLOW},
     /* dot-segments, in every spelling, resolved before matching */
     {"GET", "/v1/models", "GET", "/v1/./models", ALLOW},
@@ -113,11 +113,12 @@ static const struct row rows[] = {
     {"GET", "/v1/*.json", "GET", "/v1/a.json.bak", DENY},
     {"GET", "/v1/*a*b*", "GET", "/v1/xaybz", ALLOW},
     {"GET", "/v1/*a*b*", "GET", "/v1/xbya", DENY},
-    /* '?' is one character, never a separator */
-    {"GET", "/v1/file?", "GET", "/v1/file1", ALLOW},
-    {"GET", "/v1/file?", "GET", "/v1/file", DENY},
-    {"GET", "/v1/file?", "GET", "/v1/file12", DENY},
-    {"GET", "/v1/a?b", "GET", "/v1/a/b", DENY},
+    /* '*' within a segment, never across a separator; a literal '?' only escaped */
+    {"GET", "/v1/file*", "GET", "/v1/file1", ALLOW},
+    {"GET", "/v1/file*", "GET", "/v1/file", ALLOW},
+    {"GET", "/v1/file%3F", "GET", "/v1/file%3f", ALLOW},
+    {"GET", "/v1/file%3F", "GET", "/v1/file", DENY},
+    {"GET", "/v1/a*b", "GET", "/v1/a/b", DENY},
     /* '**' as a whole segment: zero or more segments */
     {"GET", "/v1/**", "GET", "/v1", ALLOW},
     {"GET", "/v1/**", "GET", "/v1/", ALLOW},
@@ -285,6 +286,13 @@ compile_errors_name_the_rule(void **state)
         {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "/x", "endpoint_rules[1].method: longer than 32"},
         {"GET", NULL, "endpoint_rules[1].path: required"},
         {"GET", "", "endpoint_rules[1].path: must start with '/'"},
+        {"GET", "/v1/a?x=1", "endpoint_rules[1].path: '?' is not allowed"},
+        {"GET", "/v1/?", "endpoint_rules[1].path: '?' is not allowed"},
+        {"get", "/x", "endpoint_rules[1].method: must be upper case"},
+        {"Post", "/x", "endpoint_rules[1].method: must be upper case"},
+        {"CONNECT", "/x", "endpoint_rules[1].method: never reaches a route"},
+        {"TRACE", "/x", "endpoint_rules[1].method: never reaches a route"},
+        {"TRACK", "/x", "endpoint_rules[1].method: never reaches a route"},
         {"GET", "v1/x", "endpoint_rules[1].path: must start with '/'"},
         {"GET", "*", "endpoint_rules[1].path: must start with '/'"},
         {"GET", "/v1/a**", "endpoint_rules[1].path: '**' must be a whole segment"},
@@ -345,9 +353,9 @@ compile_canonical(void **state)
     struct np_route_rules rs;
 
     (void)state;
-    compile1("*", "/v1/%7e%41%2a/**/x?", &rs);
+    compile1("*", "/v1/%7e%41%2a/**/x*", &rs);
     assert_null(rs.rules[0].method);
-    assert_string_equal(rs.rules[0].path, "/v1/~A%2A/**/x?");
+    assert_string_equal(rs.rules[0].path, "/v1/~A%2A/**/x*");
     assert_int_equal(rs.rules[0].n_segs, 4);
     assert_true(rs.rules[0].segs[2].globstar);
     np_route_rules_free(&rs);
