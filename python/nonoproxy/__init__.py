@@ -11,6 +11,7 @@ from nonoproxy._nonoproxy import (
     InjectMode,
     ProxyConfig,
     ProxyHandle,
+    RateLimit,
     RouteConfig,
     start_proxy,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "LIBRARY_VERSION",
     "ProxyConfig",
     "ProxyHandle",
+    "RateLimit",
     "RouteConfig",
     "start_proxy",
 ]

@@ -1,7 +1,9 @@
 # Type stubs for nonoproxy (the C extension nonoproxy._nonoproxy); checked with mypy --strict.
 import enum
 from types import TracebackType
-from typing import Any, Callable, Iterable, Literal, Optional, Type, Union, final
+from typing import Any, Callable, Iterable, Literal, Optional, Type, TypedDict, Union, final
+
+from typing_extensions import Required
 
 __all__ = [
     "ExternalProxyConfig",
@@ -9,6 +11,7 @@ __all__ = [
     "LIBRARY_VERSION",
     "ProxyConfig",
     "ProxyHandle",
+    "RateLimit",
     "RouteConfig",
     "start_proxy",
 ]
@@ -20,6 +23,23 @@ class InjectMode(enum.IntEnum):
     URL_PATH = 2
     QUERY_PARAM = 3
     BASIC_AUTH = 4
+
+@final
+class RateLimit:
+    def __init__(
+        self, requests_per_minute: int, burst: int = 5, max_delay_ms: int = 0
+    ) -> None: ...
+    @property
+    def requests_per_minute(self) -> int: ...
+    @property
+    def burst(self) -> int: ...
+    @property
+    def max_delay_ms(self) -> int: ...
+
+class _RateLimitDict(TypedDict, total=False):
+    requests_per_minute: Required[int]
+    burst: int
+    max_delay_ms: int
 
 @final
 class RouteConfig:
@@ -37,6 +57,10 @@ class RouteConfig:
         env_var: Optional[str] = None,
         *,
         tls_ca: Optional[str] = None,
+        endpoint_rules: Iterable[tuple[str, str]] = [],
+        rate_limit: Union[RateLimit, _RateLimitDict, None] = None,
+        tls_client_cert: Optional[str] = None,
+        tls_client_key: Optional[str] = None,
     ) -> None: ...
     @property
     def prefix(self) -> str: ...
@@ -60,6 +84,14 @@ class RouteConfig:
     def env_var(self) -> Optional[str]: ...
     @property
     def tls_ca(self) -> Optional[str]: ...
+    @property
+    def endpoint_rules(self) -> list[tuple[str, str]]: ...
+    @property
+    def rate_limit(self) -> Optional[RateLimit]: ...
+    @property
+    def tls_client_cert(self) -> Optional[str]: ...
+    @property
+    def tls_client_key(self) -> Optional[str]: ...
 
 @final
 class ExternalProxyConfig:

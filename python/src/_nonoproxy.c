@@ -79,9 +79,10 @@ str_tuple(PyObject *v, const char *field)
     return t;
 }
 
-/* Read v as an integer in [0, max] into *out; TypeError or ValueError naming the field. */
+/* Read v as an integer in [min, max] into *out; TypeError or ValueError naming the field. */
 static int
-get_uint(PyObject *v, const char *field, unsigned long max, unsigned long *out)
+get_uint_range(PyObject *v, const char *field, unsigned long min, unsigned long max,
+               unsigned long *out)
 {
     long n;
 
@@ -94,12 +95,19 @@ get_uint(PyObject *v, const char *field, unsigned long max, unsigned long *out)
         PyErr_Clear();
         n = -1;
     }
-    if (n < 0 || (unsigned long)n > max) {
-        PyErr_Format(PyExc_ValueError, "%s must be between 0 and %lu", field, max);
+    if (n < 0 || (unsigned long)n < min || (unsigned long)n > max) {
+        PyErr_Format(PyExc_ValueError, "%s must be between %lu and %lu", field, min, max);
         return -1;
     }
     *out = (unsigned long)n;
     return 0;
+}
+
+/* Read v as an integer in [0, max] into *out; TypeError or ValueError naming the field. */
+static int
+get_uint(PyObject *v, const char *field, unsigned long max, unsigned long *out)
+{
+    return get_uint_range(v, field, 0, max, out);
 }
 
 /* The UTF-8 of a str, or NULL for None (and on error, with an exception set). */
@@ -107,6 +115,170 @@ static const char *
 utf8_or_null(PyObject *v)
 {
     return v == Py_None ? NULL : PyUnicode_AsUTF8(v);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* RateLimit                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The reference's default bucket size (nonoproxy_route_config.rate_limit_burst 0 means it). */
+#define RATE_BURST_DEFAULT 5
+
+struct ratelimit_obj {
+    PyObject_HEAD unsigned int requests_per_minute;
+    unsigned int burst;
+    unsigned int max_delay_ms;
+};
+
+static PyTypeObject ratelimit_type;
+
+/* Only the representable range is checked here; the library's limits (SPEC §13) are checked by
+ * start_proxy(), whose message names the C field (rate_limit_per_minute, ...). */
+static PyObject *
+ratelimit_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"requests_per_minute", "burst", "max_delay_ms", NULL};
+    PyObject *a[3] = {NULL, NULL, NULL};
+    unsigned long v[3] = {0, RATE_BURST_DEFAULT, 0};
+    struct ratelimit_obj *rl;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO:RateLimit", kwlist, &a[0], &a[1], &a[2])) {
+        return NULL;
+    }
+    if (get_uint_range(a[0], "requests_per_minute", 1, 0xffffffffUL, &v[0]) < 0 ||
+        (a[1] != NULL && get_uint_range(a[1], "burst", 1, 0xffffffffUL, &v[1]) < 0) ||
+        (a[2] != NULL && get_uint(a[2], "max_delay_ms", 0xffffffffUL, &v[2]) < 0)) {
+        return NULL;
+    }
+    rl = (struct ratelimit_obj *)type->tp_alloc(type, 0);
+    if (rl == NULL) {
+        return NULL;
+    }
+    rl->requests_per_minute = (unsigned int)v[0];
+    rl->burst = (unsigned int)v[1];
+    rl->max_delay_ms = (unsigned int)v[2];
+    return (PyObject *)rl;
+}
+
+static PyObject *
+ratelimit_repr(PyObject *self)
+{
+    struct ratelimit_obj *rl = (struct ratelimit_obj *)self;
+
+    return PyUnicode_FromFormat("RateLimit(requests_per_minute=%u, burst=%u, max_delay_ms=%u)",
+                                rl->requests_per_minute, rl->burst, rl->max_delay_ms);
+}
+
+static PyMemberDef ratelimit_members[] = {
+    {"requests_per_minute", T_UINT, offsetof(struct ratelimit_obj, requests_per_minute), READONLY,
+     "Tokens added per minute (the sustained rate)."},
+    {"burst", T_UINT, offsetof(struct ratelimit_obj, burst), READONLY,
+     "Bucket capacity: requests that may go at once after a quiet spell."},
+    {"max_delay_ms", T_UINT, offsetof(struct ratelimit_obj, max_delay_ms), READONLY,
+     "How long a request may wait for a token before 429 (ms); 0 = answer 429 at once."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyDoc_STRVAR(ratelimit_doc,
+             "RateLimit(requests_per_minute, burst=5, max_delay_ms=0)\n"
+             "--\n\n"
+             "A route's rate limit: a token bucket of burst tokens refilled at\n"
+             "requests_per_minute. A request finding no token waits up to max_delay_ms for\n"
+             "one, then gets 429 with Retry-After (audit denial_category \"rate_limited\").");
+
+static PyTypeObject ratelimit_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.RateLimit",
+    .tp_basicsize = sizeof(struct ratelimit_obj),
+    .tp_repr = ratelimit_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = ratelimit_doc,
+    .tp_members = ratelimit_members,
+    .tp_new = ratelimit_new,
+};
+
+/* rate_limit as given: None, a RateLimit, or a mapping of RateLimit's arguments (the JSON
+ * config's shape, {"requests_per_minute": 60, "burst": 5}), made into a RateLimit. */
+static PyObject *
+to_rate_limit(PyObject *v)
+{
+    PyObject *args;
+    PyObject *kw;
+    PyObject *rl;
+
+    if (v == Py_None || PyObject_TypeCheck(v, &ratelimit_type)) {
+        return Py_NewRef(v);
+    }
+    if (!PyMapping_Check(v) || PyUnicode_Check(v) || PySequence_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "rate_limit must be RateLimit, a dict or None, not %.100s",
+                     Py_TYPE(v)->tp_name);
+        return NULL;
+    }
+    args = PyTuple_New(0);
+    kw = args == NULL ? NULL : PyDict_New();
+    if (kw == NULL || PyDict_Update(kw, v) < 0) {
+        Py_XDECREF(args);
+        Py_XDECREF(kw);
+        return NULL;
+    }
+    rl = PyObject_Call((PyObject *)&ratelimit_type, args, kw);
+    Py_DECREF(args);
+    Py_DECREF(kw);
+    return rl;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Endpoint rules                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+/* One rule as a new (method, path) tuple of str; TypeError for anything else. */
+static PyObject *
+rule_pair(PyObject *item)
+{
+    PyObject *p = NULL;
+
+    if (!PyUnicode_Check(item) && !PyBytes_Check(item) && PySequence_Check(item)) {
+        p = PySequence_Tuple(item);
+        if (p == NULL) {
+            return NULL;
+        }
+        if (PyTuple_GET_SIZE(p) == 2 && PyUnicode_Check(PyTuple_GET_ITEM(p, 0)) &&
+            PyUnicode_Check(PyTuple_GET_ITEM(p, 1))) {
+            return p;
+        }
+        Py_DECREF(p);
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "endpoint_rules must be a list of (method, path) tuples of str, found %.100R",
+                 item);
+    return NULL;
+}
+
+/* The endpoint rules as a tuple of (method, path) tuples. */
+static PyObject *
+rule_tuple(PyObject *v)
+{
+    PyObject *items;
+    PyObject *out;
+    Py_ssize_t i;
+
+    if (PyUnicode_Check(v) || PyBytes_Check(v)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "endpoint_rules must be a list of (method, path) tuples, not a string");
+        return NULL;
+    }
+    items = PySequence_Tuple(v);
+    out = items == NULL ? NULL : PyTuple_New(PyTuple_GET_SIZE(items));
+    for (i = 0; out != NULL && i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *p = rule_pair(PyTuple_GET_ITEM(items, i));
+
+        if (p == NULL) {
+            Py_CLEAR(out);
+        } else {
+            PyTuple_SET_ITEM(out, i, p);
+        }
+    }
+    Py_XDECREF(items);
+    return out;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -125,6 +297,10 @@ struct route_obj {
     PyObject *query_param_name;
     PyObject *env_var;
     PyObject *tls_ca;
+    PyObject *endpoint_rules;  /* tuple of (method, path) tuples of str */
+    PyObject *rate_limit;      /* RateLimit or None */
+    PyObject *tls_client_cert; /* str (a PEM file's path) or None */
+    PyObject *tls_client_key;  /* str (a PEM file's path) or None */
 };
 
 static PyTypeObject route_type;
@@ -150,7 +326,9 @@ route_check_fields(struct route_obj *r)
         check_str(r->path_pattern, "path_pattern", 1) < 0 ||
         check_str(r->path_replacement, "path_replacement", 1) < 0 ||
         check_str(r->query_param_name, "query_param_name", 1) < 0 ||
-        check_str(r->env_var, "env_var", 1) < 0 || check_str(r->tls_ca, "tls_ca", 1) < 0) {
+        check_str(r->env_var, "env_var", 1) < 0 || check_str(r->tls_ca, "tls_ca", 1) < 0 ||
+        check_str(r->tls_client_cert, "tls_client_cert", 1) < 0 ||
+        check_str(r->tls_client_key, "tls_client_key", 1) < 0) {
         return -1;
     }
     return 0;
@@ -159,18 +337,20 @@ route_check_fields(struct route_obj *r)
 static PyObject *
 route_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"prefix",       "upstream",         "credential_key",
-                             "inject_mode",  "inject_header",    "credential_format",
-                             "path_pattern", "path_replacement", "query_param_name",
-                             "env_var",      "tls_ca",           NULL};
-    PyObject *f[11] = {NULL,    NULL,    Py_None, NULL,    NULL,   Py_None,
-                       Py_None, Py_None, Py_None, Py_None, Py_None};
+    static char *kwlist[] = {"prefix",          "upstream",         "credential_key",
+                             "inject_mode",     "inject_header",    "credential_format",
+                             "path_pattern",    "path_replacement", "query_param_name",
+                             "env_var",         "tls_ca",           "endpoint_rules",
+                             "rate_limit",      "tls_client_cert",  "tls_client_key",
+                             NULL};
+    PyObject *f[15] = {NULL,    NULL,    Py_None, NULL, NULL,    Py_None, Py_None, Py_None,
+                       Py_None, Py_None, Py_None, NULL, Py_None, Py_None, Py_None};
     struct route_obj *r = NULL;
     PyObject *mode = NULL;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "UU|OOOOOOOO$O:RouteConfig", kwlist, &f[0], &f[1],
-                                     &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9],
-                                     &f[10])) {
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "UU|OOOOOOOO$OOOOO:RouteConfig", kwlist, &f[0],
+                                     &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9],
+                                     &f[10], &f[11], &f[12], &f[13], &f[14])) {
         return NULL;
     }
     mode = f[3] == NULL ? PyObject_GetAttrString(inject_mode_type, "HEADER") : to_inject_mode(f[3]);
@@ -193,7 +373,12 @@ route_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     r->query_param_name = Py_NewRef(f[8]);
     r->env_var = Py_NewRef(f[9]);
     r->tls_ca = Py_NewRef(f[10]);
-    if (r->inject_header == NULL || route_check_fields(r) < 0) {
+    r->endpoint_rules = f[11] == NULL ? PyTuple_New(0) : rule_tuple(f[11]);
+    r->rate_limit = r->endpoint_rules == NULL ? NULL : to_rate_limit(f[12]);
+    r->tls_client_cert = Py_NewRef(f[13]);
+    r->tls_client_key = Py_NewRef(f[14]);
+    if (r->inject_header == NULL || r->endpoint_rules == NULL || r->rate_limit == NULL ||
+        route_check_fields(r) < 0) {
         Py_DECREF(r);
         return NULL;
     }
@@ -215,6 +400,10 @@ route_dealloc(PyObject *self)
     Py_XDECREF(r->query_param_name);
     Py_XDECREF(r->env_var);
     Py_XDECREF(r->tls_ca);
+    Py_XDECREF(r->endpoint_rules);
+    Py_XDECREF(r->rate_limit);
+    Py_XDECREF(r->tls_client_cert);
+    Py_XDECREF(r->tls_client_key);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -238,27 +427,51 @@ route_get_credential_format(PyObject *self, void *closure)
 }
 
 static PyObject *
+route_get_endpoint_rules(PyObject *self, void *closure)
+{
+    struct route_obj *r = (struct route_obj *)self;
+    (void)closure;
+    return PySequence_List(r->endpoint_rules);
+}
+
+/* The keyword-only fields for repr (paths, never a key's content). */
+static PyObject *
+route_repr_extras(struct route_obj *r)
+{
+    PyObject *rules = PySequence_List(r->endpoint_rules);
+    PyObject *s;
+
+    if (rules == NULL) {
+        return NULL;
+    }
+    s = PyUnicode_FromFormat("tls_ca=%R, endpoint_rules=%R, rate_limit=%R, tls_client_cert=%R, "
+                             "tls_client_key=%R",
+                             r->tls_ca, rules, r->rate_limit, r->tls_client_cert,
+                             r->tls_client_key);
+    Py_DECREF(rules);
+    return s;
+}
+
+static PyObject *
 route_repr(PyObject *self)
 {
     struct route_obj *r = (struct route_obj *)self;
     PyObject *fmt = route_get_credential_format((PyObject *)r, NULL);
     PyObject *mode = PyObject_GetAttrString(r->inject_mode, "name");
+    PyObject *extras = route_repr_extras(r);
     PyObject *s = NULL;
 
-    if (fmt == NULL || mode == NULL) {
-        Py_XDECREF(fmt);
-        Py_XDECREF(mode);
-        return NULL;
+    if (fmt != NULL && mode != NULL && extras != NULL) {
+        s = PyUnicode_FromFormat(
+            "RouteConfig(prefix=%R, upstream=%R, credential_key=%R, inject_mode=InjectMode.%S, "
+            "inject_header=%R, credential_format=%R, path_pattern=%R, path_replacement=%R, "
+            "query_param_name=%R, env_var=%R, %U)",
+            r->prefix, r->upstream, r->credential_key, mode, r->inject_header, fmt,
+            r->path_pattern, r->path_replacement, r->query_param_name, r->env_var, extras);
     }
-    s = PyUnicode_FromFormat("RouteConfig(prefix=%R, upstream=%R, credential_key=%R, "
-                             "inject_mode=InjectMode.%S, inject_header=%R, credential_format=%R, "
-                             "path_pattern=%R, path_replacement=%R, query_param_name=%R, "
-                             "env_var=%R, tls_ca=%R)",
-                             r->prefix, r->upstream, r->credential_key, mode, r->inject_header, fmt,
-                             r->path_pattern, r->path_replacement, r->query_param_name, r->env_var,
-                             r->tls_ca);
-    Py_DECREF(fmt);
-    Py_DECREF(mode);
+    Py_XDECREF(fmt);
+    Py_XDECREF(mode);
+    Py_XDECREF(extras);
     return s;
 }
 
@@ -281,12 +494,18 @@ static PyMemberDef route_members[] = {
     ROUTE_MEMBER(query_param_name, "QUERY_PARAM mode: the parameter name."),
     ROUTE_MEMBER(env_var, "Name of the phantom variable; None = derived from the prefix."),
     ROUTE_MEMBER(tls_ca, "Extra PEM file of roots for this upstream only (extra)."),
+    ROUTE_MEMBER(rate_limit, "RateLimit of this route, or None (no limit)."),
+    ROUTE_MEMBER(tls_client_cert, "PEM file of the client certificate (chain) for mutual TLS "
+                                  "to the upstream, or None."),
+    ROUTE_MEMBER(tls_client_key, "PEM file of the private key of tls_client_cert, or None."),
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyGetSetDef route_getset[] = {
     {"credential_format", route_get_credential_format, NULL,
      "Format with one {} for the credential (HEADER mode).", NULL},
+    {"endpoint_rules", route_get_endpoint_rules, NULL,
+     "[(method, path), ...] the route lets through; [] = every request (a copy).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -294,13 +513,18 @@ PyDoc_STRVAR(route_doc,
              "RouteConfig(prefix, upstream, credential_key=None, inject_mode=InjectMode.HEADER,\n"
              "            inject_header=\"Authorization\", credential_format=\"Bearer {}\",\n"
              "            path_pattern=None, path_replacement=None, query_param_name=None,\n"
-             "            env_var=None, *, tls_ca=None)\n"
+             "            env_var=None, *, tls_ca=None, endpoint_rules=[], rate_limit=None,\n"
+             "            tls_client_cert=None, tls_client_key=None)\n"
              "--\n\n"
              "A reverse-proxy credential route: a request to\n"
              "http://127.0.0.1:<port>/<prefix>/... goes to <upstream>/... with the real\n"
              "credential injected. Values are checked by start_proxy(). An omitted\n"
              "credential_format is \"Bearer {}\" for the Authorization header and \"{}\" for\n"
-             "any other header.");
+             "any other header.\n\n"
+             "endpoint_rules: [(method, path), ...], method exact or \"*\", path a glob after\n"
+             "the prefix (\"*\" within one segment, \"**\" any number of segments); once set, a\n"
+             "request matching none gets 403. rate_limit: RateLimit (or a dict of its\n"
+             "arguments). tls_client_cert, tls_client_key: PEM files for mutual TLS.");
 
 static PyTypeObject route_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.RouteConfig",
@@ -1429,11 +1653,50 @@ add_hosts(struct nonoproxy_config *cfg, PyObject *t,
     return 0;
 }
 
+/* Fill the policy fields of rc (SPEC §13) from r. The endpoint rules go into *rules, an array
+ * the caller frees with PyMem_Free once nonoproxy_config_add_route() has copied it; the strings
+ * stay owned by r. */
+static int
+route_policy(struct nonoproxy_route_config *rc, struct route_obj *r,
+             struct nonoproxy_endpoint_rule **rules)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(r->endpoint_rules);
+    Py_ssize_t i;
+
+    *rules = n == 0 ? NULL : PyMem_Calloc((size_t)n, sizeof(**rules));
+    if (n > 0 && *rules == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(r->endpoint_rules, i);
+
+        (*rules)[i].method = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0));
+        (*rules)[i].path = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 1));
+        if ((*rules)[i].method == NULL || (*rules)[i].path == NULL) {
+            return -1;
+        }
+    }
+    rc->endpoint_rules = *rules;
+    rc->n_endpoint_rules = (size_t)n;
+    if (r->rate_limit != Py_None) {
+        const struct ratelimit_obj *rl = (const struct ratelimit_obj *)r->rate_limit;
+
+        rc->rate_limit_per_minute = rl->requests_per_minute;
+        rc->rate_limit_burst = rl->burst;
+        rc->rate_limit_max_delay_ms = rl->max_delay_ms;
+    }
+    rc->tls_client_cert = utf8_or_null(r->tls_client_cert);
+    rc->tls_client_key = utf8_or_null(r->tls_client_key);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* Add route r (a RouteConfig) to cfg. */
 static int
 add_route(struct nonoproxy_config *cfg, struct route_obj *r)
 {
     struct nonoproxy_route_config rc;
+    struct nonoproxy_endpoint_rule *rules = NULL;
     long mode = PyLong_AsLong(r->inject_mode);
     const char *prefix = PyUnicode_AsUTF8(r->prefix);
     const char *upstream = PyUnicode_AsUTF8(r->upstream);
@@ -1453,10 +1716,12 @@ add_route(struct nonoproxy_config *cfg, struct route_obj *r)
     rc.query_param_name = utf8_or_null(r->query_param_name);
     rc.env_var = utf8_or_null(r->env_var);
     rc.tls_ca = utf8_or_null(r->tls_ca);
-    if (PyErr_Occurred()) {
+    if (PyErr_Occurred() || route_policy(&rc, r, &rules) < 0) {
+        PyMem_Free(rules);
         return -1;
     }
     err = nonoproxy_config_add_route(cfg, &rc);
+    PyMem_Free(rules);
     if (err != NONOPROXY_OK) {
         memset(&diag, 0, sizeof(diag));
         raise_start_error(err, &diag);
@@ -1720,6 +1985,7 @@ PyInit__nonoproxy(void)
     inject_mode_type = make_inject_mode();
     if (inject_mode_type == NULL || PyModule_AddObjectRef(m, "InjectMode", inject_mode_type) < 0 ||
         add_type(m, &route_type, "RouteConfig") < 0 ||
+        add_type(m, &ratelimit_type, "RateLimit") < 0 ||
         add_type(m, &external_type, "ExternalProxyConfig") < 0 ||
         add_type(m, &config_type, "ProxyConfig") < 0 ||
         add_type(m, &handle_type, "ProxyHandle") < 0 ||
