@@ -1,12 +1,14 @@
 """nonoproxy: a domain-filtering, credential-injecting proxy for sandboxed child processes.
 
 The seed's Python API (ProxyConfig, RouteConfig, InjectMode, ExternalProxyConfig, start_proxy,
-ProxyHandle) over libnonoproxy, which the C extension nonoproxy._nonoproxy links statically.
+ProxyHandle) and the policy extras (RateLimit, Decision) over libnonoproxy, which the C
+extension nonoproxy._nonoproxy links statically.
 See docs/PYTHON.md in the source tree.
 """
 
 from nonoproxy._nonoproxy import (
     LIBRARY_VERSION,
+    Decision,
     ExternalProxyConfig,
     InjectMode,
     ProxyConfig,
@@ -17,6 +19,7 @@ from nonoproxy._nonoproxy import (
 )
 
 __all__ = [
+    "Decision",
     "ExternalProxyConfig",
     "InjectMode",
     "LIBRARY_VERSION",

@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterable, Literal, Optional, Type, TypedDict, 
 from typing_extensions import Required
 
 __all__ = [
+    "Decision",
     "ExternalProxyConfig",
     "InjectMode",
     "LIBRARY_VERSION",
@@ -23,6 +24,11 @@ class InjectMode(enum.IntEnum):
     URL_PATH = 2
     QUERY_PARAM = 3
     BASIC_AUTH = 4
+
+class Decision(enum.IntEnum):
+    DENY = 0
+    ALLOW_ONCE = 1
+    ALLOW_SESSION = 2
 
 @final
 class RateLimit:
@@ -105,6 +111,8 @@ _AuditEvent = dict[str, Any]
 _Credential_Resolver = Callable[[str], Union[str, bytes, None]]
 _AuditCallback = Callable[[_AuditEvent], object]
 _Resolver = Callable[[str, int], Iterable[str]]
+_DecideAnswer = Union[Decision, str]  # "deny", "once" or "session"
+_Decide = Callable[[str, int, str, str], _DecideAnswer]
 
 @final
 class ProxyConfig:
@@ -128,6 +136,10 @@ class ProxyConfig:
         credential_resolver: Optional[_Credential_Resolver] = None,
         audit_callback: Optional[_AuditCallback] = None,
         resolver: Optional[_Resolver] = None,
+        denied_hosts: Iterable[str] = [],
+        strict_allowlist: bool = False,
+        decide: Optional[_Decide] = None,
+        decide_timeout: float = 30.0,
     ) -> None: ...
     @property
     def allowed_hosts(self) -> list[str]: ...
@@ -163,6 +175,14 @@ class ProxyConfig:
     def audit_callback(self) -> Optional[_AuditCallback]: ...
     @property
     def resolver(self) -> Optional[_Resolver]: ...
+    @property
+    def denied_hosts(self) -> list[str]: ...
+    @property
+    def strict_allowlist(self) -> bool: ...
+    @property
+    def decide(self) -> Optional[_Decide]: ...
+    @property
+    def decide_timeout(self) -> float: ...
 
 @final
 class ProxyHandle:

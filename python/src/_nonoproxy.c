@@ -24,6 +24,7 @@
 #define DRAIN_BATCH 256
 
 static PyObject *inject_mode_type; /* enum.IntEnum subclass, created at import */
+static PyObject *decision_type;    /* enum.IntEnum subclass, created at import */
 
 /* True once the interpreter is finalizing: from then on no thread of ours may take the GIL
  * (a foreign thread that tries is parked for ever, or exits, by CPython). */
@@ -272,10 +273,13 @@ rule_tuple(PyObject *v)
         PyObject *p = rule_pair(PyTuple_GET_ITEM(items, i));
 
         if (p == NULL) {
-            Py_CLEAR(out);
-        } else {
-            PyTuple_SET_ITEM(out, i, p);
+            break;
         }
+        PyTuple_SET_ITEM(out, i, p);
+    }
+    if (out != NULL && i < PyTuple_GET_SIZE(items)) {
+        Py_DECREF(out); /* its unset items are NULL, which tuple deallocation skips */
+        out = NULL;
     }
     Py_XDECREF(items);
     return out;
@@ -337,12 +341,11 @@ route_check_fields(struct route_obj *r)
 static PyObject *
 route_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"prefix",          "upstream",         "credential_key",
-                             "inject_mode",     "inject_header",    "credential_format",
-                             "path_pattern",    "path_replacement", "query_param_name",
-                             "env_var",         "tls_ca",           "endpoint_rules",
-                             "rate_limit",      "tls_client_cert",  "tls_client_key",
-                             NULL};
+    static char *kwlist[] = {
+        "prefix",           "upstream",          "credential_key", "inject_mode",
+        "inject_header",    "credential_format", "path_pattern",   "path_replacement",
+        "query_param_name", "env_var",           "tls_ca",         "endpoint_rules",
+        "rate_limit",       "tls_client_cert",   "tls_client_key", NULL};
     PyObject *f[15] = {NULL,    NULL,    Py_None, NULL, NULL,    Py_None, Py_None, Py_None,
                        Py_None, Py_None, Py_None, NULL, Py_None, Py_None, Py_None};
     struct route_obj *r = NULL;
@@ -466,8 +469,8 @@ route_repr(PyObject *self)
             "RouteConfig(prefix=%R, upstream=%R, credential_key=%R, inject_mode=InjectMode.%S, "
             "inject_header=%R, credential_format=%R, path_pattern=%R, path_replacement=%R, "
             "query_param_name=%R, env_var=%R, %U)",
-            r->prefix, r->upstream, r->credential_key, mode, r->inject_header, fmt,
-            r->path_pattern, r->path_replacement, r->query_param_name, r->env_var, extras);
+            r->prefix, r->upstream, r->credential_key, mode, r->inject_header, fmt, r->path_pattern,
+            r->path_replacement, r->query_param_name, r->env_var, extras);
     }
     Py_XDECREF(fmt);
     Py_XDECREF(mode);
@@ -697,6 +700,10 @@ struct config_obj {
     PyObject *credential_resolver; /* callable or None */
     PyObject *audit_callback;      /* callable or None */
     PyObject *resolver;            /* callable or None */
+    PyObject *denied_hosts;        /* tuple of str */
+    char strict_allowlist;         /* T_BOOL */
+    PyObject *decide;              /* callable or None */
+    double decide_timeout;         /* seconds; 0 = no limit */
 };
 
 static PyTypeObject config_type;
@@ -757,6 +764,10 @@ enum config_arg {
     CA_RESOLVER,
     CA_AUDIT_CB,
     CA_RESOLVE,
+    CA_DENIED,
+    CA_STRICT,
+    CA_DECIDE,
+    CA_DECIDE_TO,
     CA_COUNT
 };
 
@@ -841,22 +852,90 @@ config_objects(struct config_obj *c, PyObject **a)
     return 0;
 }
 
+/* Largest decide_timeout in seconds: its milliseconds fit the C field (uint32_t). */
+#define DECIDE_TIMEOUT_MAX (4294967295.0 / 1000.0)
+
+/* Read decide_timeout (seconds, int or float) into *out; TypeError or ValueError. */
+static int
+get_timeout(PyObject *v, double *out)
+{
+    double t;
+
+    if (PyBool_Check(v) || (!PyFloat_Check(v) && !PyLong_Check(v))) {
+        PyErr_Format(PyExc_TypeError, "decide_timeout must be float, not %.100s",
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    t = PyFloat_AsDouble(v);
+    if (t == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(t >= 0.0 && t <= DECIDE_TIMEOUT_MAX)) { /* also NaN */
+        PyErr_SetString(PyExc_ValueError,
+                        "decide_timeout must be between 0 and 4294967.295 seconds");
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+/* Fill the policy fields of c (SPEC §13) from the parsed arguments a (NULL = default). */
+static int
+config_policy(struct config_obj *c, PyObject **a)
+{
+    c->denied_hosts =
+        a[CA_DENIED] == NULL ? PyTuple_New(0) : str_tuple(a[CA_DENIED], "denied_hosts");
+    c->decide = Py_NewRef(a[CA_DECIDE] == NULL ? Py_None : a[CA_DECIDE]);
+    if (c->denied_hosts == NULL || check_callable(c->decide, "decide") < 0) {
+        return -1;
+    }
+    if (a[CA_DECIDE_TO] != NULL && get_timeout(a[CA_DECIDE_TO], &c->decide_timeout) < 0) {
+        return -1;
+    }
+    if (a[CA_STRICT] != NULL) {
+        int t = PyObject_IsTrue(a[CA_STRICT]);
+
+        if (t < 0) {
+            return -1;
+        }
+        c->strict_allowlist = (char)t;
+    }
+    return 0;
+}
+
 static PyObject *
 config_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"allowed_hosts",       "routes",         "external_proxy",
-                             "bind_addr",           "bind_port",      "max_connections",
-                             "require_auth",        "ca_file",        "header_timeout_ms",
-                             "connect_timeout_ms",  "tls_timeout_ms", "idle_timeout_ms",
-                             "response_timeout_ms", "audit_capacity", "credential_resolver",
-                             "audit_callback",      "resolver",       NULL};
+    static char *kwlist[] = {"allowed_hosts",
+                             "routes",
+                             "external_proxy",
+                             "bind_addr",
+                             "bind_port",
+                             "max_connections",
+                             "require_auth",
+                             "ca_file",
+                             "header_timeout_ms",
+                             "connect_timeout_ms",
+                             "tls_timeout_ms",
+                             "idle_timeout_ms",
+                             "response_timeout_ms",
+                             "audit_capacity",
+                             "credential_resolver",
+                             "audit_callback",
+                             "resolver",
+                             "denied_hosts",
+                             "strict_allowlist",
+                             "decide",
+                             "decide_timeout",
+                             NULL};
     PyObject *a[CA_COUNT] = {NULL};
     struct nonoproxy_config defaults;
     struct config_obj *c;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOOOO$OOOOOOOOOOO:ProxyConfig", kwlist, &a[0],
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOOOO$OOOOOOOOOOOOOOO:ProxyConfig", kwlist, &a[0],
                                      &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7], &a[8], &a[9],
-                                     &a[10], &a[11], &a[12], &a[13], &a[14], &a[15], &a[16])) {
+                                     &a[10], &a[11], &a[12], &a[13], &a[14], &a[15], &a[16], &a[17],
+                                     &a[18], &a[19], &a[20])) {
         return NULL;
     }
     c = (struct config_obj *)type->tp_alloc(type, 0);
@@ -873,7 +952,9 @@ config_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     c->idle_timeout_ms = defaults.idle_timeout_ms;
     c->response_timeout_ms = defaults.response_timeout_ms;
     c->audit_capacity = (Py_ssize_t)defaults.audit_capacity;
-    if (config_objects(c, a) < 0 || config_scalars(c, a) < 0) {
+    c->strict_allowlist = (char)defaults.strict_allowlist;
+    c->decide_timeout = (double)defaults.decide_timeout_ms / 1000.0;
+    if (config_objects(c, a) < 0 || config_scalars(c, a) < 0 || config_policy(c, a) < 0) {
         Py_DECREF(c);
         return NULL;
     }
@@ -892,6 +973,8 @@ config_dealloc(PyObject *self)
     Py_XDECREF(c->credential_resolver);
     Py_XDECREF(c->audit_callback);
     Py_XDECREF(c->resolver);
+    Py_XDECREF(c->denied_hosts);
+    Py_XDECREF(c->decide);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -923,6 +1006,14 @@ config_get_hosts(PyObject *self, void *closure)
 }
 
 static PyObject *
+config_get_denied(PyObject *self, void *closure)
+{
+    struct config_obj *c = (struct config_obj *)self;
+    (void)closure;
+    return PySequence_List(c->denied_hosts);
+}
+
+static PyObject *
 config_get_routes(PyObject *self, void *closure)
 {
     struct config_obj *c = (struct config_obj *)self;
@@ -951,12 +1042,16 @@ static PyMemberDef config_members[] = {
     CONFIG_MEMBER(credential_resolver, T_OBJECT, "Callable(credential_key) or None."),
     CONFIG_MEMBER(audit_callback, T_OBJECT, "Callable(event dict) or None."),
     CONFIG_MEMBER(resolver, T_OBJECT, "Callable(host, port) -> [ip, ...] or None."),
+    CONFIG_MEMBER(strict_allowlist, T_BOOL, "An empty allowlist denies every host."),
+    CONFIG_MEMBER(decide, T_OBJECT, "Callable(host, port, mode, method) -> Decision or None."),
+    CONFIG_MEMBER(decide_timeout, T_DOUBLE, "How long decide may take (s); 0 = no limit."),
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyGetSetDef config_getset[] = {
     {"allowed_hosts", config_get_hosts, NULL, "Host allowlist (a copy).", NULL},
     {"routes", config_get_routes, NULL, "Reverse-proxy routes (a copy).", NULL},
+    {"denied_hosts", config_get_denied, NULL, "Host deny list (a copy).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -966,7 +1061,8 @@ PyDoc_STRVAR(
     "            bind_port=0, max_connections=256, *, require_auth=True, ca_file=None,\n"
     "            header_timeout_ms=30000, connect_timeout_ms=10000, tls_timeout_ms=10000,\n"
     "            idle_timeout_ms=600000, response_timeout_ms=300000, audit_capacity=4096,\n"
-    "            credential_resolver=None, audit_callback=None, resolver=None)\n"
+    "            credential_resolver=None, audit_callback=None, resolver=None,\n"
+    "            denied_hosts=[], strict_allowlist=False, decide=None, decide_timeout=30.0)\n"
     "--\n\n"
     "Configuration of the proxy. allowed_hosts: host allowlist (\"host\", \"*.domain\",\n"
     "\"host:port\"); empty = every host except the hard deny list. routes: RouteConfig\n"
@@ -977,8 +1073,12 @@ PyDoc_STRVAR(
     "a proxy thread; its exceptions are reported as unraisable. resolver(host, port)\n"
     "replaces getaddrinfo() for upstream names: it returns a list of IPv4 or IPv6\n"
     "literals (the port stays the one asked for), [] for \"no address\", or raises.\n"
-    "Values are checked by\n"
-    "start_proxy().");
+    "denied_hosts: entries as in allowed_hosts, and address ranges, refused before the\n"
+    "allowlist. strict_allowlist: an empty allowlist denies every host.\n"
+    "decide(host, port, mode, method) is asked, on a proxy thread, about a host that no\n"
+    "list decides; it returns Decision.DENY/ALLOW_ONCE/ALLOW_SESSION (or \"deny\",\n"
+    "\"once\", \"session\"); anything else, an exception (reported as unraisable) or an\n"
+    "answer after decide_timeout seconds denies. Values are checked by start_proxy().");
 
 static PyTypeObject config_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.ProxyConfig",
@@ -1248,6 +1348,60 @@ resolve_host(void *userdata, const char *host, uint16_t port, struct nonoproxy_a
     return rc;
 }
 
+/* The answer r (a new reference, consumed) of the decide callable: a Decision, or "deny",
+ * "once", "session". Anything else is DENY with a ValueError set. */
+static enum nonoproxy_decide_answer
+decide_answer(PyObject *r)
+{
+    enum nonoproxy_decide_answer a = NONOPROXY_DECIDE_DENY;
+
+    if (PyObject_TypeCheck(r, (PyTypeObject *)decision_type)) {
+        long v = PyLong_AsLong(r);
+
+        a = v == NONOPROXY_DECIDE_ALLOW_ONCE      ? NONOPROXY_DECIDE_ALLOW_ONCE
+            : v == NONOPROXY_DECIDE_ALLOW_SESSION ? NONOPROXY_DECIDE_ALLOW_SESSION
+                                                  : NONOPROXY_DECIDE_DENY;
+    } else if (PyUnicode_Check(r) && PyUnicode_CompareWithASCIIString(r, "once") == 0) {
+        a = NONOPROXY_DECIDE_ALLOW_ONCE;
+    } else if (PyUnicode_Check(r) && PyUnicode_CompareWithASCIIString(r, "session") == 0) {
+        a = NONOPROXY_DECIDE_ALLOW_SESSION;
+    } else if (!PyUnicode_Check(r) || PyUnicode_CompareWithASCIIString(r, "deny") != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "decide must return a Decision or \"deny\", \"once\", \"session\", not %.100R",
+                     r);
+    }
+    Py_DECREF(r);
+    return a;
+}
+
+/* nonoproxy_decide_fn: ask the Python callable (userdata) about q, on the connection's thread.
+ * Every failure denies: an exception or a wrong answer (reported as unraisable), and an
+ * interpreter that is finalizing (Python is not touched then). The library waits for this
+ * call at shutdown; shutdown() and the handle's deallocation release the GIL meanwhile. */
+static enum nonoproxy_decide_answer
+on_decide(void *userdata, const struct nonoproxy_decide_query *q)
+{
+    enum nonoproxy_decide_answer a = NONOPROXY_DECIDE_DENY;
+    PyGILState_STATE g;
+    PyObject *r;
+
+    if (interpreter_finalizing()) {
+        return a;
+    }
+    g = PyGILState_Ensure();
+    r = PyObject_CallFunction((PyObject *)userdata, "siss", q->host, (int)q->port,
+                              nonoproxy_audit_mode_name(q->mode),
+                              q->method != NULL ? q->method : "");
+    if (r != NULL) {
+        a = decide_answer(r);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable((PyObject *)userdata);
+    }
+    PyGILState_Release(g);
+    return a;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* ProxyHandle                                                                                */
 /* ---------------------------------------------------------------------------------------- */
@@ -1256,6 +1410,7 @@ struct handle_obj {
     PyObject_HEAD struct nonoproxy_proxy *proxy;
     PyObject *audit_callback; /* the audit_cb userdata; released after the proxy */
     PyObject *resolver;       /* the resolver userdata; released after the proxy */
+    PyObject *decide;         /* the decide userdata; released after the proxy */
     pid_t pid;                /* the process whose threads serve the proxy */
     int shut;                 /* shutdown() has returned */
     struct handle_obj *prev;  /* live handles, for the atexit hook; guarded by the GIL */
@@ -1333,6 +1488,7 @@ handle_dealloc(PyObject *self)
     h->proxy = NULL;
     Py_XDECREF(h->audit_callback);
     Py_XDECREF(h->resolver);
+    Py_XDECREF(h->decide);
     Py_TYPE(h)->tp_free((PyObject *)h);
 }
 
@@ -1755,6 +1911,24 @@ set_external(struct nonoproxy_config *cfg, struct config_obj *c)
     return add_hosts(cfg, e->bypass_hosts, nonoproxy_config_add_bypass_host);
 }
 
+/* The policy settings of c (SPEC §13) into cfg. */
+static int
+build_policy(struct nonoproxy_config *cfg, struct config_obj *c)
+{
+    double ms = c->decide_timeout * 1000.0;
+
+    cfg->strict_allowlist = c->strict_allowlist != 0;
+    /* Rounded up: a positive timeout never becomes 0, which means "no limit". */
+    cfg->decide_timeout_ms = (uint32_t)ms;
+    if ((double)cfg->decide_timeout_ms < ms) {
+        cfg->decide_timeout_ms++;
+    }
+    if (c->decide != Py_None) {
+        nonoproxy_config_set_decide(cfg, on_decide, c->decide);
+    }
+    return add_hosts(cfg, c->denied_hosts, nonoproxy_config_deny_host);
+}
+
 /* Translate c into cfg (initialised by the caller). The strings stay owned by c. */
 static int
 build_config(struct nonoproxy_config *cfg, struct config_obj *c)
@@ -1787,7 +1961,8 @@ build_config(struct nonoproxy_config *cfg, struct config_obj *c)
         cfg->resolver = resolve_host;
         cfg->resolver_userdata = c->resolver;
     }
-    if (add_hosts(cfg, c->allowed_hosts, nonoproxy_config_allow_host) < 0) {
+    if (add_hosts(cfg, c->allowed_hosts, nonoproxy_config_allow_host) < 0 ||
+        build_policy(cfg, c) < 0) {
         return -1;
     }
     for (i = 0; i < PyTuple_GET_SIZE(c->routes); i++) {
@@ -1824,6 +1999,7 @@ start_proxy(PyObject *module, PyObject *args, PyObject *kw)
     h->proxy = NULL;
     h->audit_callback = NULL;
     h->resolver = NULL;
+    h->decide = NULL;
     h->prev = NULL;
     h->next = NULL;
     h->pid = getpid();
@@ -1841,6 +2017,7 @@ start_proxy(PyObject *module, PyObject *args, PyObject *kw)
     h->proxy = p;
     h->audit_callback = c->audit_callback == Py_None ? NULL : Py_NewRef(c->audit_callback);
     h->resolver = c->resolver == Py_None ? NULL : Py_NewRef(c->resolver);
+    h->decide = c->decide == Py_None ? NULL : Py_NewRef(c->decide);
     live_add(h);
 out:
     nonoproxy_config_free(&cfg);
@@ -1907,32 +2084,50 @@ set_str_attr(PyObject *obj, const char *name, const char *value)
     return rc;
 }
 
-/* Create InjectMode as an enum.IntEnum whose values are those of enum nonoproxy_inject_mode. */
+/* Create the enum.IntEnum name of members (a list of (name, value) pairs, consumed) in module
+ * nonoproxy, with docstring doc. */
+static PyObject *
+make_int_enum(const char *name, PyObject *members, const char *doc)
+{
+    PyObject *enum_mod = members == NULL ? NULL : PyImport_ImportModule("enum");
+    PyObject *type = NULL;
+
+    if (enum_mod != NULL) {
+        type = PyObject_CallMethod(enum_mod, "IntEnum", "sO", name, members);
+        Py_DECREF(enum_mod);
+    }
+    Py_XDECREF(members);
+    if (type != NULL && (set_str_attr(type, "__module__", "nonoproxy") < 0 ||
+                         set_str_attr(type, "__doc__", doc) < 0)) {
+        Py_CLEAR(type);
+    }
+    return type;
+}
+
+/* InjectMode, whose values are those of enum nonoproxy_inject_mode. */
 static PyObject *
 make_inject_mode(void)
 {
-    PyObject *enum_mod = PyImport_ImportModule("enum");
-    PyObject *type = NULL;
+    return make_int_enum(
+        "InjectMode",
+        Py_BuildValue("[(si)(si)(si)(si)]", "HEADER", (int)NONOPROXY_INJECT_HEADER, "URL_PATH",
+                      (int)NONOPROXY_INJECT_URL_PATH, "QUERY_PARAM",
+                      (int)NONOPROXY_INJECT_QUERY_PARAM, "BASIC_AUTH",
+                      (int)NONOPROXY_INJECT_BASIC_AUTH),
+        "How a route injects the credential: HEADER, URL_PATH, QUERY_PARAM, BASIC_AUTH.");
+}
 
-    if (enum_mod == NULL) {
-        return NULL;
-    }
-    type = PyObject_CallMethod(
-        enum_mod, "IntEnum", "s[(si)(si)(si)(si)]", "InjectMode", "HEADER",
-        (int)NONOPROXY_INJECT_HEADER, "URL_PATH", (int)NONOPROXY_INJECT_URL_PATH, "QUERY_PARAM",
-        (int)NONOPROXY_INJECT_QUERY_PARAM, "BASIC_AUTH", (int)NONOPROXY_INJECT_BASIC_AUTH);
-    Py_DECREF(enum_mod);
-    if (type == NULL) {
-        return NULL;
-    }
-    if (set_str_attr(type, "__module__", "nonoproxy") < 0 ||
-        set_str_attr(type, "__doc__",
-                     "How a route injects the credential: HEADER, URL_PATH, QUERY_PARAM, "
-                     "BASIC_AUTH.") < 0) {
-        Py_DECREF(type);
-        return NULL;
-    }
-    return type;
+/* Decision, whose values are those of enum nonoproxy_decide_answer. */
+static PyObject *
+make_decision(void)
+{
+    return make_int_enum(
+        "Decision",
+        Py_BuildValue("[(si)(si)(si)]", "DENY", (int)NONOPROXY_DECIDE_DENY, "ALLOW_ONCE",
+                      (int)NONOPROXY_DECIDE_ALLOW_ONCE, "ALLOW_SESSION",
+                      (int)NONOPROXY_DECIDE_ALLOW_SESSION),
+        "The answer of a decide callback: DENY, ALLOW_ONCE (this connection or request),\n"
+        "ALLOW_SESSION (remembered until the proxy is freed).");
 }
 
 /* Register _shutdown_all with atexit. */
@@ -1983,7 +2178,9 @@ PyInit__nonoproxy(void)
         return NULL;
     }
     inject_mode_type = make_inject_mode();
-    if (inject_mode_type == NULL || PyModule_AddObjectRef(m, "InjectMode", inject_mode_type) < 0 ||
+    decision_type = inject_mode_type == NULL ? NULL : make_decision();
+    if (decision_type == NULL || PyModule_AddObjectRef(m, "InjectMode", inject_mode_type) < 0 ||
+        PyModule_AddObjectRef(m, "Decision", decision_type) < 0 ||
         add_type(m, &route_type, "RouteConfig") < 0 ||
         add_type(m, &ratelimit_type, "RateLimit") < 0 ||
         add_type(m, &external_type, "ExternalProxyConfig") < 0 ||
