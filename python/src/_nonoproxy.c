@@ -3,11 +3,11 @@
  *
  * Threads: every call that can block (start, shutdown, drain) runs with the GIL released.
  * The credential resolver runs inside nonoproxy_start() on the calling thread, the audit
- * callback on the proxy's worker threads; both take the GIL with PyGILState_Ensure() and
- * never touch Python once the interpreter is finalizing. An atexit hook shuts every proxy of
- * this process down before finalization starts. After os.fork() a handle in the child refuses
- * every call and is never shut down or freed there: the proxy's threads exist only in the
- * parent. See docs/PYTHON.md. */
+ * callback, the resolver and the decide callback on the proxy's worker threads; all take the
+ * GIL with PyGILState_Ensure() and never touch Python once the interpreter is finalizing.
+ * An atexit hook shuts every proxy of this process down before finalization starts. After
+ * os.fork() a handle in the child refuses every call and is never shut down or freed there:
+ * the proxy's threads exist only in the parent. See docs/PYTHON.md. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
