@@ -1,14 +1,18 @@
 # Type stubs for nonoproxy (the C extension nonoproxy._nonoproxy); checked with mypy --strict.
 import enum
 from types import TracebackType
-from typing import Any, Callable, Iterable, Literal, Optional, Type, Union, final
+from typing import Any, Callable, Iterable, Literal, Optional, Type, TypedDict, Union, final
+
+from typing_extensions import Required
 
 __all__ = [
+    "Decision",
     "ExternalProxyConfig",
     "InjectMode",
     "LIBRARY_VERSION",
     "ProxyConfig",
     "ProxyHandle",
+    "RateLimit",
     "RouteConfig",
     "start_proxy",
 ]
@@ -20,6 +24,28 @@ class InjectMode(enum.IntEnum):
     URL_PATH = 2
     QUERY_PARAM = 3
     BASIC_AUTH = 4
+
+class Decision(enum.IntEnum):
+    DENY = 0
+    ALLOW_ONCE = 1
+    ALLOW_SESSION = 2
+
+@final
+class RateLimit:
+    def __init__(
+        self, requests_per_minute: int, burst: int = 5, max_delay_ms: int = 0
+    ) -> None: ...
+    @property
+    def requests_per_minute(self) -> int: ...
+    @property
+    def burst(self) -> int: ...
+    @property
+    def max_delay_ms(self) -> int: ...
+
+class _RateLimitDict(TypedDict, total=False):
+    requests_per_minute: Required[int]
+    burst: int
+    max_delay_ms: int
 
 @final
 class RouteConfig:
@@ -37,6 +63,10 @@ class RouteConfig:
         env_var: Optional[str] = None,
         *,
         tls_ca: Optional[str] = None,
+        endpoint_rules: Iterable[tuple[str, str]] = [],
+        rate_limit: Union[RateLimit, _RateLimitDict, None] = None,
+        tls_client_cert: Optional[str] = None,
+        tls_client_key: Optional[str] = None,
     ) -> None: ...
     @property
     def prefix(self) -> str: ...
@@ -60,6 +90,14 @@ class RouteConfig:
     def env_var(self) -> Optional[str]: ...
     @property
     def tls_ca(self) -> Optional[str]: ...
+    @property
+    def endpoint_rules(self) -> list[tuple[str, str]]: ...
+    @property
+    def rate_limit(self) -> Optional[RateLimit]: ...
+    @property
+    def tls_client_cert(self) -> Optional[str]: ...
+    @property
+    def tls_client_key(self) -> Optional[str]: ...
 
 @final
 class ExternalProxyConfig:
@@ -73,6 +111,8 @@ _AuditEvent = dict[str, Any]
 _Credential_Resolver = Callable[[str], Union[str, bytes, None]]
 _AuditCallback = Callable[[_AuditEvent], object]
 _Resolver = Callable[[str, int], Iterable[str]]
+_DecideAnswer = Union[Decision, str]  # "deny", "once" or "session"
+_Decide = Callable[[str, int, str, str], _DecideAnswer]
 
 @final
 class ProxyConfig:
@@ -96,6 +136,10 @@ class ProxyConfig:
         credential_resolver: Optional[_Credential_Resolver] = None,
         audit_callback: Optional[_AuditCallback] = None,
         resolver: Optional[_Resolver] = None,
+        denied_hosts: Iterable[str] = [],
+        strict_allowlist: bool = False,
+        decide: Optional[_Decide] = None,
+        decide_timeout: float = 30.0,
     ) -> None: ...
     @property
     def allowed_hosts(self) -> list[str]: ...
@@ -131,6 +175,14 @@ class ProxyConfig:
     def audit_callback(self) -> Optional[_AuditCallback]: ...
     @property
     def resolver(self) -> Optional[_Resolver]: ...
+    @property
+    def denied_hosts(self) -> list[str]: ...
+    @property
+    def strict_allowlist(self) -> bool: ...
+    @property
+    def decide(self) -> Optional[_Decide]: ...
+    @property
+    def decide_timeout(self) -> float: ...
 
 @final
 class ProxyHandle:

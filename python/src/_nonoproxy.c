@@ -3,11 +3,11 @@
  *
  * Threads: every call that can block (start, shutdown, drain) runs with the GIL released.
  * The credential resolver runs inside nonoproxy_start() on the calling thread, the audit
- * callback on the proxy's worker threads; both take the GIL with PyGILState_Ensure() and
- * never touch Python once the interpreter is finalizing. An atexit hook shuts every proxy of
- * this process down before finalization starts. After os.fork() a handle in the child refuses
- * every call and is never shut down or freed there: the proxy's threads exist only in the
- * parent. See docs/PYTHON.md. */
+ * callback, the resolver and the decide callback on the proxy's worker threads; all take the
+ * GIL with PyGILState_Ensure() and never touch Python once the interpreter is finalizing.
+ * An atexit hook shuts every proxy of this process down before finalization starts. After
+ * os.fork() a handle in the child refuses every call and is never shut down or freed there:
+ * the proxy's threads exist only in the parent. See docs/PYTHON.md. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -24,6 +24,7 @@
 #define DRAIN_BATCH 256
 
 static PyObject *inject_mode_type; /* enum.IntEnum subclass, created at import */
+static PyObject *decision_type;    /* enum.IntEnum subclass, created at import */
 
 /* True once the interpreter is finalizing: from then on no thread of ours may take the GIL
  * (a foreign thread that tries is parked for ever, or exits, by CPython). */
@@ -79,9 +80,10 @@ str_tuple(PyObject *v, const char *field)
     return t;
 }
 
-/* Read v as an integer in [0, max] into *out; TypeError or ValueError naming the field. */
+/* Read v as an integer in [min, max] into *out; TypeError or ValueError naming the field. */
 static int
-get_uint(PyObject *v, const char *field, unsigned long max, unsigned long *out)
+get_uint_range(PyObject *v, const char *field, unsigned long min, unsigned long max,
+               unsigned long *out)
 {
     long n;
 
@@ -94,12 +96,19 @@ get_uint(PyObject *v, const char *field, unsigned long max, unsigned long *out)
         PyErr_Clear();
         n = -1;
     }
-    if (n < 0 || (unsigned long)n > max) {
-        PyErr_Format(PyExc_ValueError, "%s must be between 0 and %lu", field, max);
+    if (n < 0 || (unsigned long)n < min || (unsigned long)n > max) {
+        PyErr_Format(PyExc_ValueError, "%s must be between %lu and %lu", field, min, max);
         return -1;
     }
     *out = (unsigned long)n;
     return 0;
+}
+
+/* Read v as an integer in [0, max] into *out; TypeError or ValueError naming the field. */
+static int
+get_uint(PyObject *v, const char *field, unsigned long max, unsigned long *out)
+{
+    return get_uint_range(v, field, 0, max, out);
 }
 
 /* The UTF-8 of a str, or NULL for None (and on error, with an exception set). */
@@ -107,6 +116,173 @@ static const char *
 utf8_or_null(PyObject *v)
 {
     return v == Py_None ? NULL : PyUnicode_AsUTF8(v);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* RateLimit                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The reference's default bucket size (nonoproxy_route_config.rate_limit_burst 0 means it). */
+#define RATE_BURST_DEFAULT 5
+
+struct ratelimit_obj {
+    PyObject_HEAD unsigned int requests_per_minute;
+    unsigned int burst;
+    unsigned int max_delay_ms;
+};
+
+static PyTypeObject ratelimit_type;
+
+/* Only the representable range is checked here; the library's limits (SPEC §13) are checked by
+ * start_proxy(), whose message names the C field (rate_limit_per_minute, ...). */
+static PyObject *
+ratelimit_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"requests_per_minute", "burst", "max_delay_ms", NULL};
+    PyObject *a[3] = {NULL, NULL, NULL};
+    unsigned long v[3] = {0, RATE_BURST_DEFAULT, 0};
+    struct ratelimit_obj *rl;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO:RateLimit", kwlist, &a[0], &a[1], &a[2])) {
+        return NULL;
+    }
+    if (get_uint_range(a[0], "requests_per_minute", 1, 0xffffffffUL, &v[0]) < 0 ||
+        (a[1] != NULL && get_uint_range(a[1], "burst", 1, 0xffffffffUL, &v[1]) < 0) ||
+        (a[2] != NULL && get_uint(a[2], "max_delay_ms", 0xffffffffUL, &v[2]) < 0)) {
+        return NULL;
+    }
+    rl = (struct ratelimit_obj *)type->tp_alloc(type, 0);
+    if (rl == NULL) {
+        return NULL;
+    }
+    rl->requests_per_minute = (unsigned int)v[0];
+    rl->burst = (unsigned int)v[1];
+    rl->max_delay_ms = (unsigned int)v[2];
+    return (PyObject *)rl;
+}
+
+static PyObject *
+ratelimit_repr(PyObject *self)
+{
+    struct ratelimit_obj *rl = (struct ratelimit_obj *)self;
+
+    return PyUnicode_FromFormat("RateLimit(requests_per_minute=%u, burst=%u, max_delay_ms=%u)",
+                                rl->requests_per_minute, rl->burst, rl->max_delay_ms);
+}
+
+static PyMemberDef ratelimit_members[] = {
+    {"requests_per_minute", T_UINT, offsetof(struct ratelimit_obj, requests_per_minute), READONLY,
+     "Tokens added per minute (the sustained rate)."},
+    {"burst", T_UINT, offsetof(struct ratelimit_obj, burst), READONLY,
+     "Bucket capacity: requests that may go at once after a quiet spell."},
+    {"max_delay_ms", T_UINT, offsetof(struct ratelimit_obj, max_delay_ms), READONLY,
+     "How long a request may wait for a token before 429 (ms); 0 = answer 429 at once."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyDoc_STRVAR(ratelimit_doc,
+             "RateLimit(requests_per_minute, burst=5, max_delay_ms=0)\n"
+             "--\n\n"
+             "A route's rate limit: a token bucket of burst tokens refilled at\n"
+             "requests_per_minute. A request finding no token waits up to max_delay_ms for\n"
+             "one, then gets 429 with Retry-After (audit denial_category \"rate_limited\").");
+
+static PyTypeObject ratelimit_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.RateLimit",
+    .tp_basicsize = sizeof(struct ratelimit_obj),
+    .tp_repr = ratelimit_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = ratelimit_doc,
+    .tp_members = ratelimit_members,
+    .tp_new = ratelimit_new,
+};
+
+/* rate_limit as given: None, a RateLimit, or a mapping of RateLimit's arguments (the JSON
+ * config's shape, {"requests_per_minute": 60, "burst": 5}), made into a RateLimit. */
+static PyObject *
+to_rate_limit(PyObject *v)
+{
+    PyObject *args;
+    PyObject *kw;
+    PyObject *rl;
+
+    if (v == Py_None || PyObject_TypeCheck(v, &ratelimit_type)) {
+        return Py_NewRef(v);
+    }
+    if (!PyMapping_Check(v) || PyUnicode_Check(v) || PySequence_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "rate_limit must be RateLimit, a dict or None, not %.100s",
+                     Py_TYPE(v)->tp_name);
+        return NULL;
+    }
+    args = PyTuple_New(0);
+    kw = args == NULL ? NULL : PyDict_New();
+    if (kw == NULL || PyDict_Update(kw, v) < 0) {
+        Py_XDECREF(args);
+        Py_XDECREF(kw);
+        return NULL;
+    }
+    rl = PyObject_Call((PyObject *)&ratelimit_type, args, kw);
+    Py_DECREF(args);
+    Py_DECREF(kw);
+    return rl;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Endpoint rules                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+/* One rule as a new (method, path) tuple of str; TypeError for anything else. */
+static PyObject *
+rule_pair(PyObject *item)
+{
+    PyObject *p = NULL;
+
+    if (!PyUnicode_Check(item) && !PyBytes_Check(item) && PySequence_Check(item)) {
+        p = PySequence_Tuple(item);
+        if (p == NULL) {
+            return NULL;
+        }
+        if (PyTuple_GET_SIZE(p) == 2 && PyUnicode_Check(PyTuple_GET_ITEM(p, 0)) &&
+            PyUnicode_Check(PyTuple_GET_ITEM(p, 1))) {
+            return p;
+        }
+        Py_DECREF(p);
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "endpoint_rules must be a list of (method, path) tuples of str, found %.100R",
+                 item);
+    return NULL;
+}
+
+/* The endpoint rules as a tuple of (method, path) tuples. */
+static PyObject *
+rule_tuple(PyObject *v)
+{
+    PyObject *items;
+    PyObject *out;
+    Py_ssize_t i;
+
+    if (PyUnicode_Check(v) || PyBytes_Check(v)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "endpoint_rules must be a list of (method, path) tuples, not a string");
+        return NULL;
+    }
+    items = PySequence_Tuple(v);
+    out = items == NULL ? NULL : PyTuple_New(PyTuple_GET_SIZE(items));
+    for (i = 0; out != NULL && i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *p = rule_pair(PyTuple_GET_ITEM(items, i));
+
+        if (p == NULL) {
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, p);
+    }
+    if (out != NULL && i < PyTuple_GET_SIZE(items)) {
+        Py_DECREF(out); /* its unset items are NULL, which tuple deallocation skips */
+        out = NULL;
+    }
+    Py_XDECREF(items);
+    return out;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -125,6 +301,10 @@ struct route_obj {
     PyObject *query_param_name;
     PyObject *env_var;
     PyObject *tls_ca;
+    PyObject *endpoint_rules;  /* tuple of (method, path) tuples of str */
+    PyObject *rate_limit;      /* RateLimit or None */
+    PyObject *tls_client_cert; /* str (a PEM file's path) or None */
+    PyObject *tls_client_key;  /* str (a PEM file's path) or None */
 };
 
 static PyTypeObject route_type;
@@ -150,7 +330,9 @@ route_check_fields(struct route_obj *r)
         check_str(r->path_pattern, "path_pattern", 1) < 0 ||
         check_str(r->path_replacement, "path_replacement", 1) < 0 ||
         check_str(r->query_param_name, "query_param_name", 1) < 0 ||
-        check_str(r->env_var, "env_var", 1) < 0 || check_str(r->tls_ca, "tls_ca", 1) < 0) {
+        check_str(r->env_var, "env_var", 1) < 0 || check_str(r->tls_ca, "tls_ca", 1) < 0 ||
+        check_str(r->tls_client_cert, "tls_client_cert", 1) < 0 ||
+        check_str(r->tls_client_key, "tls_client_key", 1) < 0) {
         return -1;
     }
     return 0;
@@ -159,18 +341,19 @@ route_check_fields(struct route_obj *r)
 static PyObject *
 route_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"prefix",       "upstream",         "credential_key",
-                             "inject_mode",  "inject_header",    "credential_format",
-                             "path_pattern", "path_replacement", "query_param_name",
-                             "env_var",      "tls_ca",           NULL};
-    PyObject *f[11] = {NULL,    NULL,    Py_None, NULL,    NULL,   Py_None,
-                       Py_None, Py_None, Py_None, Py_None, Py_None};
+    static char *kwlist[] = {
+        "prefix",           "upstream",          "credential_key", "inject_mode",
+        "inject_header",    "credential_format", "path_pattern",   "path_replacement",
+        "query_param_name", "env_var",           "tls_ca",         "endpoint_rules",
+        "rate_limit",       "tls_client_cert",   "tls_client_key", NULL};
+    PyObject *f[15] = {NULL,    NULL,    Py_None, NULL, NULL,    Py_None, Py_None, Py_None,
+                       Py_None, Py_None, Py_None, NULL, Py_None, Py_None, Py_None};
     struct route_obj *r = NULL;
     PyObject *mode = NULL;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "UU|OOOOOOOO$O:RouteConfig", kwlist, &f[0], &f[1],
-                                     &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9],
-                                     &f[10])) {
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "UU|OOOOOOOO$OOOOO:RouteConfig", kwlist, &f[0],
+                                     &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9],
+                                     &f[10], &f[11], &f[12], &f[13], &f[14])) {
         return NULL;
     }
     mode = f[3] == NULL ? PyObject_GetAttrString(inject_mode_type, "HEADER") : to_inject_mode(f[3]);
@@ -193,7 +376,12 @@ route_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     r->query_param_name = Py_NewRef(f[8]);
     r->env_var = Py_NewRef(f[9]);
     r->tls_ca = Py_NewRef(f[10]);
-    if (r->inject_header == NULL || route_check_fields(r) < 0) {
+    r->endpoint_rules = f[11] == NULL ? PyTuple_New(0) : rule_tuple(f[11]);
+    r->rate_limit = r->endpoint_rules == NULL ? NULL : to_rate_limit(f[12]);
+    r->tls_client_cert = Py_NewRef(f[13]);
+    r->tls_client_key = Py_NewRef(f[14]);
+    if (r->inject_header == NULL || r->endpoint_rules == NULL || r->rate_limit == NULL ||
+        route_check_fields(r) < 0) {
         Py_DECREF(r);
         return NULL;
     }
@@ -215,6 +403,10 @@ route_dealloc(PyObject *self)
     Py_XDECREF(r->query_param_name);
     Py_XDECREF(r->env_var);
     Py_XDECREF(r->tls_ca);
+    Py_XDECREF(r->endpoint_rules);
+    Py_XDECREF(r->rate_limit);
+    Py_XDECREF(r->tls_client_cert);
+    Py_XDECREF(r->tls_client_key);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -238,27 +430,51 @@ route_get_credential_format(PyObject *self, void *closure)
 }
 
 static PyObject *
+route_get_endpoint_rules(PyObject *self, void *closure)
+{
+    struct route_obj *r = (struct route_obj *)self;
+    (void)closure;
+    return PySequence_List(r->endpoint_rules);
+}
+
+/* The keyword-only fields for repr (paths, never a key's content). */
+static PyObject *
+route_repr_extras(struct route_obj *r)
+{
+    PyObject *rules = PySequence_List(r->endpoint_rules);
+    PyObject *s;
+
+    if (rules == NULL) {
+        return NULL;
+    }
+    s = PyUnicode_FromFormat("tls_ca=%R, endpoint_rules=%R, rate_limit=%R, tls_client_cert=%R, "
+                             "tls_client_key=%R",
+                             r->tls_ca, rules, r->rate_limit, r->tls_client_cert,
+                             r->tls_client_key);
+    Py_DECREF(rules);
+    return s;
+}
+
+static PyObject *
 route_repr(PyObject *self)
 {
     struct route_obj *r = (struct route_obj *)self;
     PyObject *fmt = route_get_credential_format((PyObject *)r, NULL);
     PyObject *mode = PyObject_GetAttrString(r->inject_mode, "name");
+    PyObject *extras = route_repr_extras(r);
     PyObject *s = NULL;
 
-    if (fmt == NULL || mode == NULL) {
-        Py_XDECREF(fmt);
-        Py_XDECREF(mode);
-        return NULL;
+    if (fmt != NULL && mode != NULL && extras != NULL) {
+        s = PyUnicode_FromFormat(
+            "RouteConfig(prefix=%R, upstream=%R, credential_key=%R, inject_mode=InjectMode.%S, "
+            "inject_header=%R, credential_format=%R, path_pattern=%R, path_replacement=%R, "
+            "query_param_name=%R, env_var=%R, %U)",
+            r->prefix, r->upstream, r->credential_key, mode, r->inject_header, fmt, r->path_pattern,
+            r->path_replacement, r->query_param_name, r->env_var, extras);
     }
-    s = PyUnicode_FromFormat("RouteConfig(prefix=%R, upstream=%R, credential_key=%R, "
-                             "inject_mode=InjectMode.%S, inject_header=%R, credential_format=%R, "
-                             "path_pattern=%R, path_replacement=%R, query_param_name=%R, "
-                             "env_var=%R, tls_ca=%R)",
-                             r->prefix, r->upstream, r->credential_key, mode, r->inject_header, fmt,
-                             r->path_pattern, r->path_replacement, r->query_param_name, r->env_var,
-                             r->tls_ca);
-    Py_DECREF(fmt);
-    Py_DECREF(mode);
+    Py_XDECREF(fmt);
+    Py_XDECREF(mode);
+    Py_XDECREF(extras);
     return s;
 }
 
@@ -281,12 +497,18 @@ static PyMemberDef route_members[] = {
     ROUTE_MEMBER(query_param_name, "QUERY_PARAM mode: the parameter name."),
     ROUTE_MEMBER(env_var, "Name of the phantom variable; None = derived from the prefix."),
     ROUTE_MEMBER(tls_ca, "Extra PEM file of roots for this upstream only (extra)."),
+    ROUTE_MEMBER(rate_limit, "RateLimit of this route, or None (no limit)."),
+    ROUTE_MEMBER(tls_client_cert, "PEM file of the client certificate (chain) for mutual TLS "
+                                  "to the upstream, or None."),
+    ROUTE_MEMBER(tls_client_key, "PEM file of the private key of tls_client_cert, or None."),
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyGetSetDef route_getset[] = {
     {"credential_format", route_get_credential_format, NULL,
      "Format with one {} for the credential (HEADER mode).", NULL},
+    {"endpoint_rules", route_get_endpoint_rules, NULL,
+     "[(method, path), ...] the route lets through; [] = every request (a copy).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -294,13 +516,18 @@ PyDoc_STRVAR(route_doc,
              "RouteConfig(prefix, upstream, credential_key=None, inject_mode=InjectMode.HEADER,\n"
              "            inject_header=\"Authorization\", credential_format=\"Bearer {}\",\n"
              "            path_pattern=None, path_replacement=None, query_param_name=None,\n"
-             "            env_var=None, *, tls_ca=None)\n"
+             "            env_var=None, *, tls_ca=None, endpoint_rules=[], rate_limit=None,\n"
+             "            tls_client_cert=None, tls_client_key=None)\n"
              "--\n\n"
              "A reverse-proxy credential route: a request to\n"
              "http://127.0.0.1:<port>/<prefix>/... goes to <upstream>/... with the real\n"
              "credential injected. Values are checked by start_proxy(). An omitted\n"
              "credential_format is \"Bearer {}\" for the Authorization header and \"{}\" for\n"
-             "any other header.");
+             "any other header.\n\n"
+             "endpoint_rules: [(method, path), ...], method exact or \"*\", path a glob after\n"
+             "the prefix (\"*\" within one segment, \"**\" any number of segments); once set, a\n"
+             "request matching none gets 403. rate_limit: RateLimit (or a dict of its\n"
+             "arguments). tls_client_cert, tls_client_key: PEM files for mutual TLS.");
 
 static PyTypeObject route_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.RouteConfig",
@@ -473,6 +700,10 @@ struct config_obj {
     PyObject *credential_resolver; /* callable or None */
     PyObject *audit_callback;      /* callable or None */
     PyObject *resolver;            /* callable or None */
+    PyObject *denied_hosts;        /* tuple of str */
+    char strict_allowlist;         /* T_BOOL */
+    PyObject *decide;              /* callable or None */
+    double decide_timeout;         /* seconds; 0 = no limit */
 };
 
 static PyTypeObject config_type;
@@ -533,6 +764,10 @@ enum config_arg {
     CA_RESOLVER,
     CA_AUDIT_CB,
     CA_RESOLVE,
+    CA_DENIED,
+    CA_STRICT,
+    CA_DECIDE,
+    CA_DECIDE_TO,
     CA_COUNT
 };
 
@@ -617,22 +852,90 @@ config_objects(struct config_obj *c, PyObject **a)
     return 0;
 }
 
+/* Largest decide_timeout in seconds: its milliseconds fit the C field (uint32_t). */
+#define DECIDE_TIMEOUT_MAX (4294967295.0 / 1000.0)
+
+/* Read decide_timeout (seconds, int or float) into *out; TypeError or ValueError. */
+static int
+get_timeout(PyObject *v, double *out)
+{
+    double t;
+
+    if (PyBool_Check(v) || (!PyFloat_Check(v) && !PyLong_Check(v))) {
+        PyErr_Format(PyExc_TypeError, "decide_timeout must be float, not %.100s",
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    t = PyFloat_AsDouble(v);
+    if (t == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(t >= 0.0 && t <= DECIDE_TIMEOUT_MAX)) { /* also NaN */
+        PyErr_SetString(PyExc_ValueError,
+                        "decide_timeout must be between 0 and 4294967.295 seconds");
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+/* Fill the policy fields of c (SPEC §13) from the parsed arguments a (NULL = default). */
+static int
+config_policy(struct config_obj *c, PyObject **a)
+{
+    c->denied_hosts =
+        a[CA_DENIED] == NULL ? PyTuple_New(0) : str_tuple(a[CA_DENIED], "denied_hosts");
+    c->decide = Py_NewRef(a[CA_DECIDE] == NULL ? Py_None : a[CA_DECIDE]);
+    if (c->denied_hosts == NULL || check_callable(c->decide, "decide") < 0) {
+        return -1;
+    }
+    if (a[CA_DECIDE_TO] != NULL && get_timeout(a[CA_DECIDE_TO], &c->decide_timeout) < 0) {
+        return -1;
+    }
+    if (a[CA_STRICT] != NULL) {
+        int t = PyObject_IsTrue(a[CA_STRICT]);
+
+        if (t < 0) {
+            return -1;
+        }
+        c->strict_allowlist = (char)t;
+    }
+    return 0;
+}
+
 static PyObject *
 config_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"allowed_hosts",       "routes",         "external_proxy",
-                             "bind_addr",           "bind_port",      "max_connections",
-                             "require_auth",        "ca_file",        "header_timeout_ms",
-                             "connect_timeout_ms",  "tls_timeout_ms", "idle_timeout_ms",
-                             "response_timeout_ms", "audit_capacity", "credential_resolver",
-                             "audit_callback",      "resolver",       NULL};
+    static char *kwlist[] = {"allowed_hosts",
+                             "routes",
+                             "external_proxy",
+                             "bind_addr",
+                             "bind_port",
+                             "max_connections",
+                             "require_auth",
+                             "ca_file",
+                             "header_timeout_ms",
+                             "connect_timeout_ms",
+                             "tls_timeout_ms",
+                             "idle_timeout_ms",
+                             "response_timeout_ms",
+                             "audit_capacity",
+                             "credential_resolver",
+                             "audit_callback",
+                             "resolver",
+                             "denied_hosts",
+                             "strict_allowlist",
+                             "decide",
+                             "decide_timeout",
+                             NULL};
     PyObject *a[CA_COUNT] = {NULL};
     struct nonoproxy_config defaults;
     struct config_obj *c;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOOOO$OOOOOOOOOOO:ProxyConfig", kwlist, &a[0],
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOOOO$OOOOOOOOOOOOOOO:ProxyConfig", kwlist, &a[0],
                                      &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7], &a[8], &a[9],
-                                     &a[10], &a[11], &a[12], &a[13], &a[14], &a[15], &a[16])) {
+                                     &a[10], &a[11], &a[12], &a[13], &a[14], &a[15], &a[16], &a[17],
+                                     &a[18], &a[19], &a[20])) {
         return NULL;
     }
     c = (struct config_obj *)type->tp_alloc(type, 0);
@@ -649,7 +952,9 @@ config_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     c->idle_timeout_ms = defaults.idle_timeout_ms;
     c->response_timeout_ms = defaults.response_timeout_ms;
     c->audit_capacity = (Py_ssize_t)defaults.audit_capacity;
-    if (config_objects(c, a) < 0 || config_scalars(c, a) < 0) {
+    c->strict_allowlist = (char)defaults.strict_allowlist;
+    c->decide_timeout = (double)defaults.decide_timeout_ms / 1000.0;
+    if (config_objects(c, a) < 0 || config_scalars(c, a) < 0 || config_policy(c, a) < 0) {
         Py_DECREF(c);
         return NULL;
     }
@@ -668,6 +973,8 @@ config_dealloc(PyObject *self)
     Py_XDECREF(c->credential_resolver);
     Py_XDECREF(c->audit_callback);
     Py_XDECREF(c->resolver);
+    Py_XDECREF(c->denied_hosts);
+    Py_XDECREF(c->decide);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -699,6 +1006,14 @@ config_get_hosts(PyObject *self, void *closure)
 }
 
 static PyObject *
+config_get_denied(PyObject *self, void *closure)
+{
+    struct config_obj *c = (struct config_obj *)self;
+    (void)closure;
+    return PySequence_List(c->denied_hosts);
+}
+
+static PyObject *
 config_get_routes(PyObject *self, void *closure)
 {
     struct config_obj *c = (struct config_obj *)self;
@@ -727,12 +1042,16 @@ static PyMemberDef config_members[] = {
     CONFIG_MEMBER(credential_resolver, T_OBJECT, "Callable(credential_key) or None."),
     CONFIG_MEMBER(audit_callback, T_OBJECT, "Callable(event dict) or None."),
     CONFIG_MEMBER(resolver, T_OBJECT, "Callable(host, port) -> [ip, ...] or None."),
+    CONFIG_MEMBER(strict_allowlist, T_BOOL, "An empty allowlist denies every host."),
+    CONFIG_MEMBER(decide, T_OBJECT, "Callable(host, port, mode, method) -> Decision or None."),
+    CONFIG_MEMBER(decide_timeout, T_DOUBLE, "How long decide may take (s); 0 = no limit."),
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyGetSetDef config_getset[] = {
     {"allowed_hosts", config_get_hosts, NULL, "Host allowlist (a copy).", NULL},
     {"routes", config_get_routes, NULL, "Reverse-proxy routes (a copy).", NULL},
+    {"denied_hosts", config_get_denied, NULL, "Host deny list (a copy).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -742,7 +1061,8 @@ PyDoc_STRVAR(
     "            bind_port=0, max_connections=256, *, require_auth=True, ca_file=None,\n"
     "            header_timeout_ms=30000, connect_timeout_ms=10000, tls_timeout_ms=10000,\n"
     "            idle_timeout_ms=600000, response_timeout_ms=300000, audit_capacity=4096,\n"
-    "            credential_resolver=None, audit_callback=None, resolver=None)\n"
+    "            credential_resolver=None, audit_callback=None, resolver=None,\n"
+    "            denied_hosts=[], strict_allowlist=False, decide=None, decide_timeout=30.0)\n"
     "--\n\n"
     "Configuration of the proxy. allowed_hosts: host allowlist (\"host\", \"*.domain\",\n"
     "\"host:port\"); empty = every host except the hard deny list. routes: RouteConfig\n"
@@ -753,8 +1073,12 @@ PyDoc_STRVAR(
     "a proxy thread; its exceptions are reported as unraisable. resolver(host, port)\n"
     "replaces getaddrinfo() for upstream names: it returns a list of IPv4 or IPv6\n"
     "literals (the port stays the one asked for), [] for \"no address\", or raises.\n"
-    "Values are checked by\n"
-    "start_proxy().");
+    "denied_hosts: entries as in allowed_hosts, and address ranges, refused before the\n"
+    "allowlist. strict_allowlist: an empty allowlist denies every host.\n"
+    "decide(host, port, mode, method) is asked, on a proxy thread, about a host that no\n"
+    "list decides; it returns Decision.DENY/ALLOW_ONCE/ALLOW_SESSION (or \"deny\",\n"
+    "\"once\", \"session\"); anything else, an exception (reported as unraisable) or an\n"
+    "answer after decide_timeout seconds denies. Values are checked by start_proxy().");
 
 static PyTypeObject config_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nonoproxy.ProxyConfig",
@@ -1024,6 +1348,60 @@ resolve_host(void *userdata, const char *host, uint16_t port, struct nonoproxy_a
     return rc;
 }
 
+/* The answer r (a new reference, consumed) of the decide callable: a Decision, or "deny",
+ * "once", "session". Anything else is DENY with a ValueError set. */
+static enum nonoproxy_decide_answer
+decide_answer(PyObject *r)
+{
+    enum nonoproxy_decide_answer a = NONOPROXY_DECIDE_DENY;
+
+    if (PyObject_TypeCheck(r, (PyTypeObject *)decision_type)) {
+        long v = PyLong_AsLong(r);
+
+        a = v == NONOPROXY_DECIDE_ALLOW_ONCE      ? NONOPROXY_DECIDE_ALLOW_ONCE
+            : v == NONOPROXY_DECIDE_ALLOW_SESSION ? NONOPROXY_DECIDE_ALLOW_SESSION
+                                                  : NONOPROXY_DECIDE_DENY;
+    } else if (PyUnicode_Check(r) && PyUnicode_CompareWithASCIIString(r, "once") == 0) {
+        a = NONOPROXY_DECIDE_ALLOW_ONCE;
+    } else if (PyUnicode_Check(r) && PyUnicode_CompareWithASCIIString(r, "session") == 0) {
+        a = NONOPROXY_DECIDE_ALLOW_SESSION;
+    } else if (!PyUnicode_Check(r) || PyUnicode_CompareWithASCIIString(r, "deny") != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "decide must return a Decision or \"deny\", \"once\", \"session\", not %.100R",
+                     r);
+    }
+    Py_DECREF(r);
+    return a;
+}
+
+/* nonoproxy_decide_fn: ask the Python callable (userdata) about q, on the connection's thread.
+ * Every failure denies: an exception or a wrong answer (reported as unraisable), and an
+ * interpreter that is finalizing (Python is not touched then). The library waits for this
+ * call at shutdown; shutdown() and the handle's deallocation release the GIL meanwhile. */
+static enum nonoproxy_decide_answer
+on_decide(void *userdata, const struct nonoproxy_decide_query *q)
+{
+    enum nonoproxy_decide_answer a = NONOPROXY_DECIDE_DENY;
+    PyGILState_STATE g;
+    PyObject *r;
+
+    if (interpreter_finalizing()) {
+        return a;
+    }
+    g = PyGILState_Ensure();
+    r = PyObject_CallFunction((PyObject *)userdata, "siss", q->host, (int)q->port,
+                              nonoproxy_audit_mode_name(q->mode),
+                              q->method != NULL ? q->method : "");
+    if (r != NULL) {
+        a = decide_answer(r);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable((PyObject *)userdata);
+    }
+    PyGILState_Release(g);
+    return a;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* ProxyHandle                                                                                */
 /* ---------------------------------------------------------------------------------------- */
@@ -1032,6 +1410,7 @@ struct handle_obj {
     PyObject_HEAD struct nonoproxy_proxy *proxy;
     PyObject *audit_callback; /* the audit_cb userdata; released after the proxy */
     PyObject *resolver;       /* the resolver userdata; released after the proxy */
+    PyObject *decide;         /* the decide userdata; released after the proxy */
     pid_t pid;                /* the process whose threads serve the proxy */
     int shut;                 /* shutdown() has returned */
     struct handle_obj *prev;  /* live handles, for the atexit hook; guarded by the GIL */
@@ -1109,6 +1488,7 @@ handle_dealloc(PyObject *self)
     h->proxy = NULL;
     Py_XDECREF(h->audit_callback);
     Py_XDECREF(h->resolver);
+    Py_XDECREF(h->decide);
     Py_TYPE(h)->tp_free((PyObject *)h);
 }
 
@@ -1429,11 +1809,50 @@ add_hosts(struct nonoproxy_config *cfg, PyObject *t,
     return 0;
 }
 
+/* Fill the policy fields of rc (SPEC §13) from r. The endpoint rules go into *rules, an array
+ * the caller frees with PyMem_Free once nonoproxy_config_add_route() has copied it; the strings
+ * stay owned by r. */
+static int
+route_policy(struct nonoproxy_route_config *rc, struct route_obj *r,
+             struct nonoproxy_endpoint_rule **rules)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(r->endpoint_rules);
+    Py_ssize_t i;
+
+    *rules = n == 0 ? NULL : PyMem_Calloc((size_t)n, sizeof(**rules));
+    if (n > 0 && *rules == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(r->endpoint_rules, i);
+
+        (*rules)[i].method = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0));
+        (*rules)[i].path = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 1));
+        if ((*rules)[i].method == NULL || (*rules)[i].path == NULL) {
+            return -1;
+        }
+    }
+    rc->endpoint_rules = *rules;
+    rc->n_endpoint_rules = (size_t)n;
+    if (r->rate_limit != Py_None) {
+        const struct ratelimit_obj *rl = (const struct ratelimit_obj *)r->rate_limit;
+
+        rc->rate_limit_per_minute = rl->requests_per_minute;
+        rc->rate_limit_burst = rl->burst;
+        rc->rate_limit_max_delay_ms = rl->max_delay_ms;
+    }
+    rc->tls_client_cert = utf8_or_null(r->tls_client_cert);
+    rc->tls_client_key = utf8_or_null(r->tls_client_key);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* Add route r (a RouteConfig) to cfg. */
 static int
 add_route(struct nonoproxy_config *cfg, struct route_obj *r)
 {
     struct nonoproxy_route_config rc;
+    struct nonoproxy_endpoint_rule *rules = NULL;
     long mode = PyLong_AsLong(r->inject_mode);
     const char *prefix = PyUnicode_AsUTF8(r->prefix);
     const char *upstream = PyUnicode_AsUTF8(r->upstream);
@@ -1453,10 +1872,12 @@ add_route(struct nonoproxy_config *cfg, struct route_obj *r)
     rc.query_param_name = utf8_or_null(r->query_param_name);
     rc.env_var = utf8_or_null(r->env_var);
     rc.tls_ca = utf8_or_null(r->tls_ca);
-    if (PyErr_Occurred()) {
+    if (PyErr_Occurred() || route_policy(&rc, r, &rules) < 0) {
+        PyMem_Free(rules);
         return -1;
     }
     err = nonoproxy_config_add_route(cfg, &rc);
+    PyMem_Free(rules);
     if (err != NONOPROXY_OK) {
         memset(&diag, 0, sizeof(diag));
         raise_start_error(err, &diag);
@@ -1488,6 +1909,24 @@ set_external(struct nonoproxy_config *cfg, struct config_obj *c)
         return -1;
     }
     return add_hosts(cfg, e->bypass_hosts, nonoproxy_config_add_bypass_host);
+}
+
+/* The policy settings of c (SPEC §13) into cfg. */
+static int
+build_policy(struct nonoproxy_config *cfg, struct config_obj *c)
+{
+    double ms = c->decide_timeout * 1000.0;
+
+    cfg->strict_allowlist = c->strict_allowlist != 0;
+    /* Rounded up: a positive timeout never becomes 0, which means "no limit". */
+    cfg->decide_timeout_ms = (uint32_t)ms;
+    if ((double)cfg->decide_timeout_ms < ms) {
+        cfg->decide_timeout_ms++;
+    }
+    if (c->decide != Py_None) {
+        nonoproxy_config_set_decide(cfg, on_decide, c->decide);
+    }
+    return add_hosts(cfg, c->denied_hosts, nonoproxy_config_deny_host);
 }
 
 /* Translate c into cfg (initialised by the caller). The strings stay owned by c. */
@@ -1522,7 +1961,8 @@ build_config(struct nonoproxy_config *cfg, struct config_obj *c)
         cfg->resolver = resolve_host;
         cfg->resolver_userdata = c->resolver;
     }
-    if (add_hosts(cfg, c->allowed_hosts, nonoproxy_config_allow_host) < 0) {
+    if (add_hosts(cfg, c->allowed_hosts, nonoproxy_config_allow_host) < 0 ||
+        build_policy(cfg, c) < 0) {
         return -1;
     }
     for (i = 0; i < PyTuple_GET_SIZE(c->routes); i++) {
@@ -1559,6 +1999,7 @@ start_proxy(PyObject *module, PyObject *args, PyObject *kw)
     h->proxy = NULL;
     h->audit_callback = NULL;
     h->resolver = NULL;
+    h->decide = NULL;
     h->prev = NULL;
     h->next = NULL;
     h->pid = getpid();
@@ -1576,6 +2017,7 @@ start_proxy(PyObject *module, PyObject *args, PyObject *kw)
     h->proxy = p;
     h->audit_callback = c->audit_callback == Py_None ? NULL : Py_NewRef(c->audit_callback);
     h->resolver = c->resolver == Py_None ? NULL : Py_NewRef(c->resolver);
+    h->decide = c->decide == Py_None ? NULL : Py_NewRef(c->decide);
     live_add(h);
 out:
     nonoproxy_config_free(&cfg);
@@ -1642,32 +2084,50 @@ set_str_attr(PyObject *obj, const char *name, const char *value)
     return rc;
 }
 
-/* Create InjectMode as an enum.IntEnum whose values are those of enum nonoproxy_inject_mode. */
+/* Create the enum.IntEnum name of members (a list of (name, value) pairs, consumed) in module
+ * nonoproxy, with docstring doc. */
+static PyObject *
+make_int_enum(const char *name, PyObject *members, const char *doc)
+{
+    PyObject *enum_mod = members == NULL ? NULL : PyImport_ImportModule("enum");
+    PyObject *type = NULL;
+
+    if (enum_mod != NULL) {
+        type = PyObject_CallMethod(enum_mod, "IntEnum", "sO", name, members);
+        Py_DECREF(enum_mod);
+    }
+    Py_XDECREF(members);
+    if (type != NULL && (set_str_attr(type, "__module__", "nonoproxy") < 0 ||
+                         set_str_attr(type, "__doc__", doc) < 0)) {
+        Py_CLEAR(type);
+    }
+    return type;
+}
+
+/* InjectMode, whose values are those of enum nonoproxy_inject_mode. */
 static PyObject *
 make_inject_mode(void)
 {
-    PyObject *enum_mod = PyImport_ImportModule("enum");
-    PyObject *type = NULL;
+    return make_int_enum(
+        "InjectMode",
+        Py_BuildValue("[(si)(si)(si)(si)]", "HEADER", (int)NONOPROXY_INJECT_HEADER, "URL_PATH",
+                      (int)NONOPROXY_INJECT_URL_PATH, "QUERY_PARAM",
+                      (int)NONOPROXY_INJECT_QUERY_PARAM, "BASIC_AUTH",
+                      (int)NONOPROXY_INJECT_BASIC_AUTH),
+        "How a route injects the credential: HEADER, URL_PATH, QUERY_PARAM, BASIC_AUTH.");
+}
 
-    if (enum_mod == NULL) {
-        return NULL;
-    }
-    type = PyObject_CallMethod(
-        enum_mod, "IntEnum", "s[(si)(si)(si)(si)]", "InjectMode", "HEADER",
-        (int)NONOPROXY_INJECT_HEADER, "URL_PATH", (int)NONOPROXY_INJECT_URL_PATH, "QUERY_PARAM",
-        (int)NONOPROXY_INJECT_QUERY_PARAM, "BASIC_AUTH", (int)NONOPROXY_INJECT_BASIC_AUTH);
-    Py_DECREF(enum_mod);
-    if (type == NULL) {
-        return NULL;
-    }
-    if (set_str_attr(type, "__module__", "nonoproxy") < 0 ||
-        set_str_attr(type, "__doc__",
-                     "How a route injects the credential: HEADER, URL_PATH, QUERY_PARAM, "
-                     "BASIC_AUTH.") < 0) {
-        Py_DECREF(type);
-        return NULL;
-    }
-    return type;
+/* Decision, whose values are those of enum nonoproxy_decide_answer. */
+static PyObject *
+make_decision(void)
+{
+    return make_int_enum(
+        "Decision",
+        Py_BuildValue("[(si)(si)(si)]", "DENY", (int)NONOPROXY_DECIDE_DENY, "ALLOW_ONCE",
+                      (int)NONOPROXY_DECIDE_ALLOW_ONCE, "ALLOW_SESSION",
+                      (int)NONOPROXY_DECIDE_ALLOW_SESSION),
+        "The answer of a decide callback: DENY, ALLOW_ONCE (this connection or request),\n"
+        "ALLOW_SESSION (remembered until the proxy is freed).");
 }
 
 /* Register _shutdown_all with atexit. */
@@ -1718,8 +2178,11 @@ PyInit__nonoproxy(void)
         return NULL;
     }
     inject_mode_type = make_inject_mode();
-    if (inject_mode_type == NULL || PyModule_AddObjectRef(m, "InjectMode", inject_mode_type) < 0 ||
+    decision_type = inject_mode_type == NULL ? NULL : make_decision();
+    if (decision_type == NULL || PyModule_AddObjectRef(m, "InjectMode", inject_mode_type) < 0 ||
+        PyModule_AddObjectRef(m, "Decision", decision_type) < 0 ||
         add_type(m, &route_type, "RouteConfig") < 0 ||
+        add_type(m, &ratelimit_type, "RateLimit") < 0 ||
         add_type(m, &external_type, "ExternalProxyConfig") < 0 ||
         add_type(m, &config_type, "ProxyConfig") < 0 ||
         add_type(m, &handle_type, "ProxyHandle") < 0 ||

@@ -9,6 +9,7 @@ import threading
 
 from npe2e import IO_TIMEOUT, SCALE, Certs, server_context_for  # noqa: F401 (re-exported)
 from upstream import ScriptedUpstream  # noqa: F401 (re-exported)
+from e2e_policy import client_certificate  # noqa: F401 (re-exported)
 
 TIMEOUT = IO_TIMEOUT
 
@@ -52,7 +53,14 @@ def recv_head(sock):
 
 
 def http_request(port, target, headers=(), method="GET"):
-    """Send one request to the proxy's port; return (status, headers dict, body) after close."""
+    """Send one request to the proxy's port; return (status, body) after close."""
+    status, _, body = http_exchange(port, target, headers, method)
+    return status, body
+
+
+def http_exchange(port, target, headers=(), method="GET"):
+    """Send one request to the proxy's port; return (status, headers dict with lower-case names,
+    body) after close."""
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
         lines = ["%s %s HTTP/1.1" % (method, target), "Host: 127.0.0.1:%d" % port,
                  "Connection: close"]
@@ -66,7 +74,11 @@ def http_request(port, target, headers=(), method="GET"):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head else 0
-    return status, body
+    fields = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    return status, fields, body
 
 
 def connect_status(port, authority, token=None):

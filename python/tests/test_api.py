@@ -232,7 +232,8 @@ def test_repr_shows_config_but_no_password():
                        "credential_key='env://OPENAI_KEY', inject_mode=InjectMode.HEADER, "
                        "inject_header='Authorization', credential_format='Bearer {}', "
                        "path_pattern=None, path_replacement=None, query_param_name=None, "
-                       "env_var=None, tls_ca=None)")
+                       "env_var=None, tls_ca=None, endpoint_rules=[], rate_limit=None, "
+                       "tls_client_cert=None, tls_client_key=None)")
     assert "api.openai.com" in repr(c)
 
 

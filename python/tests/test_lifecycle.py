@@ -93,3 +93,32 @@ def test_fork_child_does_not_use_the_parents_proxy():
     assert lines[0] == "child 0", out
     assert lines[1].startswith("HTTP/1.1 407"), out
     assert lines[2] == "1", out
+
+
+def test_exit_while_decide_runs():
+    """The interpreter exits while a decide call is in progress on a proxy thread (in pure
+    Python, needing the GIL): the atexit hook's shutdown releases the GIL, the call returns,
+    its client is denied, and the process exits normally."""
+    status, out = run_child('''
+        import time
+        entered = threading.Event()
+        def decide(host, port, mode, method):
+            entered.set()
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                pass
+            return "once"
+        proxy = start_proxy(ProxyConfig(decide=decide))
+        token = proxy.env_vars()["NONO_PROXY_TOKEN"]
+        auth = base64.b64encode(("nono:" + token).encode()).decode()
+        def client():
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as s:
+                s.sendall(("CONNECT 127.0.0.1:9 HTTP/1.1\\r\\nHost: x\\r\\n"
+                           "Proxy-Authorization: Basic %s\\r\\n\\r\\n" % auth).encode())
+                s.recv(100)
+        threading.Thread(target=client, daemon=True).start()
+        assert entered.wait(60)
+        print("exiting", flush=True)
+        ''')
+    assert status == 0, out
+    assert out == "exiting\n", out

@@ -54,3 +54,40 @@ def test_stubtest_matches_the_runtime(tmp_path):
     status, out = run_mypy(["mypy.stubtest", "--mypy-config-file", str(tmp_path / "mypy.ini"),
                             "nonoproxy"], tmp_path)
     assert status == 0, out
+
+
+POLICY_EXAMPLE = '''\
+from nonoproxy import Decision, ProxyConfig, RateLimit, RouteConfig, start_proxy
+
+
+def decide(host: str, port: int, mode: str, method: str) -> Decision:
+    return Decision.ALLOW_ONCE if host.endswith(".example") else Decision.DENY
+
+
+def ask(host: str, port: int, mode: str, method: str) -> str:
+    return "session"
+
+
+route = RouteConfig("/openai", "https://api.openai.com", credential_key="env://OPENAI_KEY",
+                    endpoint_rules=[("GET", "/v1/models"), ("*", "/v1/chat/**")],
+                    rate_limit=RateLimit(60, burst=5), tls_client_cert="/c.pem",
+                    tls_client_key="/c.key")
+other = RouteConfig("/gh", "https://api.github.com",
+                    rate_limit={"requests_per_minute": 30, "max_delay_ms": 500})
+config = ProxyConfig(routes=[route, other], denied_hosts=["evil.example", "10.9.0.0/16"],
+                     strict_allowlist=True, decide=decide, decide_timeout=5.0)
+config2 = ProxyConfig(decide=ask)
+rules: list[tuple[str, str]] = route.endpoint_rules
+limit = route.rate_limit
+per_minute: int = limit.requests_per_minute if limit is not None else 0
+timeout: float = config.decide_timeout
+proxy = start_proxy(config)
+proxy.shutdown()
+'''
+
+
+def test_mypy_strict_accepts_the_policy_extras(tmp_path):
+    (tmp_path / "policy_example.py").write_text(POLICY_EXAMPLE)
+    status, out = run_mypy(["mypy", "--strict", "--no-incremental", "--cache-dir",
+                            str(tmp_path / "cache"), "policy_example.py"], tmp_path)
+    assert status == 0, out
