@@ -501,6 +501,14 @@ route_uint(struct cli_route *r, const struct route_key *k, const char *value,
                        re->shown_prefix, k->name, shown, k->max);
         return false;
     }
+    if (v == 0 && strcmp(k->name, "burst") == 0) {
+        /* The library reads 0 as "the default, 5": refuse it where it was written. */
+        (void)snprintf(re->err, re->err_len,
+                       "--route '%s': burst=0: must be at least 1 (without burst=, the bucket "
+                       "holds 5)",
+                       re->shown_prefix);
+        return false;
+    }
     dst->set = true;
     dst->value = v;
     return true;

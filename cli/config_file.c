@@ -278,6 +278,10 @@ load_uint(struct loader *ld, const struct key_rule *r, struct cli_uint *dst, con
     if ((double)v != d) {
         return fail(ld, what); /* a fraction */
     }
+    if (v == 0 && strcmp(r->name, "burst") == 0) {
+        /* The library reads 0 as "the default, 5": refuse it where it was written. */
+        return fail(ld, "must be at least 1 (without burst, the bucket holds 5)");
+    }
     dst->set = true;
     dst->value = r->kind == KIND_SECONDS ? v * 1000u : v;
     return true;

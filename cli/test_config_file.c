@@ -674,6 +674,8 @@ static const struct reject_case REJECT[] = {
      NAME ": routes[0].rate_limit.requests_per_minute: expected an integer from 0 to 1000000"},
     {"rate_limit_burst_string", R0 ", 'rate_limit': {'requests_per_minute': 1, 'burst': '5'}}]}",
      NAME ": routes[0].rate_limit.burst: expected an integer from 0 to 1000000"},
+    {"rate_limit_burst_zero", R0 ", 'rate_limit': {'requests_per_minute': 1, 'burst': 0}}]}",
+     NAME ": routes[0].rate_limit.burst: must be at least 1 (without burst, the bucket holds 5)"},
     {"rate_limit_max_delay_too_large",
      R0 ", 'rate_limit': {'requests_per_minute': 1, 'max_delay_ms': 600001}}]}",
      NAME ": routes[0].rate_limit.max_delay_ms: expected an integer from 0 to 600000"},
