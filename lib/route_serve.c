@@ -315,13 +315,22 @@ rev_rate(struct np_xchg *q, const struct rev_ctx *rc)
     }
     if (v == NP_RATE_WAIT) {
         uint64_t ms = (wait + 999999u) / 1000000u;
+        enum np_io io;
 
-        if (np_net_wait(se->ctx->stop_fd, POLLIN, -1, np_deadline((uint32_t)ms)) != NP_IO_TIMEOUT) {
-            np_xchg_deny(q, 503, NONOPROXY_DENIAL_NONE, "proxy shutting down",
-                         "proxy shutting down");
+        np_net_watch_peer(se->fd); /* a client that leaves does not wait for its token */
+        io = np_net_wait(se->ctx->stop_fd, POLLIN, -1, np_deadline((uint32_t)ms));
+        np_net_watch_peer(-1);
+        if (io == NP_IO_TIMEOUT) {
+            return true;
+        }
+        if (io == NP_IO_ERR && errno == ECONNABORTED) {
+            np_xchg_deny(q, 429, NONOPROXY_DENIAL_RATE_LIMITED,
+                         "the client left while waiting for the route's rate limit",
+                         "rate limited");
             return false;
         }
-        return true;
+        np_xchg_deny(q, 503, NONOPROXY_DENIAL_NONE, "proxy shutting down", "proxy shutting down");
+        return false;
     }
     after = np_ratelimit_retry_after(wait);
     (void)snprintf(hdr, sizeof(hdr), "Retry-After: %lu\r\n", after);

@@ -786,6 +786,57 @@ shutdown_wakes_sleepers(void **state)
     up_stop(u);
 }
 
+/* A client that leaves while its request waits for a token frees its worker at once: the
+ * request never reaches the upstream, and the audit says why. */
+static void
+leaving_client_does_not_wait(void **state)
+{
+    struct upstream *u = up_start();
+    struct nonoproxy_route_config r;
+    struct nonoproxy_audit_event ev;
+    struct nonoproxy_proxy *p;
+    struct answer a;
+    uint64_t until;
+    bool found = false;
+    char req[256];
+    char up[64];
+    int fd;
+
+    (void)state;
+    svc_route(&r, up, sizeof(up), u->port);
+    r.rate_limit_per_minute = 1;
+    r.rate_limit_burst = 1;
+    r.rate_limit_max_delay_ms = 600000; /* a token in a minute: it would wait */
+    p = start_routes(&r, 1);
+    ask(p, "GET", "/svc/x", true, &a);
+    assert_int_equal(a.status, 200);
+    fd = tcp_connect(nonoproxy_port(p));
+    assert_true(fd >= 0);
+    (void)snprintf(req, sizeof(req),
+                   "GET /svc/y HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+                   proxy_token(p));
+    assert_int_equal(send_str(fd, req), 0);
+    {
+        struct pollfd pf = {fd, POLLIN, 0};
+        assert_int_equal(poll(&pf, 1, 200), 0); /* it waits for its token */
+    }
+    close(fd);
+    until = mono_ms() + 20000;
+    while (!found && mono_ms() < until) {
+        struct pollfd none = {-1, 0, 0};
+
+        found = find_event(p, NONOPROXY_DENIAL_RATE_LIMITED, &ev);
+        if (!found) {
+            (void)poll(&none, 1, 20);
+        }
+    }
+    assert_true(found);
+    assert_non_null(strstr(ev.reason, "the client left while waiting"));
+    nonoproxy_free(p);
+    assert_int_equal(up_requests(u), 1);
+    up_stop(u);
+}
+
 /* ---- mutual TLS ---------------------------------------------------------------------------- */
 
 struct pki {
@@ -1260,6 +1311,7 @@ main(void)
         cmocka_unit_test(dodges_never_reach_the_upstream),
         cmocka_unit_test(rate_limit_answers_429_with_retry_after),
         cmocka_unit_test(rate_limit_waits_within_the_budget),
+        cmocka_unit_test(leaving_client_does_not_wait),
         cmocka_unit_test(sixty_four_clients_on_one_route),
         cmocka_unit_test(shutdown_wakes_sleepers),
         cmocka_unit_test(client_certificate_per_route),
