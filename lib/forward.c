@@ -161,6 +161,25 @@ fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
     return true;
 }
 
+static const char fwd_bypass_reason[] =
+    "a request to a route's upstream bypasses credential injection; use the route's base URL";
+
+/* Whether a resolved address of q is a route's upstream under another spelling (a name for
+ * its address, [::ffff:127.0.0.1] for 127.0.0.1). */
+static bool
+fwd_is_route_upstream(const struct np_ctx *ctx, const struct np_host_query *q)
+{
+    size_t i;
+
+    for (i = 0; i < q->addrs.n; i++) {
+        if (np_route_runtime_find_upstream_addr(
+                ctx->routes, (const struct sockaddr *)&q->addrs.addr[i], q->port) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Apply the host filter and decide direct or external. Returns false with f filled when the
  * request must be refused. */
 static bool
@@ -196,6 +215,12 @@ fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_failure *f)
     if (v != NP_HOST_ALLOW && !fc->via_ext) {
         f->status = np_session_verdict_status(v, &f->cat);
         (void)snprintf(f->reason, sizeof(f->reason), "%s", fc->q.reason);
+        return false;
+    }
+    if (!fc->via_ext && fwd_is_route_upstream(ctx, &fc->q)) {
+        f->status = 403;
+        f->cat = NONOPROXY_DENIAL_CONNECT_BYPASSES_L7;
+        (void)snprintf(f->reason, sizeof(f->reason), "%s", fwd_bypass_reason);
         return false;
     }
     x->ev.mode = fc->via_ext ? NONOPROXY_MODE_EXTERNAL : NONOPROXY_MODE_FORWARD;
@@ -388,10 +413,7 @@ np_forward_serve(struct np_session *se)
         return np_reverse_serve(se);
     }
     if (norm[0] != '\0' && np_route_runtime_find_upstream(se->ctx->routes, norm, u.port) != NULL) {
-        np_xchg_deny(&x, 403, NONOPROXY_DENIAL_CONNECT_BYPASSES_L7,
-                     "a request to a route's upstream bypasses credential injection; use the "
-                     "route's base URL",
-                     NULL);
+        np_xchg_deny(&x, 403, NONOPROXY_DENIAL_CONNECT_BYPASSES_L7, fwd_bypass_reason, NULL);
         return false;
     }
     fc.u = &u;

@@ -155,6 +155,28 @@ bypasses_route(struct np_session *se, struct nonoproxy_audit_event *ev, const ch
     return true;
 }
 
+/* The same refusal once the name is resolved: a route's upstream under another spelling (a
+ * name for its address, [::ffff:127.0.0.1] for 127.0.0.1) is still that upstream. */
+static bool
+bypasses_route_addr(struct np_session *se, struct nonoproxy_audit_event *ev,
+                    const struct np_host_query *q)
+{
+    const struct np_route_rt *rt = NULL;
+    size_t i;
+
+    for (i = 0; rt == NULL && i < q->addrs.n; i++) {
+        rt = np_route_runtime_find_upstream_addr(
+            se->ctx->routes, (const struct sockaddr *)&q->addrs.addr[i], q->port);
+    }
+    if (rt == NULL) {
+        return false;
+    }
+    np_audit_set(ev->route_id, sizeof(ev->route_id), rt->r->prefix, strlen(rt->r->prefix));
+    deny(se, ev, 403, NONOPROXY_DENIAL_CONNECT_BYPASSES_L7,
+         "CONNECT to a route's upstream bypasses credential injection; use the route's base URL");
+    return true;
+}
+
 /* Chain the CONNECT through the external proxy, then relay. */
 static void
 external_tunnel(struct np_session *se, struct nonoproxy_audit_event *ev,
@@ -302,7 +324,7 @@ np_tunnel_serve(struct np_session *se)
         external_tunnel(se, &ev, &q);
     } else if (v != NP_HOST_ALLOW) {
         deny_verdict(se, &ev, v, &q);
-    } else {
+    } else if (!bypasses_route_addr(se, &ev, &q)) {
         direct_tunnel(se, &ev, &q);
     }
 }

@@ -764,7 +764,10 @@ class Serve(PolicyCase):
         self.assertEqual(env["HTTPS_PROXY"], "http://nono:%s@127.0.0.1:%d" % (tok, port))
         self.assertEqual(env["SVC_BASE_URL"], "http://127.0.0.1:%d/svc" % port)
         self.assertEqual(cmdlines_holding(tok), [], "the token on a command line")
-        proc = subprocess.run(curl_cmd("-w", "%{http_code}", "https://localhost:%d/" % srv.port),
+        # Another server than the route's: a CONNECT to the route's upstream, under any
+        # spelling, is refused (connect_bypasses_l7).
+        other = self.upstream()
+        proc = subprocess.run(curl_cmd("-w", "%{http_code}", "https://localhost:%d/" % other.port),
                               env=dict(clean_env(), **env), stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=IO_TIMEOUT * 2, check=False)
         self.assertEqual(proc.stdout, b"200", proc.stderr)

@@ -837,6 +837,62 @@ leaving_client_does_not_wait(void **state)
     up_stop(u);
 }
 
+/* The status of a CONNECT (connect) or forward GET to host:port on a new connection. */
+static int
+status_of(struct nonoproxy_proxy *p, bool connect, const char *host, uint16_t port)
+{
+    char req[512];
+    char head[4096];
+    int fd = tcp_connect(nonoproxy_port(p));
+    int st;
+
+    assert_true(fd >= 0);
+    if (connect) {
+        (void)snprintf(req, sizeof(req),
+                       "CONNECT %s:%u HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Bearer "
+                       "%s\r\n\r\n",
+                       host, (unsigned)port, proxy_token(p));
+    } else {
+        (void)snprintf(req, sizeof(req),
+                       "GET http://%s:%u/admin HTTP/1.1\r\nHost: x\r\nProxy-Authorization: "
+                       "Bearer %s\r\n\r\n",
+                       host, (unsigned)port, proxy_token(p));
+    }
+    assert_int_equal(send_str(fd, req), 0);
+    st = read_head(fd, head, sizeof(head));
+    close(fd);
+    return st;
+}
+
+/* A route's upstream under another spelling is still that upstream: CONNECT and forward
+ * requests to it are refused (connect_bypasses_l7), so the endpoint rules cannot be dodged by
+ * going around the route. */
+static void
+other_spellings_of_the_upstream_are_refused(void **state)
+{
+    static const char *const hosts[] = {"127.0.0.1", "localhost", "[::ffff:127.0.0.1]",
+                                        "2130706433", "127.1"};
+    struct upstream *u = up_start();
+    struct nonoproxy_route_config r;
+    struct nonoproxy_audit_event ev;
+    struct nonoproxy_proxy *p;
+    char up[64];
+    size_t i;
+
+    (void)state;
+    svc_route(&r, up, sizeof(up), u->port);
+    r.endpoint_rules = ok_rules;
+    r.n_endpoint_rules = 1;
+    p = start_routes(&r, 1);
+    for (i = 0; i < sizeof(hosts) / sizeof(hosts[0]) * 2; i++) {
+        assert_int_equal(status_of(p, i % 2 == 0, hosts[i / 2], u->port), 403);
+        assert_true(find_event(p, NONOPROXY_DENIAL_CONNECT_BYPASSES_L7, &ev));
+    }
+    nonoproxy_free(p);
+    assert_int_equal(up_requests(u), 0);
+    up_stop(u);
+}
+
 /* ---- mutual TLS ---------------------------------------------------------------------------- */
 
 struct pki {
@@ -1312,6 +1368,7 @@ main(void)
         cmocka_unit_test(rate_limit_answers_429_with_retry_after),
         cmocka_unit_test(rate_limit_waits_within_the_budget),
         cmocka_unit_test(leaving_client_does_not_wait),
+        cmocka_unit_test(other_spellings_of_the_upstream_are_refused),
         cmocka_unit_test(sixty_four_clients_on_one_route),
         cmocka_unit_test(shutdown_wakes_sleepers),
         cmocka_unit_test(client_certificate_per_route),
