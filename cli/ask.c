@@ -291,7 +291,7 @@ cli_ask_decide(void *userdata, const struct nonoproxy_decide_query *q)
     struct termios saved;
     bool restore = false;
     enum ask_end end = ASK_CANCELLED;
-    uint64_t shown_ms = q->timeout_ms;
+    uint64_t shown_ms;
     uint64_t asked = now_ms();
 
     (void)pthread_mutex_lock(&ask->lock); /* one question at a time */
