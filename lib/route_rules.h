@@ -2,8 +2,9 @@
  * start and matched against every request that passed the phantom check.
  *
  * Globs. A rule path is split into segments at '/'. A segment "**" matches zero or more whole
- * segments; in any other segment '*' matches any run of characters and '?' one character
- * (never a separator: a segment holds none), everything else is literal. Examples, with
+ * segments; in any other segment '*' matches any run of characters (never a separator: a
+ * segment holds none), everything else is literal ('?' is refused: rules never match the
+ * query). Examples, with
  * spaces around '/' since a C comment cannot hold a slash and a star side by side
  * (test/unit/test_route_rules.c holds the full table, docs/ROUTES.md the plain spelling):
  *   / v1 / models   matches "/v1/models" only (not "/v1/models/", not "/v1/models/x")
