@@ -5,7 +5,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "credential.h"
 #include "diag.h"
 #include "env.h"
+#include "hostrange.h"
 #include "net.h"
 
 /* Record one start diagnostic for route r. Returns 0 or -1 (no memory). */
@@ -210,70 +210,47 @@ np_route_runtime_find_upstream(const struct np_route_runtime *g, const char *hos
     return NULL;
 }
 
-/* The IPv4 address of sa when it is AF_INET or IPv4-mapped IPv6 (in network order); false
- * otherwise. */
-static bool
-as_v4(const struct sockaddr *sa, uint32_t *v4)
+/* The addresses of a route's upstream host h as ranges (hostrange.h): every loopback address
+ * for "localhost", the address itself for a literal; none for another name. Returns how many
+ * were written to r (at most 2). */
+static size_t
+upstream_ranges(const char *h, struct np_range r[2])
 {
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
-
-    if (sa->sa_family == AF_INET) {
-        *v4 = ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr;
-        return true;
-    }
-    if (sa->sa_family == AF_INET6 && memcmp(s6->sin6_addr.s6_addr, mapped, 12) == 0) {
-        memcpy(v4, s6->sin6_addr.s6_addr + 12, 4);
-        return true;
-    }
-    return false;
-}
-
-/* Whether sa is a loopback address (127.0.0.0/8, ::1, mapped 127.0.0.0/8). */
-static bool
-is_loopback(const struct sockaddr *sa)
-{
-    uint32_t v4;
-
-    if (as_v4(sa, &v4)) {
-        return (ntohl(v4) >> 24) == 127;
-    }
-    return sa->sa_family == AF_INET6 &&
-           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
-}
-
-/* Whether sa is the address of the literal route host lit (normalised). */
-static bool
-same_addr(const char *lit, const struct sockaddr *sa)
-{
+    char text[NP_HOST_BUF + 8];
     struct sockaddr_storage ss;
-    uint32_t a;
-    uint32_t b;
 
-    if (!np_host_parse_ip(lit, &ss)) {
-        return false;
+    if (strcmp(h, "localhost") == 0) {
+        return np_range_parse("127.0.0.0/8", 11, &r[0]) == NULL &&
+                       np_range_parse("::1/128", 7, &r[1]) == NULL
+                   ? 2
+                   : 0;
     }
-    if (as_v4((const struct sockaddr *)&ss, &a)) {
-        return as_v4(sa, &b) && a == b;
+    if (!np_host_parse_ip(h, &ss)) {
+        return 0;
     }
-    return sa->sa_family == AF_INET6 &&
-           memcmp(&((const struct sockaddr_in6 *)(const void *)&ss)->sin6_addr,
-                  &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                  sizeof(struct in6_addr)) == 0;
+    (void)snprintf(text, sizeof(text), "%s/%d", h, ss.ss_family == AF_INET ? 32 : 128);
+    return np_range_parse(text, strlen(text), &r[0]) == NULL ? 1 : 0;
 }
 
 const struct np_route_rt *
 np_route_runtime_find_upstream_addr(const struct np_route_runtime *g, const struct sockaddr *sa,
                                     uint16_t port)
 {
+    struct np_range r[2];
     size_t i;
+    size_t k;
+    size_t n;
 
     for (i = 0; g != NULL && sa != NULL && i < g->n; i++) {
-        const char *h = g->rt[i].r->host;
-
-        if (g->rt[i].r->port == port &&
-            (strcmp(h, "localhost") == 0 ? is_loopback(sa) : same_addr(h, sa))) {
-            return &g->rt[i];
+        if (g->rt[i].r->port != port) {
+            continue;
+        }
+        n = upstream_ranges(g->rt[i].r->host, r);
+        for (k = 0; k < n; k++) {
+            /* An IPv4 range also holds the IPv4-mapped IPv6 spelling of its addresses. */
+            if (np_range_contains(&r[k], sa, false)) {
+                return &g->rt[i];
+            }
         }
     }
     return NULL;
