@@ -164,22 +164,6 @@ fwd_build_head(struct np_xchg *x, const struct fwd_uri *u)
 static const char fwd_bypass_reason[] =
     "a request to a route's upstream bypasses credential injection; use the route's base URL";
 
-/* Whether a resolved address of q is a route's upstream under another spelling (a name for
- * its address, [::ffff:127.0.0.1] for 127.0.0.1). */
-static bool
-fwd_is_route_upstream(const struct np_ctx *ctx, const struct np_host_query *q)
-{
-    size_t i;
-
-    for (i = 0; i < q->addrs.n; i++) {
-        if (np_route_runtime_find_upstream_addr(
-                ctx->routes, (const struct sockaddr *)&q->addrs.addr[i], q->port) != NULL) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Apply the host filter and decide direct or external. Returns false with f filled when the
  * request must be refused. */
 static bool
@@ -217,7 +201,8 @@ fwd_decide(struct np_xchg *x, struct fwd_ctx *fc, struct np_failure *f)
         (void)snprintf(f->reason, sizeof(f->reason), "%s", fc->q.reason);
         return false;
     }
-    if (!fc->via_ext && fwd_is_route_upstream(ctx, &fc->q)) {
+    /* A route's upstream under another spelling (a name for its address, [::ffff:127.0.0.1]). */
+    if (!fc->via_ext && np_route_runtime_find_upstream_addr(ctx->routes, &fc->q.addrs, u->port)) {
         f->status = 403;
         f->cat = NONOPROXY_DENIAL_CONNECT_BYPASSES_L7;
         (void)snprintf(f->reason, sizeof(f->reason), "%s", fwd_bypass_reason);

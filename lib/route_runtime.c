@@ -232,25 +232,34 @@ upstream_ranges(const char *h, struct np_range r[2])
     return np_range_parse(text, strlen(text), &r[0]) == NULL ? 1 : 0;
 }
 
+/* Whether one of the addresses a lies in one of the ranges r[0..n). */
+static bool
+any_in(const struct np_addrlist *a, const struct np_range *r, size_t n)
+{
+    size_t i;
+    size_t k;
+
+    for (i = 0; i < a->n; i++) {
+        for (k = 0; k < n; k++) {
+            /* An IPv4 range also holds the IPv4-mapped IPv6 spelling of its addresses. */
+            if (np_range_contains(&r[k], (const struct sockaddr *)&a->addr[i], false)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 const struct np_route_rt *
-np_route_runtime_find_upstream_addr(const struct np_route_runtime *g, const struct sockaddr *sa,
+np_route_runtime_find_upstream_addr(const struct np_route_runtime *g, const struct np_addrlist *a,
                                     uint16_t port)
 {
     struct np_range r[2];
     size_t i;
-    size_t k;
-    size_t n;
 
-    for (i = 0; g != NULL && sa != NULL && i < g->n; i++) {
-        if (g->rt[i].r->port != port) {
-            continue;
-        }
-        n = upstream_ranges(g->rt[i].r->host, r);
-        for (k = 0; k < n; k++) {
-            /* An IPv4 range also holds the IPv4-mapped IPv6 spelling of its addresses. */
-            if (np_range_contains(&r[k], sa, false)) {
-                return &g->rt[i];
-            }
+    for (i = 0; g != NULL && a != NULL && i < g->n; i++) {
+        if (g->rt[i].r->port == port && any_in(a, r, upstream_ranges(g->rt[i].r->host, r))) {
+            return &g->rt[i];
         }
     }
     return NULL;

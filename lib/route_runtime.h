@@ -49,14 +49,15 @@ enum nonoproxy_err np_route_runtime_new(struct np_settings *s, struct np_route_r
 int np_route_runtime_env(struct np_route_runtime *g, const struct sockaddr_storage *bound,
                          const char *token);
 
-/* The route whose upstream is at sa (any port in sa; port compared separately), or NULL:
+/* The route whose upstream is at one of the checked addresses a (their ports are not read;
+ * port is compared), or NULL:
  * a route whose upstream host is an IP literal has that address (an IPv4-mapped IPv6 address
  * is its IPv4 address), and one named "localhost" every loopback address. The same
  * destination under another spelling (a name, [::ffff:127.0.0.1]) is then still the route's
  * upstream. Upstreams named otherwise are matched by name only (np_route_runtime_find_upstream).
  */
 const struct np_route_rt *np_route_runtime_find_upstream_addr(const struct np_route_runtime *g,
-                                                              const struct sockaddr *sa,
+                                                              const struct np_addrlist *a,
                                                               uint16_t port);
 
 /* The route whose upstream is host:port (normalised host), or NULL. */

@@ -161,13 +161,9 @@ static bool
 bypasses_route_addr(struct np_session *se, struct nonoproxy_audit_event *ev,
                     const struct np_host_query *q)
 {
-    const struct np_route_rt *rt = NULL;
-    size_t i;
+    const struct np_route_rt *rt =
+        np_route_runtime_find_upstream_addr(se->ctx->routes, &q->addrs, q->port);
 
-    for (i = 0; rt == NULL && i < q->addrs.n; i++) {
-        rt = np_route_runtime_find_upstream_addr(
-            se->ctx->routes, (const struct sockaddr *)&q->addrs.addr[i], q->port);
-    }
     if (rt == NULL) {
         return false;
     }
