@@ -453,7 +453,8 @@ read_key_file(const char *path, unsigned char **buf, size_t *len, char *why, siz
     struct stat st;
     size_t got = 0;
     ssize_t n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a FIFO with no writer would wait forever; it is refused below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
     (void)shown_path(path, shown, sizeof(shown));
     if (fd < 0) {
@@ -488,6 +489,23 @@ read_key_file(const char *path, unsigned char **buf, size_t *len, char *why, siz
 fail:
     (void)close(fd);
     return -1;
+}
+
+/* Whether path is a regular file, found without blocking (a FIFO with no writer would make
+ * mbedtls' fopen wait forever); *err is errno when it cannot be opened, else 0. */
+static bool
+is_regular_file(const char *path, int *err)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    bool regular;
+
+    *err = fd < 0 ? errno : 0;
+    regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (fd >= 0) {
+        (void)close(fd);
+    }
+    return regular;
 }
 
 /* Parse the unencrypted PEM key of key_path into c->own_key. Returns 0, or -1 with why. */
@@ -529,6 +547,11 @@ np_tls_conf_set_client_cert(struct np_tls_conf *c, const char *cert_path, const 
     int r;
 
     (void)shown_path(cert_path, shown, sizeof(shown));
+    if (!is_regular_file(cert_path, &e)) {
+        set_why(why, why_cap, "tls_client_cert: cannot read '%s': %s", shown,
+                e != 0 ? NP_ERRSTR(e) : "not a regular file");
+        return -1;
+    }
     errno = 0;
     r = mbedtls_x509_crt_parse_file(&c->own_crt, cert_path);
     e = errno;

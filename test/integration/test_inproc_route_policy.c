@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1297,6 +1298,7 @@ client_certificate_per_route(void **state)
 static void
 client_certificate_start_errors(void **state)
 {
+    static char fifo[160]; /* a FIFO with no writer: refused at once, never waited on */
     struct {
         const char *cert;
         const char *key;
@@ -1308,6 +1310,8 @@ client_certificate_start_errors(void **state)
         {pki.cli, pki.dir, "tls_client_key: cannot read '"},
         {pki.garbage, pki.cli_key, "tls_client_cert: '"},
         {pki.cli_key, pki.cli_key, "tls_client_cert: '"},
+        {pki.cli, fifo, "tls_client_key: cannot read '"},
+        {fifo, pki.cli_key, "tls_client_cert: cannot read '"},
     };
     char up[64];
     char key_text[4096];
@@ -1315,6 +1319,9 @@ client_certificate_start_errors(void **state)
     FILE *f;
 
     (void)state;
+    (void)snprintf(fifo, sizeof(fifo), "%s/key.fifo", pki.dir);
+    (void)unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
     f = fopen(pki.other_key, "re");
     assert_non_null(f);
     key_text[fread(key_text, 1, sizeof(key_text) - 1, f)] = '\0';
@@ -1344,6 +1351,7 @@ client_certificate_start_errors(void **state)
         }
         assert_null(strstr(diag.message, "PRIVATE KEY-----"));
     }
+    (void)unlink(fifo);
     /* The mismatch names both files. */
     {
         struct nonoproxy_route_config r;
