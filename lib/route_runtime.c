@@ -13,7 +13,6 @@
 #include "credential.h"
 #include "diag.h"
 #include "env.h"
-#include "hostrange.h"
 #include "net.h"
 
 /* Record one start diagnostic for route r. Returns 0 or -1 (no memory). */
@@ -93,6 +92,28 @@ route_load_credential(struct np_route_runtime *g, const struct np_settings *s, s
     return NONOPROXY_OK;
 }
 
+/* The addresses of a route's upstream host h as ranges (hostrange.h): every loopback address
+ * for "localhost", the address itself for a literal; none for another name. Returns how many
+ * were written to r (at most 2). */
+static size_t
+upstream_ranges(const char *h, struct np_range r[2])
+{
+    char text[NP_HOST_BUF + 8];
+    struct sockaddr_storage ss;
+
+    if (strcmp(h, "localhost") == 0) {
+        return np_range_parse("127.0.0.0/8", 11, &r[0]) == NULL &&
+                       np_range_parse("::1/128", 7, &r[1]) == NULL
+                   ? 2
+                   : 0;
+    }
+    if (!np_host_parse_ip(h, &ss)) {
+        return 0;
+    }
+    (void)snprintf(text, sizeof(text), "%s/%d", h, ss.ss_family == AF_INET ? 32 : 128);
+    return np_range_parse(text, strlen(text), &r[0]) == NULL ? 1 : 0;
+}
+
 enum nonoproxy_err
 np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out,
                      struct nonoproxy_diag *diag)
@@ -114,6 +135,7 @@ np_route_runtime_new(struct np_settings *s, struct np_route_runtime **out,
         struct np_tls_roots roots = {NULL, s->ca_file, r->tls_ca};
 
         rt->r = r;
+        rt->n_up = upstream_ranges(r->host, rt->up);
         g->n = i + 1;
         rc = route_load_credential(g, s, r, i, diag);
         if (rc != NONOPROXY_OK) {
@@ -210,28 +232,6 @@ np_route_runtime_find_upstream(const struct np_route_runtime *g, const char *hos
     return NULL;
 }
 
-/* The addresses of a route's upstream host h as ranges (hostrange.h): every loopback address
- * for "localhost", the address itself for a literal; none for another name. Returns how many
- * were written to r (at most 2). */
-static size_t
-upstream_ranges(const char *h, struct np_range r[2])
-{
-    char text[NP_HOST_BUF + 8];
-    struct sockaddr_storage ss;
-
-    if (strcmp(h, "localhost") == 0) {
-        return np_range_parse("127.0.0.0/8", 11, &r[0]) == NULL &&
-                       np_range_parse("::1/128", 7, &r[1]) == NULL
-                   ? 2
-                   : 0;
-    }
-    if (!np_host_parse_ip(h, &ss)) {
-        return 0;
-    }
-    (void)snprintf(text, sizeof(text), "%s/%d", h, ss.ss_family == AF_INET ? 32 : 128);
-    return np_range_parse(text, strlen(text), &r[0]) == NULL ? 1 : 0;
-}
-
 /* Whether one of the addresses a lies in one of the ranges r[0..n). */
 static bool
 any_in(const struct np_addrlist *a, const struct np_range *r, size_t n)
@@ -254,11 +254,10 @@ const struct np_route_rt *
 np_route_runtime_find_upstream_addr(const struct np_route_runtime *g, const struct np_addrlist *a,
                                     uint16_t port)
 {
-    struct np_range r[2];
     size_t i;
 
     for (i = 0; g != NULL && a != NULL && i < g->n; i++) {
-        if (g->rt[i].r->port == port && any_in(a, r, upstream_ranges(g->rt[i].r->host, r))) {
+        if (g->rt[i].r->port == port && any_in(a, g->rt[i].up, g->rt[i].n_up)) {
             return &g->rt[i];
         }
     }

@@ -12,6 +12,7 @@
 #include <nonoproxy/proxy.h>
 
 #include "hostfilter.h"
+#include "hostrange.h"
 #include "ratelimit.h"
 #include "route_build.h"
 #include "settings.h"
@@ -26,6 +27,8 @@ struct np_route_rt {
     struct np_tls_conf *tls;  /* NULL for http:// upstreams; holds the client certificate */
     struct np_upool *pool;    /* this route's connections only (one client certificate) */
     struct np_ratelimit rate; /* used when r->rate_rpm > 0; shared by the connection threads */
+    struct np_range up[2];    /* the upstream's addresses when it is a literal or localhost */
+    size_t n_up;              /* (np_route_runtime_find_upstream_addr); 0 for another name */
 };
 
 struct np_route_runtime {
