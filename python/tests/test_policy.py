@@ -17,12 +17,20 @@ from nonoproxy import Decision, ProxyConfig, RateLimit, RouteConfig, start_proxy
 import nptest
 
 
+class Hidden(str):
+    """A secret in a test: sent and compared as itself, shown masked. pytest's assertion
+    messages show the repr of every call's arguments, which would print the token."""
+
+    def __repr__(self):
+        return "'<hidden>'"
+
+
 def auth(proxy):
-    return [("Authorization", "Bearer " + proxy.env_vars()["NONO_PROXY_TOKEN"])]
+    return [("Authorization", Hidden("Bearer " + proxy.env_vars()["NONO_PROXY_TOKEN"]))]
 
 
 def token(proxy):
-    return proxy.env_vars()["NONO_PROXY_TOKEN"]
+    return Hidden(proxy.env_vars()["NONO_PROXY_TOKEN"])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -686,7 +686,9 @@ class ProxyRun:
                   "-- stderr --", self.stderr.text().rstrip("\n"),
                   "-- audit log (%s) --" % self.audit_path, self.audit_text().rstrip("\n"),
                   "---- end of pid %d ----" % self.pid]
-        return "\n".join(parts)
+        # Printed when a test fails: the session token (stdout of --serve, a child's output)
+        # is masked, so a failing run never prints it.
+        return re.sub(r"[0-9a-f]{64}", "<64 hex: masked>", "\n".join(parts))
 
 
 def holder_command(workdir, max_life=None):
