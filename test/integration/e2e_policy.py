@@ -127,7 +127,6 @@ class PolicyCase(E2ETestCase):
         err = run.stderr.text()
         for frag in fragments:
             self.assertIn(frag, err)
-        self.assertEqual(len(err.strip().splitlines()) >= 1, True)
         self.assertFalse(os.path.exists(marker), "the child was started")
         return err
 
@@ -204,8 +203,10 @@ class EndpointRules(PolicyCase):
             with self.subTest(target=target):
                 res = http_exchange(info.port, "GET", target, auth)
                 self.assertIn(res.status, (400, 403), "%s: %r" % (target, res.raw[:300]))
+        # A doubled slash is read as one by some servers and not by others: under a rule for
+        # /v1/models it must match both readings, and "//models" is not "models" to all.
         res = http_exchange(info.port, "GET", "/o/v1//models", auth)
-        self.assertIn(res.status, (200, 400, 403), res.raw[:300])
+        self.assertEqual(res.status, 403, res.raw[:300])
         ok = http_exchange(info.port, "GET", "/o/v1/chat/abc", auth)
         self.assertEqual(ok.status, 200, ok.raw[:300])
         for req in srv.requests():

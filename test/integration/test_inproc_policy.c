@@ -798,9 +798,12 @@ client_main(void *arg)
     return NULL;
 }
 
-/* N concurrent clients for one host:port: one call; every client gets the answer. */
+/* N concurrent clients for one host:port through real sockets: every client gets the one
+ * session answer, and the callback runs once. Which of them waited for the pending ask and
+ * which found the grant afterwards is not observable from here: the coalescing itself (all
+ * waiting, ALLOW_ONCE, one call) is pinned by test_decide.c's unit test. */
 static void
-decide_coalesced(void **state)
+decide_concurrent_clients_share_one_answer(void **state)
 {
     struct decider d;
     struct opts o = {.decide_timeout_ms = -1};
@@ -940,7 +943,7 @@ main(void)
         cmocka_unit_test(decide_once),
         cmocka_unit_test(decide_session),
         cmocka_unit_test(decide_deny_and_deadline),
-        cmocka_unit_test(decide_coalesced),
+        cmocka_unit_test(decide_concurrent_clients_share_one_answer),
         cmocka_unit_test(decide_shutdown_while_pending),
         cmocka_unit_test(decide_external_mode),
     };
