@@ -13,6 +13,14 @@ np_now_ms(void)
 }
 
 uint64_t
+np_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
 np_wall_ms(void)
 {
     struct timespec ts;

@@ -39,6 +39,8 @@
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t np_now_ms(void);
+/* Nanoseconds of CLOCK_MONOTONIC (the rate limit's clock). */
+uint64_t np_now_ns(void);
 /* Milliseconds since the epoch, CLOCK_REALTIME, clamped at 0. */
 uint64_t np_wall_ms(void);
 /* Deadline now + ms, or 0 ("never") when ms is 0. */

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -288,16 +287,6 @@ rev_rules(struct np_xchg *q, const struct rev_ctx *rc)
     return false;
 }
 
-/* Monotonic nanoseconds (the rate limit's clock). */
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The rate limit of the route: go, sleep for a reserved token (woken by shutdown), or answer
  * 429 rate_limited with Retry-After. Returns false when the request was answered. */
 static bool
@@ -309,7 +298,7 @@ rev_rate(struct np_xchg *q, const struct rev_ctx *rc)
     enum np_rate_verdict v;
     unsigned long after;
 
-    v = np_ratelimit_take(&rc->rt->rate, now_ns(), &wait);
+    v = np_ratelimit_take(&rc->rt->rate, np_now_ns(), &wait);
     if (v == NP_RATE_GO) {
         return true;
     }
