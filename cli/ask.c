@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "sink.h"
 
 #define PROG          "nonoproxy-run"
 /* Longest answer kept ("always" and a little slack); a longer line is a "no". */
@@ -112,20 +113,7 @@ now_ms(void)
 static void
 tty_write(int fd, const char *text)
 {
-    size_t len = strlen(text);
-    ssize_t n = 0;
-
-    while (len > 0) {
-        n = write(fd, text, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return;
-        }
-        text += n;
-        len -= (size_t)n;
-    }
+    (void)cli_write_all(fd, text, strlen(text));
 }
 
 /* Returns the poll timeout until deadline (0 = none: -1, wait), at least 0. */

@@ -2,6 +2,7 @@
 #include "serve.h"
 
 #include "childenv.h"
+#include "sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,29 +15,6 @@
 #define PROG     "nonoproxy-run"
 /* Longest export line: the proxy's variables are URLs and tokens of well under 1 KiB. */
 #define LINE_CAP 4096
-
-/* Writes len bytes to fd; false with errno set on failure. */
-static bool
-write_all(int fd, const char *buf, size_t len)
-{
-    ssize_t n = 0;
-
-    while (len > 0) {
-        n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            if (n == 0) {
-                errno = EIO;
-            }
-            return false;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
 
 /* Writes the export lines of vars to fd, each built in a buffer that is wiped after use (it
  * holds the token). On failure prints why and returns false. */
@@ -56,7 +34,7 @@ write_vars(int fd, const struct nonoproxy_env_var *vars, size_t n, const char *w
             cli_printable(shown, sizeof(shown), vars[i].name != NULL ? vars[i].name : "");
             (void)fprintf(stderr, PROG ": --serve: cannot export variable '%s'\n", shown);
             ok = false;
-        } else if (!write_all(fd, line, len)) {
+        } else if (!cli_write_all(fd, line, len)) {
             int e = errno;
 
             (void)fprintf(stderr, PROG ": --serve: cannot write to %s: %s\n", where,

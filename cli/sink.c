@@ -39,9 +39,8 @@ struct cli_sink {
     char json[NONOPROXY_AUDIT_JSON_MAX + 1]; /* one line + '\n'; here, not on a thread's stack */
 };
 
-/* Writes all of buf to fd, retrying on EINTR and short writes; false on error. */
-static bool
-write_all(int fd, const char *buf, size_t len)
+bool
+cli_write_all(int fd, const char *buf, size_t len)
 {
     ssize_t n = 0;
 
@@ -51,6 +50,9 @@ write_all(int fd, const char *buf, size_t len)
             continue;
         }
         if (n <= 0) {
+            if (n == 0) {
+                errno = EIO;
+            }
             return false;
         }
         buf += n;
@@ -125,7 +127,7 @@ log_line(void *userdata, enum nonoproxy_log_level level, const char *line)
     len += strlen(buf + len);
     buf[len++] = '\n';
     (void)pthread_mutex_lock(&s->lock);
-    (void)write_all(STDERR_FILENO, buf, len);
+    (void)cli_write_all(STDERR_FILENO, buf, len);
     (void)pthread_mutex_unlock(&s->lock);
 }
 
@@ -191,7 +193,7 @@ cli_sink_audit(void *userdata, const struct nonoproxy_audit_event *ev)
             len = strlen(s->json); /* cannot happen: the buffer holds NONOPROXY_AUDIT_JSON_MAX */
         }
         s->json[len++] = '\n';
-        if (!write_all(s->audit_fd, s->json, len)) {
+        if (!cli_write_all(s->audit_fd, s->json, len)) {
             s->audit_write_errors++;
         }
     }

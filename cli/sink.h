@@ -2,6 +2,7 @@
 #ifndef NONOPROXY_CLI_SINK_H
 #define NONOPROXY_CLI_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -20,6 +21,11 @@ struct cli_sink;
  * Create the sink for a: open --audit-log (O_APPEND|O_CREAT|O_CLOEXEC, mode 0600; "-" = stderr).
  * \return the sink, or NULL with err set (one line, no program name) on failure.
  */
+/* Writes all of buf to fd, retrying on EINTR and short writes; false with errno set (EIO
+ * when write returns 0). Used for every whole write of the CLI (audit lines, the summary,
+ * the --serve export lines, --ask questions). */
+bool cli_write_all(int fd, const char *buf, size_t len);
+
 struct cli_sink *cli_sink_create(const struct cli_args *a, char *err, size_t err_len);
 
 /** Point cfg's log and audit callbacks at s; the log level follows -q/-v. s must outlive the
