@@ -40,6 +40,12 @@ const char *proxy_token(const struct nonoproxy_proxy *p);
 int open_tunnel(const struct nonoproxy_proxy *p, const char *host, uint16_t target_port,
                 int *status);
 
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t now_ms(void);
+
+/* A port on 127.0.0.1 where nothing listens (bound, then closed); 0 on failure. */
+uint16_t closed_port(void);
+
 /* Count of open file descriptors and threads of this process (from /proc/self). */
 int count_fds(void);
 int count_threads(void);

@@ -86,23 +86,6 @@ hole_close(struct hole *h)
     close(h->lfd);
 }
 
-/* A port on 127.0.0.1 where nothing listens (bound, then closed). */
-static uint16_t
-closed_port(void)
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 /* A proxy with the short connect timeout; with a route svc to 127.0.0.1:route_port and the
  * enterprise proxy at 127.0.0.1:ext_port (bypass nothing) when those are not 0. */
 static struct nonoproxy_proxy *

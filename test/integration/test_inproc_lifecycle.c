@@ -17,14 +17,6 @@
 
 #include "harness.h"
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static struct nonoproxy_proxy *
 start_proxy(struct nonoproxy_config *cfg)
 {

@@ -40,14 +40,6 @@ static const char *const no_rss_check = NO_RSS_CHECK;
 static const char *const no_rss_check = NULL;
 #endif
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void
 pause_ms(long ms)
 {

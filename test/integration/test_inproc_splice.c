@@ -60,15 +60,6 @@ pattern_at(unsigned s, uint64_t pos)
     return pattern + (size_t)((pos + s) % PERIOD);
 }
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* One end of a stream: sends n pattern bytes (seed s) from position from, then half-closes
  * when shut. */
 struct sender {
