@@ -125,39 +125,41 @@ struct route_key {
     enum route_kind kind;
     unsigned long long max; /* RK_UINT: largest accepted value */
     const char *help;
+    unsigned long long min; /* RK_UINT: smallest accepted value (0 when not given) */
 };
 
 static const struct route_key ROUTE_KEYS[] = {
     {"credential", "KEY", offsetof(struct cli_route, credential), RK_STRING, 0,
-     "env://VAR, file:///PATH, keyring://SVC/ACCT or NAME"},
+     "env://VAR, file:///PATH, keyring://SVC/ACCT or NAME", 0},
     {"inject", "MODE", offsetof(struct cli_route, inject_name), RK_STRING, 0,
-     "header (default), url_path, query_param, basic_auth"},
+     "header (default), url_path, query_param, basic_auth", 0},
     {"header", "H", offsetof(struct cli_route, header), RK_STRING, 0,
-     "header to inject (default Authorization)"},
+     "header to inject (default Authorization)", 0},
     {"format", "F", offsetof(struct cli_route, format), RK_STRING, 0,
-     "{} = secret (default 'Bearer {}' for Authorization)"},
+     "{} = secret (default 'Bearer {}' for Authorization)", 0},
     {"path-pattern", "P", offsetof(struct cli_route, path_pattern), RK_STRING, 0,
-     "url_path: incoming pattern with one {} (/bot{}/)"},
+     "url_path: incoming pattern with one {} (/bot{}/)", 0},
     {"path-replacement", "R", offsetof(struct cli_route, path_replacement), RK_STRING, 0,
-     "url_path: outgoing pattern (default: path-pattern)"},
+     "url_path: outgoing pattern (default: path-pattern)", 0},
     {"query-param", "Q", offsetof(struct cli_route, query_param), RK_STRING, 0,
-     "query_param: parameter name"},
+     "query_param: parameter name", 0},
     {"env-var", "V", offsetof(struct cli_route, env_var), RK_STRING, 0,
-     "variable that gives COMMAND the phantom token"},
+     "variable that gives COMMAND the phantom token", 0},
     {"tls-ca", "FILE", offsetof(struct cli_route, tls_ca), RK_STRING, 0,
-     "extra PEM trust roots for UPSTREAM"},
+     "extra PEM trust roots for UPSTREAM", 0},
     {"rule", "METHOD:PATH", offsetof(struct cli_route, rules), RK_RULE, 0,
-     "allow only matching requests; repeatable"},
+     "allow only matching requests; repeatable", 0},
     {"rpm", "N", offsetof(struct cli_route, rpm), RK_UINT, CLI_MAX_RATE,
-     "rate limit: N requests per minute, then 429"},
+     "rate limit: N requests per minute, then 429", 0},
+    /* min 1: the library reads 0 as "the default, 5", which is not what burst=0 says */
     {"burst", "N", offsetof(struct cli_route, burst), RK_UINT, CLI_MAX_RATE,
-     "rate limit: bucket size (default 5)"},
+     "rate limit: bucket size (default 5)", 1},
     {"max-delay", "MS", offsetof(struct cli_route, max_delay_ms), RK_UINT, CLI_MAX_DELAY_MS,
-     "rate limit: wait up to MS for a token (default 0)"},
+     "rate limit: wait up to MS for a token (default 0)", 0},
     {"client-cert", "FILE", offsetof(struct cli_route, client_cert), RK_STRING, 0,
-     "PEM client certificate for UPSTREAM (mutual TLS)"},
+     "PEM client certificate for UPSTREAM (mutual TLS)", 0},
     {"client-key", "FILE", offsetof(struct cli_route, client_key), RK_STRING, 0,
-     "PEM private key of client-cert"},
+     "PEM private key of client-cert", 0},
 };
 
 /* The values of --sandbox, in the order of enum cli_sandbox_mode (row i is value i). */
@@ -485,7 +487,7 @@ route_rule(struct cli_route *r, char *value, const struct route_err *re)
     return true;
 }
 
-/* Stores the value of key k (kind RK_UINT) into r: an integer in 0..k->max. */
+/* Stores the value of key k (kind RK_UINT) into r: an integer in k->min..k->max. */
 static bool
 route_uint(struct cli_route *r, const struct route_key *k, const char *value,
            const struct route_err *re)
@@ -494,19 +496,11 @@ route_uint(struct cli_route *r, const struct route_key *k, const char *value,
     char shown[SHOWN_LEN];
     unsigned long long v = 0;
 
-    if (!parse_decimal(value, k->max, &v)) {
+    if (!parse_decimal(value, k->max, &v) || v < k->min) {
         cli_printable(shown, sizeof(shown), value);
         (void)snprintf(re->err, re->err_len,
-                       "--route '%s': invalid %s '%s' (expected an integer from 0 to %llu)",
-                       re->shown_prefix, k->name, shown, k->max);
-        return false;
-    }
-    if (v == 0 && strcmp(k->name, "burst") == 0) {
-        /* The library reads 0 as "the default, 5": refuse it where it was written. */
-        (void)snprintf(re->err, re->err_len,
-                       "--route '%s': burst=0: must be at least 1 (without burst=, the bucket "
-                       "holds 5)",
-                       re->shown_prefix);
+                       "--route '%s': invalid %s '%s' (expected an integer from %llu to %llu)",
+                       re->shown_prefix, k->name, shown, k->min, k->max);
         return false;
     }
     dst->set = true;

@@ -46,69 +46,72 @@ struct key_rule {
     unsigned long long max; /* KIND_UINT, KIND_SECONDS: largest accepted value */
     enum key_kind kind;
     bool required;
+    unsigned long long min; /* KIND_UINT: smallest accepted value (0 when not given) */
 };
 
 /* The top-level object: the seed's ProxyConfig field names plus the C-side additions. */
 static const struct key_rule TOP_KEYS[] = {
-    {"allowed_hosts", offsetof(struct cli_args, allow), 0, KIND_STRING_LIST, false},
-    {"denied_hosts", offsetof(struct cli_args, deny), 0, KIND_STRING_LIST, false},
-    {"strict_allowlist", offsetof(struct cli_args, strict), 0, KIND_BOOL, false},
-    {"routes", offsetof(struct cli_args, routes), 0, KIND_ROUTES, false},
-    {"external_proxy", 0, 0, KIND_EXTERNAL, false},
-    {"bind_addr", offsetof(struct cli_args, bind_addr), 0, KIND_STRING, false},
-    {"bind_port", offsetof(struct cli_args, port), UINT16_MAX, KIND_UINT, false},
-    {"max_connections", offsetof(struct cli_args, max_connections), UINT_MAX, KIND_UINT, false},
-    {"ca_file", offsetof(struct cli_args, ca_file), 0, KIND_STRING, false},
-    {"audit_log", offsetof(struct cli_args, audit_log), 0, KIND_STRING, false},
+    {"allowed_hosts", offsetof(struct cli_args, allow), 0, KIND_STRING_LIST, false, 0},
+    {"denied_hosts", offsetof(struct cli_args, deny), 0, KIND_STRING_LIST, false, 0},
+    {"strict_allowlist", offsetof(struct cli_args, strict), 0, KIND_BOOL, false, 0},
+    {"routes", offsetof(struct cli_args, routes), 0, KIND_ROUTES, false, 0},
+    {"external_proxy", 0, 0, KIND_EXTERNAL, false, 0},
+    {"bind_addr", offsetof(struct cli_args, bind_addr), 0, KIND_STRING, false, 0},
+    {"bind_port", offsetof(struct cli_args, port), UINT16_MAX, KIND_UINT, false, 0},
+    {"max_connections", offsetof(struct cli_args, max_connections), UINT_MAX, KIND_UINT, false, 0},
+    {"ca_file", offsetof(struct cli_args, ca_file), 0, KIND_STRING, false, 0},
+    {"audit_log", offsetof(struct cli_args, audit_log), 0, KIND_STRING, false, 0},
     {"audit_capacity", offsetof(struct cli_args, audit_capacity), CLI_CONFIG_MAX_AUDIT_CAPACITY,
-     KIND_UINT, false},
-    {"require_auth", offsetof(struct cli_args, require_auth), 0, KIND_BOOL, false},
+     KIND_UINT, false, 0},
+    {"require_auth", offsetof(struct cli_args, require_auth), 0, KIND_BOOL, false, 0},
     {"header_timeout", offsetof(struct cli_args, header_timeout_ms), CLI_MAX_TIMEOUT_SECS,
-     KIND_SECONDS, false},
+     KIND_SECONDS, false, 0},
     {"idle_timeout", offsetof(struct cli_args, idle_timeout_ms), CLI_MAX_TIMEOUT_SECS, KIND_SECONDS,
-     false},
+     false, 0},
     {"connect_timeout", offsetof(struct cli_args, connect_timeout_ms), CLI_MAX_TIMEOUT_SECS,
-     KIND_SECONDS, false},
+     KIND_SECONDS, false, 0},
     {"ask_timeout", offsetof(struct cli_args, ask_timeout_ms), CLI_MAX_TIMEOUT_SECS, KIND_SECONDS,
-     false},
+     false, 0},
 };
 
 /* external_proxy: the seed's ExternalProxyConfig. */
 static const struct key_rule EXTERNAL_KEYS[] = {
-    {"address", offsetof(struct cli_args, file_external_proxy), 0, KIND_SECRET, true},
-    {"bypass_hosts", offsetof(struct cli_args, bypass), 0, KIND_STRING_LIST, false},
+    {"address", offsetof(struct cli_args, file_external_proxy), 0, KIND_SECRET, true, 0},
+    {"bypass_hosts", offsetof(struct cli_args, bypass), 0, KIND_STRING_LIST, false, 0},
 };
 
 /* routes[i]: every RouteConfig field. */
 static const struct key_rule ROUTE_KEYS[] = {
-    {"prefix", offsetof(struct cli_route, prefix), 0, KIND_STRING, true},
-    {"upstream", offsetof(struct cli_route, upstream), 0, KIND_STRING, true},
-    {"credential_key", offsetof(struct cli_route, credential), 0, KIND_STRING, false},
-    {"inject_mode", offsetof(struct cli_route, inject_name), 0, KIND_INJECT, false},
-    {"inject_header", offsetof(struct cli_route, header), 0, KIND_STRING, false},
-    {"credential_format", offsetof(struct cli_route, format), 0, KIND_STRING, false},
-    {"path_pattern", offsetof(struct cli_route, path_pattern), 0, KIND_STRING, false},
-    {"path_replacement", offsetof(struct cli_route, path_replacement), 0, KIND_STRING, false},
-    {"query_param_name", offsetof(struct cli_route, query_param), 0, KIND_STRING, false},
-    {"env_var", offsetof(struct cli_route, env_var), 0, KIND_STRING, false},
-    {"tls_ca", offsetof(struct cli_route, tls_ca), 0, KIND_STRING, false},
-    {"tls_client_cert", offsetof(struct cli_route, client_cert), 0, KIND_STRING, false},
-    {"tls_client_key", offsetof(struct cli_route, client_key), 0, KIND_STRING, false},
-    {"endpoint_rules", 0, 0, KIND_RULES, false},
-    {"rate_limit", 0, 0, KIND_RATE, false},
+    {"prefix", offsetof(struct cli_route, prefix), 0, KIND_STRING, true, 0},
+    {"upstream", offsetof(struct cli_route, upstream), 0, KIND_STRING, true, 0},
+    {"credential_key", offsetof(struct cli_route, credential), 0, KIND_STRING, false, 0},
+    {"inject_mode", offsetof(struct cli_route, inject_name), 0, KIND_INJECT, false, 0},
+    {"inject_header", offsetof(struct cli_route, header), 0, KIND_STRING, false, 0},
+    {"credential_format", offsetof(struct cli_route, format), 0, KIND_STRING, false, 0},
+    {"path_pattern", offsetof(struct cli_route, path_pattern), 0, KIND_STRING, false, 0},
+    {"path_replacement", offsetof(struct cli_route, path_replacement), 0, KIND_STRING, false, 0},
+    {"query_param_name", offsetof(struct cli_route, query_param), 0, KIND_STRING, false, 0},
+    {"env_var", offsetof(struct cli_route, env_var), 0, KIND_STRING, false, 0},
+    {"tls_ca", offsetof(struct cli_route, tls_ca), 0, KIND_STRING, false, 0},
+    {"tls_client_cert", offsetof(struct cli_route, client_cert), 0, KIND_STRING, false, 0},
+    {"tls_client_key", offsetof(struct cli_route, client_key), 0, KIND_STRING, false, 0},
+    {"endpoint_rules", 0, 0, KIND_RULES, false, 0},
+    {"rate_limit", 0, 0, KIND_RATE, false, 0},
 };
 
 /* routes[i].rate_limit: the reference's names; requests_per_minute is what makes a limit. */
 static const struct key_rule RATE_KEYS[] = {
-    {"requests_per_minute", offsetof(struct cli_route, rpm), CLI_MAX_RATE, KIND_UINT, true},
-    {"burst", offsetof(struct cli_route, burst), CLI_MAX_RATE, KIND_UINT, false},
-    {"max_delay_ms", offsetof(struct cli_route, max_delay_ms), CLI_MAX_DELAY_MS, KIND_UINT, false},
+    {"requests_per_minute", offsetof(struct cli_route, rpm), CLI_MAX_RATE, KIND_UINT, true, 0},
+    /* min 1: the library reads 0 as "the default, 5", which is not what "burst": 0 says */
+    {"burst", offsetof(struct cli_route, burst), CLI_MAX_RATE, KIND_UINT, false, 1},
+    {"max_delay_ms", offsetof(struct cli_route, max_delay_ms), CLI_MAX_DELAY_MS, KIND_UINT, false,
+     0},
 };
 
 /* routes[i].endpoint_rules[j]: both keys required (the library validates their values). */
 static const struct key_rule RULE_KEYS[] = {
-    {"method", offsetof(struct nonoproxy_endpoint_rule, method), 0, KIND_STRING, true},
-    {"path", offsetof(struct nonoproxy_endpoint_rule, path), 0, KIND_STRING, true},
+    {"method", offsetof(struct nonoproxy_endpoint_rule, method), 0, KIND_STRING, true, 0},
+    {"path", offsetof(struct nonoproxy_endpoint_rule, path), 0, KIND_STRING, true, 0},
 };
 
 /* A bit per rule tracks duplicate and required keys. */
@@ -265,22 +268,18 @@ load_uint(struct loader *ld, const struct key_rule *r, struct cli_uint *dst, con
     double d = 0.0;
     unsigned long long v = 0;
 
-    (void)snprintf(what, sizeof(what), "expected an integer from 0 to %llu%s", r->max,
+    (void)snprintf(what, sizeof(what), "expected an integer from %llu to %llu%s", r->min, r->max,
                    r->kind == KIND_SECONDS ? " (seconds)" : "");
     if (!cJSON_IsNumber(item)) {
         return fail(ld, what);
     }
     d = item->valuedouble;
-    if (!(d >= 0.0 && d <= (double)r->max)) {
+    if (!(d >= (double)r->min && d <= (double)r->max)) {
         return fail(ld, what); /* also NaN and infinities */
     }
     v = (unsigned long long)d;
     if ((double)v != d) {
         return fail(ld, what); /* a fraction */
-    }
-    if (v == 0 && strcmp(r->name, "burst") == 0) {
-        /* The library reads 0 as "the default, 5": refuse it where it was written. */
-        return fail(ld, "must be at least 1 (without burst, the bucket holds 5)");
     }
     dst->set = true;
     dst->value = r->kind == KIND_SECONDS ? v * 1000u : v;

@@ -314,7 +314,7 @@ class RateLimit(PolicyCase):
                                                   "burst": 2000000}}]}, f)
         err = self.assert_refused_at_start(["-c", path])
         self.assertEqual(err, "nonoproxy-run: %s: routes[0].rate_limit.burst: expected an integer "
-                         "from 0 to 1000000\n" % path)
+                         "from 1 to 1000000\n" % path)
 
 
 # --------------------------------------------------------------------------------------------
