@@ -1,8 +1,12 @@
 /* Clocks and small string helpers (L0). */
 #include "common.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t
 np_now_ms(void)
@@ -143,4 +147,19 @@ bool
 np_uri_is_unreserved(char c)
 {
     return np_ascii_is_alnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+int
+np_regular_file_check(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int rc;
+
+    if (fd < 0) {
+        return errno != 0 ? errno : EIO;
+    }
+    rc = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? 0 : -1;
+    (void)close(fd);
+    return rc;
 }

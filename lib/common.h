@@ -37,6 +37,11 @@
 #define NP_THREAD_STACK ((size_t)128 * 1024)
 #endif
 
+/* Whether path is a regular file that can be opened for reading now, found without blocking
+ * (a FIFO with no writer would make fopen wait forever): 0, an errno value when it cannot be
+ * opened, or -1 when it is not a regular file (a FIFO, a directory, a device). */
+int np_regular_file_check(const char *path);
+
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t np_now_ms(void);
 /* Nanoseconds of CLOCK_MONOTONIC (the rate limit's clock). */

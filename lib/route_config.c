@@ -19,7 +19,7 @@ route_check_sources(bool has_callback, const struct np_route *r, size_t i,
                     struct nonoproxy_diag *diag)
 {
     char why[256];
-    FILE *f;
+    int e;
 
     if (r->credential_key != NULL && !(has_callback && np_cred_ref_is_custom(r->credential_key)) &&
         np_cred_ref_check(r->credential_key, NULL, why, sizeof(why)) != 0) {
@@ -27,17 +27,13 @@ route_check_sources(bool has_callback, const struct np_route *r, size_t i,
                     r->prefix, why);
         return NONOPROXY_ERR_CREDENTIAL;
     }
-    if (r->tls_ca != NULL) {
-        f = fopen(r->tls_ca, "re");
-        if (f == NULL) {
-            int e = errno;
-            np_copy_printable(why, sizeof(why), r->tls_ca, strlen(r->tls_ca));
-            np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, e,
-                        "routes[%zu] '%s': tls_ca: cannot read '%s': %s", i, r->prefix, why,
-                        NP_ERRSTR(e));
-            return NONOPROXY_ERR_INVALID_ARG;
-        }
-        (void)fclose(f);
+    e = r->tls_ca != NULL ? np_regular_file_check(r->tls_ca) : 0;
+    if (e != 0) {
+        np_copy_printable(why, sizeof(why), r->tls_ca, strlen(r->tls_ca));
+        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, e > 0 ? e : 0,
+                    "routes[%zu] '%s': tls_ca: cannot read '%s': %s", i, r->prefix, why,
+                    e > 0 ? NP_ERRSTR(e) : "not a regular file");
+        return NONOPROXY_ERR_INVALID_ARG;
     }
     return NONOPROXY_OK;
 }

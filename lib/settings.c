@@ -85,21 +85,19 @@ settings_copy_scalars(struct np_settings *s, const struct nonoproxy_config *cfg)
 static enum nonoproxy_err
 settings_ca_file(struct np_settings *s, const char *path, struct nonoproxy_diag *diag)
 {
-    FILE *f;
     char shown[160];
+    int e;
 
     if (path == NULL) {
         return NONOPROXY_OK;
     }
     np_copy_printable(shown, sizeof(shown), path, strlen(path));
-    f = fopen(path, "re");
-    if (f == NULL) {
-        int e = errno;
-        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, e, "ca_file: cannot read '%s': %s", shown,
-                    NP_ERRSTR(e));
+    e = np_regular_file_check(path);
+    if (e != 0) {
+        np_diag_set(diag, NONOPROXY_ERR_INVALID_ARG, e > 0 ? e : 0, "ca_file: cannot read '%s': %s",
+                    shown, e > 0 ? NP_ERRSTR(e) : "not a regular file");
         return NONOPROXY_ERR_INVALID_ARG;
     }
-    (void)fclose(f);
     s->ca_file = np_strdup(path);
     if (s->ca_file == NULL) {
         np_diag_set(diag, NONOPROXY_ERR_NOMEM, ENOMEM, "ca_file: out of memory");

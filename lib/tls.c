@@ -491,23 +491,6 @@ fail:
     return -1;
 }
 
-/* Whether path is a regular file, found without blocking (a FIFO with no writer would make
- * mbedtls' fopen wait forever); *err is errno when it cannot be opened, else 0. */
-static bool
-is_regular_file(const char *path, int *err)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    bool regular;
-
-    *err = fd < 0 ? errno : 0;
-    regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    if (fd >= 0) {
-        (void)close(fd);
-    }
-    return regular;
-}
-
 /* Parse the unencrypted PEM key of key_path into c->own_key. Returns 0, or -1 with why. */
 static int
 load_client_key(struct np_tls_conf *c, const char *key_path, char *why, size_t cap)
@@ -547,9 +530,10 @@ np_tls_conf_set_client_cert(struct np_tls_conf *c, const char *cert_path, const 
     int r;
 
     (void)shown_path(cert_path, shown, sizeof(shown));
-    if (!is_regular_file(cert_path, &e)) {
+    e = np_regular_file_check(cert_path);
+    if (e != 0) {
         set_why(why, why_cap, "tls_client_cert: cannot read '%s': %s", shown,
-                e != 0 ? NP_ERRSTR(e) : "not a regular file");
+                e > 0 ? NP_ERRSTR(e) : "not a regular file");
         return -1;
     }
     errno = 0;

@@ -1342,6 +1342,27 @@ client_certificate_start_errors(void **state)
         }
         assert_null(strstr(diag.message, "PRIVATE KEY-----"));
     }
+    /* The trust roots too: a FIFO as tls_ca or ca_file is refused, not waited on. */
+    {
+        struct nonoproxy_route_config r;
+        struct nonoproxy_config cfg;
+        struct nonoproxy_proxy *p = NULL;
+        struct nonoproxy_diag diag;
+
+        tls_route(&r, "mtls", up, sizeof(up), 443);
+        r.tls_ca = fifo;
+        start_error(&r, &diag);
+        assert_non_null(strstr(diag.message, "tls_ca: cannot read '"));
+        assert_non_null(strstr(diag.message, "not a regular file"));
+        nonoproxy_config_init(&cfg);
+        cfg.ca_file = fifo;
+        memset(&diag, 0, sizeof(diag));
+        assert_int_not_equal(nonoproxy_start(&cfg, &p, &diag), NONOPROXY_OK);
+        assert_null(p);
+        assert_non_null(strstr(diag.message, "ca_file: cannot read '"));
+        assert_non_null(strstr(diag.message, "not a regular file"));
+        nonoproxy_config_free(&cfg);
+    }
     (void)unlink(fifo);
     /* The mismatch names both files. */
     {
